@@ -1,0 +1,117 @@
+"""The Optuna objective: one trial = one resumable training run in the trial's folder.
+
+Framework-free: tracking reaches it through the small :class:`TrialPublisher` protocol, so this
+module never imports kedro or mlflow.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
+
+import pandas as pd
+
+from mental_health_hpo.checkpointing import RetentionPolicy
+from mental_health_hpo.hpo.runner import TrialContext, TrialStopped
+from mental_health_hpo.hpo.search_space import merge
+from mental_health_hpo.model import ModelConfig
+from mental_health_hpo.training import FeatureCache
+from mental_health_hpo.training.config import TrainerConfig
+from mental_health_hpo.training.trainer import EpochResult, train
+
+logger = logging.getLogger(__name__)
+
+
+class TrialPublisher(Protocol):
+    """What the objective needs from a tracker (MLflow in the Kedro shell)."""
+
+    def start(
+        self,
+        existing_run_id: str | None,
+        run_name: str,
+        params: Mapping[str, Any],
+        tags: Mapping[str, str],
+    ) -> str | None: ...
+
+    def publish(self, run_id: str | None, records: Any) -> bool: ...
+
+    def set_tags(self, run_id: str | None, tags: Mapping[str, Any]) -> None: ...
+
+
+def trial_configs(
+    base: Mapping[str, Any], sampled: Mapping[str, Any]
+) -> tuple[dict[str, Any], ModelConfig, TrainerConfig]:
+    """The trial's full configuration and its validated model and trainer configs."""
+    config = merge(base, sampled)
+    model_config = ModelConfig.from_params(config.get("model", {}))
+    trainer_config = TrainerConfig.from_params(config.get("trainer", {}))
+    return config, model_config, trainer_config
+
+
+@dataclass
+class TrainingObjective:
+    """Trains one sampled configuration; returns its best validation score.
+
+    The training data never includes the test split: the trainer's guard raises if it does.
+    """
+
+    train_df: pd.DataFrame
+    validation_df: pd.DataFrame
+    base: dict[str, Any]
+    policy: RetentionPolicy
+    checkpoint_options: dict[str, Any] = field(default_factory=dict)
+    publisher: TrialPublisher | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    feature_cache: FeatureCache = field(default_factory=FeatureCache)
+
+    def __call__(self, context: TrialContext) -> float:
+        _, model_config, trainer_config = trial_configs(self.base, context.sampled)
+        folder = context.folder
+        public = {"model": model_config.public_dict(), "trainer": trainer_config.model_dump()}
+        tags = {**self.tags, "trial_number": str(context.trial.number), "state": "running"}
+        run_id = None
+        if self.publisher is not None:
+            run_id = self.publisher.start(
+                folder.read().get("mlflow_run_id"), folder.trial_id, public, tags
+            )
+        folder.update(mlflow_run_id=run_id, config=public)
+        stop: list[str] = []
+
+        def on_epoch(result: EpochResult) -> bool:
+            reason = context.should_stop(result.objective, result.epoch)
+            if reason:
+                stop.append(reason)
+            return bool(reason)
+
+        def on_metrics(records: list[Any]) -> None:
+            if self.publisher is not None:
+                self.publisher.publish(run_id, records)
+
+        result = train(
+            model_config,
+            trainer_config,
+            self.train_df,
+            self.validation_df,
+            checkpoint_dir=folder.checkpoints,
+            retention=self.policy,
+            checkpoint_options=self.checkpoint_options,
+            on_epoch=on_epoch,
+            on_metrics=on_metrics,
+            replay_journal=context.resumed,
+            feature_cache=self.feature_cache,
+        )
+        seeds = {f"seed.{k}": v for k, v in asdict(result.seeds).items()}
+        folder.update(
+            seeds=seeds,
+            best_epoch=result.best_epoch,
+            best_value=result.best_metric,
+            last_logged_step=result.last_logged_step,
+            resumed_from=result.resumed_from,
+        )
+        if self.publisher is not None:
+            self.publisher.set_tags(run_id, seeds)
+        if stop:
+            raise TrialStopped(stop[0], result.best_metric)
+        return float(result.best_metric)

@@ -1,0 +1,94 @@
+"""One folder per trial, its lifecycle record, and the lock that tells a live trial from a dead one.
+
+``experiments/study_<id>/trial_<number>/`` holds ``checkpoints/``, ``logs/``, ``trial.json`` (the
+lifecycle: queued, preparing, running, finishing, then completed, failed or pruned, with times,
+the MLflow run id and the error of a failed trial) and ``trial.lock``. The lock is an ``flock``
+held while a process runs the trial: the kernel drops it when the process dies, even by SIGKILL,
+so a RUNNING trial whose lock is free was orphaned by a crash and can be resumed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from mental_health_hpo.checkpointing.atomic import atomic_write_bytes
+
+LifecycleState = Literal[
+    "queued", "preparing", "running", "finishing", "completed", "failed", "pruned"
+]
+FINAL_STATES: frozenset[str] = frozenset({"completed", "failed", "pruned"})
+
+
+@dataclass(frozen=True)
+class TrialFolder:
+    """Paths and lifecycle of one trial."""
+
+    path: Path
+    number: int
+
+    @classmethod
+    def of(cls, study_dir: Path, number: int) -> TrialFolder:
+        folder = cls(study_dir / f"trial_{number:04d}", number)
+        folder.checkpoints.mkdir(parents=True, exist_ok=True)
+        folder.logs.mkdir(parents=True, exist_ok=True)
+        return folder
+
+    @property
+    def trial_id(self) -> str:
+        return self.path.name
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.path / "checkpoints"
+
+    @property
+    def logs(self) -> Path:
+        return self.path / "logs"
+
+    @property
+    def record_path(self) -> Path:
+        return self.path / "trial.json"
+
+    def read(self) -> dict[str, Any]:
+        """The lifecycle record; empty before the trial was first prepared."""
+        if not self.record_path.exists():
+            return {}
+        return dict(json.loads(self.record_path.read_text(encoding="utf-8")))
+
+    def update(self, **fields: Any) -> dict[str, Any]:
+        """Merge ``fields`` into the record, durably."""
+        record = {**self.read(), **fields, "number": self.number, "trial_id": self.trial_id}
+        payload = json.dumps(record, indent=2, sort_keys=True, default=str).encode()
+        atomic_write_bytes(self.record_path, payload)
+        return record
+
+    def transition(self, state: LifecycleState, **fields: Any) -> dict[str, Any]:
+        """Record a lifecycle state with its time."""
+        record = self.read()
+        history = list(record.get("history", []))
+        history.append({"state": state, "at": datetime.now(UTC).isoformat()})
+        return self.update(state=state, history=history, **fields)
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[bool]:
+        """Yield True when this process now owns the trial, False when a live process does."""
+        handle = (self.path / "trial.lock").open("a+")
+        try:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield False
+                return
+            try:
+                yield True
+            finally:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+        finally:
+            handle.close()

@@ -1,0 +1,120 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from mental_health_hpo.hpo.runner import StudyHooks, TrialContext, TrialStopped, run_study
+from mental_health_hpo.hpo.search_space import SearchSpace
+from mental_health_hpo.hpo.study import StudyConfig, open_study
+from mental_health_hpo.hpo.trial_folder import TrialFolder
+
+SPACE = SearchSpace.from_params({"x": {"type": "float", "low": 0.0, "high": 1.0}})
+
+
+def _study(tmp_path: Path, n_trials: int = 3, **kwargs) -> tuple[optuna.Study, StudyConfig]:
+    config = StudyConfig(name="t", storage="sqlite:///optuna.db", n_trials=n_trials, **kwargs)
+    return open_study(config, SPACE, tmp_path), config
+
+
+def test_failing_trial_is_recorded_and_the_study_goes_on(tmp_path: Path) -> None:
+    study, config = _study(tmp_path)
+    progress = []
+
+    def objective(context: TrialContext) -> float:
+        if context.trial.number == 1:
+            raise RuntimeError("out of memory in trial 1")
+        return context.sampled["x"]
+
+    run_study(
+        study,
+        config,
+        SPACE,
+        {},
+        objective,
+        tmp_path / "study_t",
+        StudyHooks(on_progress=progress.append),
+    )
+    states = [t.state for t in study.trials]
+    assert states == [TrialState.COMPLETE, TrialState.FAIL, TrialState.COMPLETE]
+    assert "out of memory in trial 1" in study.trials[1].user_attrs["error"]
+    record = TrialFolder.of(tmp_path / "study_t", 1).read()
+    assert record["state"] == "failed" and "out of memory" in record["error"]
+    lifecycle = [h["state"] for h in TrialFolder.of(tmp_path / "study_t", 0).read()["history"]]
+    assert lifecycle == ["queued", "preparing", "running", "finishing", "completed"]
+    assert [p.finished for p in progress] == [1, 2, 3]
+    assert progress[-1].line().startswith("trial 3 of 3 (100%)")
+
+
+def test_pruned_trials_report_each_step_once(tmp_path: Path) -> None:
+    study, config = _study(tmp_path, n_trials=1)
+
+    def objective(context: TrialContext) -> float:
+        assert context.should_stop(0.1, 0) is None  # the first trials are never pruned
+        assert context.should_stop(0.1, 0) is None  # a resumed trial replays an epoch
+        raise TrialStopped("pruned at step 0", 0.1)
+
+    run_study(study, config, SPACE, {}, objective, tmp_path / "s")
+    assert study.trials[0].state is TrialState.PRUNED
+    assert study.trials[0].intermediate_values == {0: 0.1}
+
+
+def test_orphaned_running_trial_is_resumed_as_the_same_trial(tmp_path: Path) -> None:
+    study, config = _study(tmp_path, n_trials=2)
+    crashed = study.ask()  # a process asked for it and died (SIGKILL): RUNNING, lock free
+    params = SPACE.suggest(crashed, {})
+    TrialFolder.of(tmp_path / "s", crashed.number).transition("running")
+    seen: list[tuple[int, bool, float]] = []
+
+    def objective(context: TrialContext) -> float:
+        seen.append((context.trial.number, context.resumed, context.sampled["x"]))
+        return 1.0
+
+    fresh, config = _study(tmp_path, n_trials=2)  # a new process opens the same study
+    result = run_study(fresh, config, SPACE, {}, objective, tmp_path / "s")
+    assert result.resumed == [0] and result.ran == [1]
+    assert seen[0] == (0, True, params["x"])  # same params, same folder
+    assert [t.state for t in fresh.trials] == [TrialState.COMPLETE, TrialState.COMPLETE]
+    assert len(fresh.trials) == 2
+
+
+def test_a_trial_locked_by_a_live_process_is_left_alone(tmp_path: Path) -> None:
+    study, config = _study(tmp_path, n_trials=2)
+    live = study.ask()
+    folder = TrialFolder.of(tmp_path / "s", live.number)
+    calls: list[int] = []
+
+    def objective(context: TrialContext) -> float:
+        calls.append(context.trial.number)
+        return 0.5
+
+    with folder.lock() as owned:
+        assert owned
+        run_study(study, config, SPACE, {}, objective, tmp_path / "s")
+    assert calls == [1]
+    assert study.trials[0].state is TrialState.RUNNING
+
+
+def test_rerun_of_a_finished_study_adds_nothing_and_more_trials_top_it_up(tmp_path: Path) -> None:
+    study, config = _study(tmp_path, n_trials=2)
+    run_study(study, config, SPACE, {}, lambda c: c.sampled["x"], tmp_path / "s")
+    again, config = _study(tmp_path, n_trials=2)
+    assert run_study(again, config, SPACE, {}, lambda c: 0.0, tmp_path / "s").ran == []
+    more, config = _study(tmp_path, n_trials=3)
+    assert run_study(more, config, SPACE, {}, lambda c: 0.0, tmp_path / "s").ran == [2]
+
+
+def test_journal_storage_works(tmp_path: Path) -> None:
+    config = StudyConfig(name="j", storage="journal:///journal/study.log", n_trials=2)
+    study = open_study(config, SPACE, tmp_path)
+    run_study(study, config, SPACE, {}, lambda c: c.sampled["x"], tmp_path / "s")
+    assert (tmp_path / "journal" / "study.log").exists()
+    assert len(open_study(config, SPACE, tmp_path).trials) == 2
+
+
+@pytest.mark.parametrize("field,value", [("name", "a b"), ("sampler", "cmaes"), ("n_trials", 0)])
+def test_bad_study_config_names_the_field(field: str, value: object) -> None:
+    with pytest.raises(ValueError, match=f"hpo.study.{field}"):
+        StudyConfig(**{field: value})  # type: ignore[arg-type]
