@@ -15,3 +15,8 @@ CONFIG_LOADER_ARGS = {
 
 # No usage data leaves the machine (kedro-telemetry comes with kedro-viz).
 DISABLE_HOOKS_FOR_PLUGINS = ("kedro-telemetry",)
+
+# `kedro run --pipeline hpo` runs data_ingest only where its outputs are missing.
+from mental_health_hpo.session import ProjectSession  # noqa: E402
+
+SESSION_CLASS = ProjectSession
