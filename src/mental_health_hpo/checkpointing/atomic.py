@@ -1,0 +1,79 @@
+"""Crash-safe writes: temp file beside the target, fsync, ``os.replace``, fsync the directory.
+
+The temp file lives in the target directory (never /tmp) so the rename stays on one filesystem
+and is atomic; a crash at any instant leaves the old file or the new one, never a torn one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import BinaryIO
+
+TMP_PREFIX = ".tmp-"
+
+
+def is_temp_name(name: str) -> bool:
+    """True for names written by :func:`atomic_write_bytes` and not yet renamed."""
+    return name.startswith(TMP_PREFIX)
+
+
+def temp_path_for(target: Path) -> Path:
+    """A unique temp name in the target's own directory."""
+    return target.parent / f"{TMP_PREFIX}{target.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
+
+
+def fsync_dir(directory: str | Path) -> None:
+    """Make a rename or unlink in ``directory`` durable (no-op where dirs cannot be opened)."""
+    try:
+        fd = os.open(str(directory), os.O_RDONLY)
+    except OSError:  # pragma: no cover - e.g. Windows
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover - some filesystems refuse fsync on directories
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write_file(target: str | Path, writer: Callable[[BinaryIO], object]) -> None:
+    """Write via ``writer(handle)`` to a temp file, fsync it, rename it over ``target``."""
+    target = Path(target)
+    tmp = temp_path_for(target)
+    try:
+        with tmp.open("xb") as handle:
+            writer(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        tmp.replace(target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    fsync_dir(target.parent)
+
+
+def atomic_write_bytes(target: str | Path, data: bytes | memoryview) -> None:
+    """Atomically replace ``target`` with ``data``."""
+    atomic_write_file(target, lambda handle: handle.write(data))
+
+
+def make_dir_durable(directory: str | Path) -> None:
+    """Create ``directory`` (and parents) and fsync its parent so the entry survives a crash."""
+    directory = Path(directory)
+    missing = [p for p in [directory, *directory.parents] if not p.exists()]
+    directory.mkdir(parents=True, exist_ok=True)
+    for created in reversed(missing):
+        fsync_dir(created.parent)
+
+
+def remove_durably(path: str | Path) -> None:
+    """Unlink a file and fsync its directory; a missing file is fine (idempotent prune)."""
+    path = Path(path)
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+    fsync_dir(path.parent)

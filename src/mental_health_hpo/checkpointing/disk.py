@@ -1,0 +1,150 @@
+"""Disk pressure: preflight estimates, free space, and the FR-014 error with its remedies."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from mental_health_hpo.checkpointing.errors import InsufficientDiskSpaceError
+from mental_health_hpo.checkpointing.policy import RetentionPolicy
+
+OVERHEAD_BYTES = 1024 * 1024  # manifest, safetensors header, pickle framing
+
+
+@dataclass(frozen=True)
+class DiskUsage:
+    """Space on the filesystem holding a path."""
+
+    total: int
+    used: int
+    free: int
+
+    @property
+    def free_percent(self) -> float:
+        return 100.0 * self.free / self.total if self.total else 0.0
+
+
+def disk_usage(path: str | Path) -> DiskUsage:
+    """Usage of the filesystem of ``path`` (or of its nearest existing parent)."""
+    probe = Path(path)
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    usage = shutil.disk_usage(probe)
+    return DiskUsage(total=usage.total, used=usage.used, free=usage.free)
+
+
+def tensor_bytes(obj: Any) -> int:
+    """Bytes of every tensor inside nested dicts/lists/tuples."""
+    if isinstance(obj, torch.Tensor):
+        return obj.numel() * obj.element_size()
+    if isinstance(obj, Mapping):
+        return sum(tensor_bytes(v) for v in obj.values())
+    if isinstance(obj, list | tuple):
+        return sum(tensor_bytes(v) for v in obj)
+    return 0
+
+
+def estimate_checkpoint_bytes(
+    model: torch.nn.Module | Mapping[str, torch.Tensor],
+    optimizer: torch.optim.Optimizer | None = None,
+) -> int:
+    """FR-034: model state + optimizer state + 1 MB for one full checkpoint.
+
+    Before the first optimizer step an Adam-family optimizer has no state yet, so its state is
+    estimated as two moments per trainable parameter (one for momentum SGD).
+    """
+    state = model.state_dict() if isinstance(model, torch.nn.Module) else model
+    weights = tensor_bytes(dict(state))
+    optim = 0
+    if optimizer is not None:
+        optim = tensor_bytes(optimizer.state_dict().get("state", {}))
+        if optim == 0:
+            name = type(optimizer).__name__.lower()
+            moments = 2 if "adam" in name else 1
+            params = [p for g in optimizer.param_groups for p in g["params"] if p.requires_grad]
+            optim = moments * sum(p.numel() * p.element_size() for p in params)
+    return weights + optim + OVERHEAD_BYTES
+
+
+def estimate_retained_bytes(full_bytes: int, weights_bytes: int, policy: RetentionPolicy) -> int:
+    """Peak bytes one trial needs: retained full + best copies + the new one before pruning."""
+    full_kept = max(policy.keep_last_n, 1) + 1
+    return full_kept * full_bytes + policy.keep_best_k_max * weights_bytes
+
+
+def largest_artifacts(roots: Iterable[str | Path], limit: int = 5) -> list[tuple[str, int]]:
+    """The biggest files under ``roots`` (path, size), largest first."""
+    sizes: list[tuple[str, int]] = []
+    for root in roots:
+        for dirpath, _dirs, files in os.walk(root):
+            for name in files:
+                path = Path(dirpath) / name
+                try:
+                    sizes.append((str(path), path.stat().st_size))
+                except OSError:
+                    continue
+    return sorted(sizes, key=lambda item: -item[1])[:limit]
+
+
+def human_bytes(size: float) -> str:
+    """1234567 -> '1.2 MB'."""
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(size) < 1000 or unit == "TB":
+            return f"{size:.1f} {unit}" if unit != "B" else f"{int(size)} B"
+        size /= 1000
+    return f"{size:.1f} TB"  # pragma: no cover
+
+
+def insufficient_space_error(
+    directory: str | Path,
+    needed_bytes: int,
+    scan_roots: Iterable[str | Path] | None = None,
+    experiments_dir: str | Path | None = None,
+) -> InsufficientDiskSpaceError:
+    """Build the FR-014 error: usage, space needed, largest artifacts, cleanup commands."""
+    usage = disk_usage(directory)
+    roots = list(scan_roots or [directory])
+    largest = largest_artifacts(roots)
+    lines = [
+        f"Not enough disk space for the next checkpoint in {directory}.",
+        f"  disk usage: {human_bytes(usage.used)} used of {human_bytes(usage.total)}, "
+        f"{human_bytes(usage.free)} free ({usage.free_percent:.1f}%)",
+        f"  needed for the next checkpoint: {human_bytes(needed_bytes)} ({needed_bytes} bytes)",
+        "  largest artifacts:",
+        *[f"    {human_bytes(size):>10}  {path}" for path, size in largest],
+        "  to make room:",
+        "    python -m mental_health_hpo.checkpointing.cleanup "
+        f"{experiments_dir or Path(directory).parent} --apply   # remove orphans",
+        "    use a smaller retention policy, e.g. retention_policy: minimal or aggressive "
+        "(conf/base/retention_policies/), or lower keep_last_n / keep_best_k / keep_best_trials",
+        "    or free space on the disk / point experiments_dir at a larger one.",
+        "  Checkpoints already written were kept (never deleted to make room).",
+    ]
+    return InsufficientDiskSpaceError(
+        "\n".join(lines), needed_bytes=needed_bytes, free_bytes=usage.free, largest=largest
+    )
+
+
+def preflight_check(
+    directory: str | Path,
+    full_bytes: int,
+    policy: RetentionPolicy,
+    weights_bytes: int | None = None,
+) -> int:
+    """FR-034 before training: raise the FR-014 error when what the policy retains cannot fit.
+
+    ``full_bytes`` comes from :func:`estimate_checkpoint_bytes`; returns the bytes needed.
+    """
+    needed = estimate_retained_bytes(
+        full_bytes, weights_bytes if weights_bytes is not None else full_bytes // 3, policy
+    )
+    usage = disk_usage(directory)
+    if usage.free < needed:
+        raise insufficient_space_error(directory, needed)
+    return needed

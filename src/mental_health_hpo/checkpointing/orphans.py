@@ -1,0 +1,132 @@
+"""Orphans: temp files left by killed writes, checkpoint folders or files no manifest names, the
+quarantine of corrupt checkpoints, and trial folders that belong to no study.
+
+The CLI over this module is ``python -m mental_health_hpo.checkpointing.cleanup``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from mental_health_hpo.checkpointing.atomic import fsync_dir, is_temp_name
+from mental_health_hpo.checkpointing.errors import CheckpointError
+from mental_health_hpo.checkpointing.manifest import MANIFEST_NAME, Manifest, read_manifest
+
+logger = logging.getLogger(__name__)
+
+QUARANTINE_DIRNAME = ".quarantine"
+STUDY_PREFIX = "study_"
+TRIAL_PREFIX = "trial_"
+
+
+@dataclass(frozen=True)
+class Orphan:
+    """A path no manifest accounts for, why, and its size in bytes."""
+
+    path: Path
+    reason: str
+    size: int
+
+
+def _size(path: Path) -> int:
+    if path.is_file() or path.is_symlink():
+        with contextlib.suppress(OSError):
+            return path.lstat().st_size
+        return 0
+    total = 0
+    for dirpath, _dirs, files in os.walk(path):
+        for name in files:
+            with contextlib.suppress(OSError):
+                total += (Path(dirpath) / name).lstat().st_size
+    return total
+
+
+def uncommitted_in(directory: Path, manifest: Manifest | None) -> list[Orphan]:
+    """Everything in one checkpoints folder that its manifest does not name."""
+    orphans: list[Orphan] = []
+    if not directory.is_dir():
+        return orphans
+    records = {r.id: r for r in manifest.checkpoints} if manifest else {}
+    for child in sorted(directory.iterdir()):
+        name = child.name
+        if name == MANIFEST_NAME:
+            continue
+        if is_temp_name(name):
+            orphans.append(Orphan(child, "temp file of an interrupted write", _size(child)))
+        elif name == QUARANTINE_DIRNAME:
+            orphans.append(Orphan(child, "quarantined corrupt checkpoints", _size(child)))
+        elif name not in records or not child.is_dir():
+            orphans.append(Orphan(child, "not in the manifest", _size(child)))
+        else:
+            named = {Path(e.path).name for e in records[name].files.values()}
+            for file in sorted(child.iterdir()):
+                if is_temp_name(file.name):
+                    orphans.append(Orphan(file, "temp file of an interrupted write", _size(file)))
+                elif file.name not in named:
+                    orphans.append(Orphan(file, "file not in the manifest", _size(file)))
+    return orphans
+
+
+def _checkpoint_dirs(root: Path) -> list[Path]:
+    found = set()
+    for dirpath, dirnames, _files in os.walk(root):
+        if Path(dirpath).name == "checkpoints":
+            found.add(Path(dirpath))
+            dirnames.clear()
+    return sorted(found)
+
+
+def find_orphans(experiments_dir: str | Path) -> list[Orphan]:
+    """All orphans under ``experiments_dir``; nothing is removed."""
+    root = Path(experiments_dir)
+    orphans: list[Orphan] = []
+    top = [] if root.name.startswith(STUDY_PREFIX) or not root.is_dir() else sorted(root.iterdir())
+    for child in top:
+        if child.is_dir() and child.name.startswith(TRIAL_PREFIX):
+            orphans.append(Orphan(child, "trial folder of no study", _size(child)))
+    stray = {o.path for o in orphans}
+    for directory in _checkpoint_dirs(root):
+        if any(parent in stray for parent in directory.parents):
+            continue
+        try:
+            manifest = read_manifest(directory)
+        except CheckpointError as exc:
+            logger.warning("%s: %s (its checkpoints are not touched)", directory, exc)
+            continue
+        orphans.extend(uncommitted_in(directory, manifest))
+    for dirpath, _dirs, files in os.walk(root):
+        for name in files:
+            path = Path(dirpath) / name
+            known = {o.path for o in orphans}
+            if is_temp_name(name) and path not in known and not known & set(path.parents):
+                orphans.append(Orphan(path, "temp file of an interrupted write", _size(path)))
+    return orphans
+
+
+def remove_orphans(orphans: Sequence[Orphan]) -> int:
+    """Delete the given orphans; returns bytes freed."""
+    freed = 0
+    for orphan in orphans:
+        if orphan.path.is_dir() and not orphan.path.is_symlink():
+            shutil.rmtree(orphan.path, ignore_errors=True)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                orphan.path.unlink()
+        fsync_dir(orphan.path.parent)
+        freed += orphan.size
+    return freed
+
+
+def sweep_uncommitted(directory: Path, manifest: Manifest | None) -> list[Orphan]:
+    """Start-up sweep of one checkpoints folder (keeps the quarantine for inspection)."""
+    orphans = [o for o in uncommitted_in(directory, manifest) if o.path.name != QUARANTINE_DIRNAME]
+    if orphans:
+        remove_orphans(orphans)
+        logger.info("removed %d uncommitted leftovers in %s", len(orphans), directory)
+    return orphans

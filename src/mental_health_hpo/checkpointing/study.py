@@ -1,0 +1,177 @@
+"""Study-level retention and read-only lookup of the best checkpoints across trial folders.
+
+Layout: ``<study_dir>/trial_<id>/checkpoints/manifest.json``. Once a trial is finished its
+resume state can go; only the top ``keep_best_trials`` finished trials keep their best weights,
+so disk use stays bounded however many trials run. Running trials are never touched here.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mental_health_hpo.checkpointing.commit import commit_records
+from mental_health_hpo.checkpointing.errors import CheckpointError
+from mental_health_hpo.checkpointing.manifest import (
+    KIND_WEIGHTS,
+    MANIFEST_NAME,
+    STATE_FILE,
+    CheckpointRecord,
+    Manifest,
+    read_manifest,
+)
+from mental_health_hpo.checkpointing.retention import best_records
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINTS_DIRNAME = "checkpoints"
+
+
+@dataclass(frozen=True)
+class CheckpointRef:
+    """Where one committed checkpoint lives, and its metric value."""
+
+    trial_dir: Path
+    checkpoints_dir: Path
+    record: CheckpointRecord
+    metric_name: str
+    value: float
+
+    @property
+    def path(self) -> Path:
+        return self.checkpoints_dir / self.record.id
+
+
+@dataclass
+class StudyRetentionReport:
+    """What study-level retention did (or would do, in a dry run)."""
+
+    kept_trials: list[str] = field(default_factory=list)
+    pruned_trials: list[str] = field(default_factory=list)
+    bytes_freed: int = 0
+    dry_run: bool = False
+
+
+def checkpoints_dir_of(path: Path) -> Path:
+    """``<trial>/checkpoints`` for a trial folder; the folder itself if it holds a manifest."""
+    return path if (path / MANIFEST_NAME).exists() else path / CHECKPOINTS_DIRNAME
+
+
+def trial_checkpoint_dirs(study_dir: Path) -> list[Path]:
+    """Checkpoints folders of every trial of a study that committed a manifest."""
+    return sorted(
+        p.parent for p in Path(study_dir).glob(f"*/{CHECKPOINTS_DIRNAME}/{MANIFEST_NAME}")
+    )
+
+
+def _safe_read(directory: Path) -> Manifest | None:
+    try:
+        return read_manifest(directory)
+    except CheckpointError as exc:
+        logger.warning("skipping %s: %s", directory, exc)
+        return None
+
+
+def _refs(directory: Path, manifest: Manifest, metric_name: str | None) -> list[CheckpointRef]:
+    name = metric_name or manifest.metric_name
+    return [
+        CheckpointRef(directory.parent, directory, r, name, r.metric(name))
+        for r in manifest.checkpoints
+    ]
+
+
+def ranked_checkpoints(path: str | Path, metric_name: str | None = None) -> list[CheckpointRef]:
+    """Every committed checkpoint under a study, trial or checkpoints folder, best first."""
+    path = Path(path)
+    direct = checkpoints_dir_of(path)
+    dirs = [direct] if (direct / MANIFEST_NAME).exists() else trial_checkpoint_dirs(path)
+    refs: list[CheckpointRef] = []
+    for directory in dirs:
+        manifest = _safe_read(directory)
+        if manifest is not None:
+            refs.extend(_refs(directory, manifest, metric_name))
+    return sorted(refs, key=lambda r: (-r.value, str(r.trial_dir), r.record.step))
+
+
+def find_best_checkpoints(path: str | Path, metric_name: str | None = None) -> list[CheckpointRef]:
+    """The best checkpoint(s) (co-best ties included) under a study, trial or checkpoints folder.
+
+    Read-only: nothing is written or verified here; load with ``load_checkpoint_ref``.
+    """
+    refs = [r for r in ranked_checkpoints(path, metric_name) if r.value > float("-inf")]
+    if not refs:
+        return []
+    return [r for r in refs if r.value == refs[0].value]
+
+
+def _best_only(records: Iterable[CheckpointRecord], metric_name: str) -> list[CheckpointRecord]:
+    result = []
+    for record in best_records(list(records), metric_name):
+        files = {k: v for k, v in record.files.items() if k != STATE_FILE}
+        result.append(CheckpointRecord(**{**record.__dict__, "files": files, "kind": KIND_WEIGHTS}))
+    return result
+
+
+def finish_trial(checkpoints_dir: Path, metric_name: str | None = None) -> int:
+    """Mark a trial finished: drop its resume state, keep only best/co-best weights."""
+    manifest = read_manifest(checkpoints_dir)
+    if manifest is None:
+        return 0
+    manifest.finished = True
+    name = metric_name or manifest.metric_name
+    return commit_records(checkpoints_dir, manifest, _best_only(manifest.checkpoints, name))
+
+
+def apply_study_retention(
+    study_dir: str | Path,
+    keep_best_trials: int,
+    metric_name: str | None = None,
+    *,
+    exclude: Iterable[str | Path] = (),
+    dry_run: bool = False,
+) -> StudyRetentionReport:
+    """Keep best weights of the top ``keep_best_trials`` finished trials; prune the rest.
+
+    Ranking is by each trial's best metric value, ties broken by folder name, so exactly
+    ``keep_best_trials`` trials keep weights (bounded disk). Metrics history stays in every
+    manifest. Unfinished (running) trials and ``exclude`` folders are left alone.
+    """
+    if keep_best_trials < 1:
+        raise ValueError(f"keep_best_trials must be >= 1, got {keep_best_trials}")
+    excluded = {Path(p).resolve() for p in exclude}
+    report = StudyRetentionReport(dry_run=dry_run)
+    finished: list[tuple[float, str, Path, Manifest]] = []
+    for directory in trial_checkpoint_dirs(Path(study_dir)):
+        if directory.resolve() in excluded or directory.parent.resolve() in excluded:
+            continue
+        manifest = _safe_read(directory)
+        if manifest is None or not manifest.finished:
+            continue
+        name = metric_name or manifest.metric_name
+        best = max((r.metric(name) for r in manifest.checkpoints), default=float("-inf"))
+        finished.append((best, directory.parent.name, directory, manifest))
+    finished.sort(key=lambda item: (-item[0], item[1]))
+    for rank, (_best, trial, directory, manifest) in enumerate(finished):
+        name = metric_name or manifest.metric_name
+        if rank < keep_best_trials:
+            report.kept_trials.append(trial)
+            records = _best_only(manifest.checkpoints, name)
+        else:
+            report.pruned_trials.append(trial)
+            records = []
+        kept_bytes = sum(r.size for r in records)
+        if dry_run:
+            report.bytes_freed += manifest.total_size - kept_bytes
+        elif records != manifest.checkpoints:
+            report.bytes_freed += commit_records(directory, manifest, records)
+    if report.pruned_trials:
+        logger.info(
+            "study retention in %s: kept %s, pruned %s%s",
+            study_dir,
+            report.kept_trials,
+            report.pruned_trials,
+            " (dry run)" if dry_run else "",
+        )
+    return report

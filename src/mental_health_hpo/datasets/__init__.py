@@ -1,0 +1,9 @@
+"""Kedro datasets of the project (the only package here that imports kedro)."""
+
+from mental_health_hpo.datasets.checkpoint_dataset import (
+    BestCheckpoint,
+    CheckpointDataset,
+    CheckpointPayload,
+)
+
+__all__ = ["BestCheckpoint", "CheckpointDataset", "CheckpointPayload"]

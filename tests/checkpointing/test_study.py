@@ -1,0 +1,84 @@
+"""Study-level retention: finished trials lose resume state; only the top trials keep weights."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mental_health_hpo.checkpointing import (
+    CheckpointManager,
+    RetentionPolicy,
+    apply_study_retention,
+    find_best_checkpoints,
+    read_manifest,
+)
+from tests.checkpointing.conftest import TinyNet, save_epochs
+
+
+def run_trial(study: Path, name: str, values: list[float], finish: bool = True, **kw) -> None:
+    model = TinyNet()
+    opt = torch.optim.AdamW(model.parameters())
+    with CheckpointManager(
+        study / name / "checkpoints", metric_name="f1", async_save=False, check_disk=False, **kw
+    ) as manager:
+        save_epochs(manager, model, opt, values)
+        if finish:
+            manager.finish()
+
+
+def trial_bytes(study: Path) -> int:
+    return sum(p.stat().st_size for p in study.rglob("*") if p.is_file() and p.suffix != ".json")
+
+
+def test_only_top_trials_keep_weights_and_running_trials_are_untouched(tmp_path: Path) -> None:
+    study = tmp_path / "study_1"
+    policy = RetentionPolicy(keep_best_trials=2)
+    run_trial(study, "trial_run", [0.1, 0.2], finish=False, policy=policy)
+    for name, best in [("trial_0", 0.5), ("trial_1", 0.9), ("trial_2", 0.7), ("trial_3", 0.6)]:
+        run_trial(study, name, [0.1, best, 0.2], policy=policy)
+    kept = {t.name for t in study.iterdir() if read_manifest(t / "checkpoints").checkpoints}
+    assert kept == {"trial_1", "trial_2", "trial_run"}
+    for name in ("trial_1", "trial_2"):
+        records = read_manifest(study / name / "checkpoints").checkpoints
+        assert [r.kind for r in records] == ["weights"]
+    running = read_manifest(study / "trial_run" / "checkpoints")
+    assert any(r.is_full for r in running.checkpoints) and not running.finished
+    # metrics history survives pruning
+    assert len(read_manifest(study / "trial_0" / "checkpoints").history) == 3
+    best = find_best_checkpoints(study)
+    assert [(b.trial_dir.name, b.value) for b in best] == [("trial_1", 0.9)]
+    assert best[0].path.is_dir()
+
+
+def test_dry_run_reports_without_deleting(tmp_path: Path) -> None:
+    study = tmp_path / "study_1"
+    for name, best in [("trial_0", 0.5), ("trial_1", 0.9)]:
+        run_trial(study, name, [best], policy=RetentionPolicy(keep_best_trials=5))
+    before = trial_bytes(study)
+    report = apply_study_retention(study, 1, dry_run=True)
+    assert report.pruned_trials == ["trial_0"] and report.bytes_freed > 0
+    assert trial_bytes(study) == before
+
+
+def test_find_best_returns_co_best_across_trials(tmp_path: Path) -> None:
+    study = tmp_path / "study_1"
+    for name in ("trial_0", "trial_1"):
+        run_trial(study, name, [0.3, 0.8], policy=RetentionPolicy(keep_best_trials=5))
+    assert sorted(b.trial_dir.name for b in find_best_checkpoints(study)) == ["trial_0", "trial_1"]
+    assert len(find_best_checkpoints(study / "trial_0")) == 1
+
+
+@settings(max_examples=8, deadline=None)
+@given(n_trials=st.integers(2, 7), keep=st.integers(1, 3))
+def test_disk_is_bounded_however_many_trials(tmp_path_factory, n_trials: int, keep: int) -> None:
+    study = tmp_path_factory.mktemp("s") / "study_1"
+    policy = RetentionPolicy(keep_best_trials=keep)
+    per_trial = None
+    for index in range(n_trials):
+        run_trial(study, f"trial_{index}", [0.1 * ((index * 3) % 7), 0.05], policy=policy)
+        if per_trial is None:
+            per_trial = trial_bytes(study)
+        assert trial_bytes(study) <= keep * per_trial
