@@ -46,28 +46,30 @@ class ModelConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     # Encoder
-    encoder: str = Field(PACKAGED_MINILM, min_length=1, description="hub id, local path or sentinel")
+    encoder: str = Field(
+        default=PACKAGED_MINILM, min_length=1, description="hub id, local path or sentinel"
+    )
     revision: str | None = None
-    hf_token: SecretStr | None = Field(None, repr=False)
+    hf_token: SecretStr | None = Field(default=None, repr=False)
     cache_dir: str | None = None
 
     # Tokenization / windows
     input_format: InputFormat = "binary_pairs"
-    max_length: int = Field(256, ge=16, le=4096)
-    stride: int = Field(64, ge=0)
-    max_answer_tokens: int = Field(128, ge=1, description="longest span decoded, in tokens")
+    max_length: int = Field(default=256, ge=16, le=4096)
+    stride: int = Field(default=64, ge=0)
+    max_answer_tokens: int = Field(default=128, ge=1, description="longest span decoded, in tokens")
 
     # Criteria-matching head
     pooling: Pooling = "cls"
     criteria_head: CriteriaHead = "mlp"
-    head_hidden_size: int = Field(256, ge=1)
-    dropout: float = Field(0.1, ge=0.0, lt=1.0)
+    head_hidden_size: int = Field(default=256, ge=1)
+    dropout: float = Field(default=0.1, ge=0.0, lt=1.0)
     activation: Activation = "gelu"
-    multi_sample_dropout_samples: int = Field(5, ge=1)
+    multi_sample_dropout_samples: int = Field(default=5, ge=1)
 
     # Evidence-binding head
     span_head: SpanHead = "start_end_linear"
-    span_hidden_size: int = Field(128, ge=1)
+    span_hidden_size: int = Field(default=128, ge=1)
 
     # Coupling
     coupling: Coupling = "independent"
@@ -75,12 +77,12 @@ class ModelConfig(BaseModel):
 
     # Losses
     loss: Loss = "bce"
-    focal_gamma: float | None = Field(None, ge=0.0)
-    hybrid_alpha: float | None = Field(None, ge=0.0, le=1.0)
+    focal_gamma: float | None = Field(default=None, ge=0.0)
+    hybrid_alpha: float | None = Field(default=None, ge=0.0, le=1.0)
     pos_weight: float | list[float] | None = None
-    label_smoothing: float = Field(0.0, ge=0.0, lt=0.5)
-    criteria_loss_weight: float = Field(1.0, ge=0.0)
-    evidence_loss_weight: float = Field(1.0, ge=0.0)
+    label_smoothing: float = Field(default=0.0, ge=0.0, lt=0.5)
+    criteria_loss_weight: float = Field(default=1.0, ge=0.0)
+    evidence_loss_weight: float = Field(default=1.0, ge=0.0)
 
     @field_validator("pos_weight")
     @classmethod
@@ -94,9 +96,9 @@ class ModelConfig(BaseModel):
 
     @model_validator(mode="after")
     def _check_combinations(self) -> ModelConfig:
-        if self.stride >= self.max_length // 2:
+        if self.stride > self.max_length // 2:
             raise ValueError(
-                f"stride: must be < max_length / 2 ({self.max_length // 2}), got {self.stride}"
+                f"stride: must be <= max_length / 2 ({self.max_length // 2}), got {self.stride}"
             )
         if self.coupling == "coupled" and self.coupling_method is None:
             raise ValueError("coupling_method: required when coupling is 'coupled'")

@@ -1,4 +1,4 @@
-"""Encoder resolution and loading (FR-005): local path, then the HF cache, then the hub with retries.
+"""Encoder loading (FR-005): local path, then the HF cache, then the hub with retries.
 
 Why this order: runs must work offline when the weights are already on disk (the packaged MiniLM,
 a local folder or the Hugging Face cache) and survive flaky networks when they are not. The loader
@@ -124,20 +124,26 @@ def load_encoder(
         )
         return LoadedEncoder(model, tokenizer, str(local), "local")
 
-    cache = hf_cache_dir(cache_dir)
+    cache = hf_cache_dir(cache_dir)  # explicit, so HF_HOME set after import is honoured too
     try:
         model, tokenizer = load(
-            encoder, local_files_only=True, revision=revision, token=token, cache_dir=cache_dir
+            encoder, local_files_only=True, revision=revision, token=token, cache_dir=str(cache)
         )
         return LoadedEncoder(model, tokenizer, encoder, "cache")
     except Exception as error:  # not cached: fall through to the hub
-        logger.info("encoder %s not in the HF cache at %s (%s)", encoder, cache, type(error).__name__)
+        logger.info(
+            "encoder %s not in the HF cache at %s (%s)", encoder, cache, type(error).__name__
+        )
 
     last: Exception | None = None
     for attempt, delay in enumerate(delays, start=1):
         try:
             model, tokenizer = load(
-                encoder, local_files_only=False, revision=revision, token=token, cache_dir=cache_dir
+                encoder,
+                local_files_only=False,
+                revision=revision,
+                token=token,
+                cache_dir=str(cache),
             )
             return LoadedEncoder(model, tokenizer, encoder, "hub")
         except Exception as error:  # network errors come in many types

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
+from torch.nn import functional
 
 from mental_health_hpo.model.config import ModelConfig
 
@@ -30,7 +30,9 @@ def smooth_targets(targets: torch.Tensor, smoothing: float) -> torch.Tensor:
     return targets * (1.0 - smoothing) + 0.5 * smoothing
 
 
-def _focal_factor(logits: torch.Tensor, targets: torch.Tensor, gamma: torch.Tensor | float) -> torch.Tensor:
+def _focal_factor(
+    logits: torch.Tensor, targets: torch.Tensor, gamma: torch.Tensor | float
+) -> torch.Tensor:
     probs = torch.sigmoid(logits)
     p_t = probs * targets + (1 - probs) * (1 - targets)
     return (1 - p_t).clamp(min=0.0) ** gamma
@@ -45,7 +47,9 @@ def criteria_loss(
     """The criteria loss of ``config.loss``; ``pos_weight`` (C,) is used by ``weighted_bce``."""
     targets = smooth_targets(targets.to(logits.dtype), config.label_smoothing)
     weight = pos_weight if config.loss == "weighted_bce" else None
-    bce = F.binary_cross_entropy_with_logits(logits, targets, pos_weight=weight, reduction="none")
+    bce = functional.binary_cross_entropy_with_logits(
+        logits, targets, pos_weight=weight, reduction="none"
+    )
     if config.loss in ("bce", "weighted_bce"):
         return bce.mean()
     assert config.focal_gamma is not None  # guaranteed by ModelConfig validation
@@ -69,7 +73,9 @@ def masked_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.T
     """Cross-entropy over the last axis, mean over targets != IGNORE_INDEX (0 when none)."""
     flat_logits = logits.reshape(-1, logits.shape[-1])
     flat_targets = targets.reshape(-1)
-    losses = F.cross_entropy(flat_logits, flat_targets, ignore_index=IGNORE_INDEX, reduction="sum")
+    losses = functional.cross_entropy(
+        flat_logits, flat_targets, ignore_index=IGNORE_INDEX, reduction="sum"
+    )
     count = (flat_targets != IGNORE_INDEX).sum().clamp(min=1)
     return losses / count
 
@@ -101,8 +107,11 @@ def span_loss(
     return (start + end) / 2
 
 
-def pos_weight_from_labels(labels: Sequence[float] | np.ndarray, criteria: Sequence[str] | None = None,
-                           criterion_of_row: Sequence[str] | None = None) -> list[float]:
+def pos_weight_from_labels(
+    labels: Sequence[float] | np.ndarray,
+    criteria: Sequence[str] | None = None,
+    criterion_of_row: Sequence[str] | None = None,
+) -> list[float]:
     """negatives / positives, per criterion when ``criterion_of_row`` is given, else one value.
 
     For ``weighted_bce``: ``ModelConfig(pos_weight=...)`` or ``build_model(config, pos_weight=)``.

@@ -36,7 +36,9 @@ def _mask_tokens(logits: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
     return logits.masked_fill(~allowed.unsqueeze(1), MASKED_LOGIT)
 
 
-def _summary(scores: torch.Tensor, hidden: torch.Tensor, context_mask: torch.Tensor) -> torch.Tensor:
+def _summary(
+    scores: torch.Tensor, hidden: torch.Tensor, context_mask: torch.Tensor
+) -> torch.Tensor:
     """Softmax over post tokens of ``scores`` (B, C, T) -> weighted token states (B, C, H)."""
     mask = context_mask.bool().unsqueeze(1)
     weights = torch.softmax(scores.masked_fill(~mask, MASKED_LOGIT), dim=-1)
@@ -71,7 +73,10 @@ class StartEndHead(nn.Module):
         scores = self.net(hidden).transpose(1, 2)  # (B, 2C, T)
         start, end = scores[:, : self.num_labels], scores[:, self.num_labels :]
         allowed = allowed_positions(context_mask)
-        outputs = {"start_logits": _mask_tokens(start, allowed), "end_logits": _mask_tokens(end, allowed)}
+        outputs = {
+            "start_logits": _mask_tokens(start, allowed),
+            "end_logits": _mask_tokens(end, allowed),
+        }
         return outputs, _summary((start + end) / 2, hidden, context_mask)
 
 
@@ -177,7 +182,9 @@ class SentenceRerankerHead(nn.Module):
         token_scores = token_scores.clone()
         token_scores[:, :, 0] = null.squeeze(-1)
         token_scores = _mask_tokens(token_scores, allowed)
-        weights = torch.softmax(sentence_scores, dim=-1) * (counts > 0).unsqueeze(1).to(hidden.dtype)
+        weights = torch.softmax(sentence_scores, dim=-1) * (counts > 0).unsqueeze(1).to(
+            hidden.dtype
+        )
         summary = torch.einsum("bcs,bsh->bch", weights, sentences)
         outputs = {
             "sentence_logits": logits,

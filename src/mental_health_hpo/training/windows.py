@@ -1,0 +1,203 @@
+"""SQuAD-style sliding windows: char spans <-> window tokens, window decoding, per-post merging.
+
+Why windows: ReDSM5 posts run to thousands of words, far past ``max_length``; each post is cut
+into overlapping windows (``stride`` tokens of overlap) so evidence anywhere is seen. Each
+window predicts independently; ``merge_window_predictions`` folds them back to one prediction per
+(post, criterion): probability = max over windows; span = the window span with the largest
+margin (span score - that window's null score), or no evidence when no margin is > 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from mental_health_hpo.model.span_heads import MASKED_LOGIT, valid_span_matrix
+
+if TYPE_CHECKING:
+    from mental_health_hpo.training.features import WindowFeatures
+
+NULL_POSITION = 0
+
+
+def char_span_to_tokens(
+    offsets: np.ndarray, context_mask: np.ndarray, start: int, end: int
+) -> tuple[int, int] | None:
+    """Token (start, end) inclusive of char span [start, end) in one window, or None.
+
+    None when the span is empty or not wholly inside the window's post tokens (SQuAD v2: such
+    windows are trained towards the null position).
+    """
+    if start < 0 or end <= start:
+        return None
+    positions = np.flatnonzero(context_mask)
+    if positions.size == 0:
+        return None
+    first, last = positions[0], positions[-1]
+    if start < offsets[first, 0] or end > offsets[last, 1]:
+        return None
+    starts, ends = offsets[positions, 0], offsets[positions, 1]
+    covering_start = np.flatnonzero(ends > start)
+    covering_end = np.flatnonzero(starts < end)
+    if covering_start.size == 0 or covering_end.size == 0:
+        return None
+    token_start, token_end = int(positions[covering_start[0]]), int(positions[covering_end[-1]])
+    return (token_start, token_end) if token_end >= token_start else None
+
+
+def token_sentence_ids(
+    offsets: np.ndarray, context_mask: np.ndarray, sentence_starts: Sequence[int]
+) -> tuple[np.ndarray, int]:
+    """Window-local sentence id of each token (-1 outside the post) and the first global id.
+
+    A token belongs to the last sentence starting at or before it (text between sentences goes
+    to the sentence before). Local id = global id - first global id in the window.
+    """
+    ids = np.full(len(offsets), -1, dtype=np.int64)
+    if not context_mask.any():
+        return ids, 0
+    starts = np.asarray(sentence_starts if len(sentence_starts) else [0], dtype=np.int64)
+    global_ids = np.clip(
+        np.searchsorted(starts, offsets[context_mask, 0], side="right") - 1, 0, None
+    )
+    first = int(global_ids.min())
+    ids[context_mask] = global_ids - first
+    return ids, first
+
+
+@dataclass
+class DecodedWindows:
+    """Best span and scores of each window and label, as numpy arrays (N windows, C labels)."""
+
+    window_index: np.ndarray  # (N,)
+    probs: np.ndarray  # (N, C) sigmoid of the criteria logits
+    span_start: np.ndarray  # (N, C) token index of the best non-null span (-1 when none)
+    span_end: np.ndarray  # (N, C)
+    span_score: np.ndarray  # (N, C)
+    null_score: np.ndarray  # (N, C)
+
+    @classmethod
+    def concat(cls, parts: Sequence[DecodedWindows]) -> DecodedWindows:
+        """Join the decodings of several batches."""
+        return cls(*(np.concatenate([getattr(p, f) for p in parts]) for f in _DECODED_FIELDS))
+
+
+_DECODED_FIELDS = ("window_index", "probs", "span_start", "span_end", "span_score", "null_score")
+
+
+@torch.no_grad()
+def decode_window_outputs(
+    outputs: dict[str, torch.Tensor], batch: dict[str, torch.Tensor], max_answer_tokens: int
+) -> DecodedWindows:
+    """Best non-null span per window and label, with its score and the null score.
+
+    Start/end heads: span score = start[i] + end[j] over valid spans; null = start[0] + end[0].
+    biaffine: ``span_logits[i, j]``; null = [0, 0]. sentence_reranker: the best sentence's logit,
+    spanning its first to last token; null = index 0. Ties go to the first (leftmost) span.
+    """
+    context = batch["context_mask"].bool()
+    if "sentence_logits" in outputs:
+        best = _decode_sentences(outputs["sentence_logits"].float(), batch["sentence_ids"])
+    else:
+        if "span_logits" in outputs:
+            spans = outputs["span_logits"].float()
+            null = spans[..., 0, 0]
+        else:
+            start, end = outputs["start_logits"].float(), outputs["end_logits"].float()
+            spans = start.unsqueeze(-1) + end.unsqueeze(-2)
+            null = start[..., 0] + end[..., 0]
+        valid = valid_span_matrix(context, max_answer_tokens)
+        valid[:, 0, 0] = False
+        best = _argmax_spans(spans, valid.unsqueeze(1), null)
+    probs = torch.sigmoid(outputs["criteria_logits"].float())
+    return DecodedWindows(
+        batch["window_index"].cpu().numpy(), probs.cpu().numpy(), *(t.cpu().numpy() for t in best)
+    )
+
+
+def _argmax_spans(
+    spans: torch.Tensor, valid: torch.Tensor, null: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    length = spans.shape[-1]
+    masked = spans.masked_fill(~valid, float("-inf")).flatten(-2)
+    score, flat = masked.max(dim=-1)  # first maximum on ties
+    none = torch.isinf(score)
+    start = torch.where(none, -1, flat // length)
+    end = torch.where(none, -1, flat % length)
+    return start, end, score, null
+
+
+def _decode_sentences(
+    logits: torch.Tensor, sentence_ids: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    null = logits[..., 0]
+    sentences = logits[..., 1:].masked_fill(logits[..., 1:] <= MASKED_LOGIT, float("-inf"))
+    score, best = sentences.max(dim=-1)  # (B, C)
+    length = sentence_ids.shape[1]
+    positions = torch.arange(length, device=sentence_ids.device)
+    member = sentence_ids.unsqueeze(1) == best.unsqueeze(-1)  # (B, C, T)
+    first = torch.where(member, positions, length).min(dim=-1).values
+    last = torch.where(member, positions, -1).max(dim=-1).values
+    none = torch.isinf(score) | (last < 0)
+    return torch.where(none, -1, first), torch.where(none, -1, last), score, null
+
+
+def merge_window_predictions(
+    features: WindowFeatures,
+    decoded: DecodedWindows,
+    threshold: float = 0.5,
+    gate_span_on_label: bool = False,
+) -> pd.DataFrame:
+    """One row per (post, criterion) of ``features.pairs`` with merged predictions.
+
+    Columns: the gold columns of ``features.pairs`` (``post_id``, ``criterion``, ``label``,
+    ``alignment``, ``gold_spans``) plus ``text``, ``prob`` (max over windows), ``pred_label``
+    (prob >= threshold), ``pred_start``/``pred_end`` (char offsets, -1 for no evidence),
+    ``pred_text``, ``span_margin`` (best span score - null score). With ``gate_span_on_label``
+    a pair predicted negative gets no evidence. Pairs without a decoded window get prob 0.
+    """
+    best: dict[tuple[str, str], dict[str, Any]] = {}
+    for row, window in enumerate(decoded.window_index.tolist()):
+        post_id = features.window_post_ids[window]
+        for label_index, criterion in enumerate(features.window_criteria(window)):
+            key = (post_id, criterion)
+            prob = float(decoded.probs[row, label_index])
+            margin = float(
+                decoded.span_score[row, label_index] - decoded.null_score[row, label_index]
+            )
+            entry = best.setdefault(key, {"prob": prob, "margin": float("-inf"), "span": (-1, -1)})
+            entry["prob"] = max(entry["prob"], prob)
+            start_token = int(decoded.span_start[row, label_index])
+            if start_token >= 0 and margin > entry["margin"]:
+                offsets = features.offsets[window]
+                end_token = int(decoded.span_end[row, label_index])
+                entry["margin"] = margin
+                entry["span"] = (int(offsets[start_token, 0]), int(offsets[end_token, 1]))
+    merged = features.pairs.copy()
+    merged["text"] = merged["post_id"].map(features.texts)
+    probs, starts, ends, margins = [], [], [], []
+    for post_id, criterion in zip(merged["post_id"], merged["criterion"], strict=True):
+        entry = best.get(
+            (post_id, criterion), {"prob": 0.0, "margin": float("-inf"), "span": (-1, -1)}
+        )
+        probs.append(entry["prob"])
+        margins.append(entry["margin"])
+        keep = entry["margin"] > 0 and (not gate_span_on_label or entry["prob"] >= threshold)
+        span = entry["span"] if keep else (-1, -1)
+        starts.append(span[0])
+        ends.append(span[1])
+    merged["prob"] = probs
+    merged["pred_label"] = (merged["prob"] >= threshold).astype(int)
+    merged["pred_start"] = starts
+    merged["pred_end"] = ends
+    merged["span_margin"] = margins
+    merged["pred_text"] = [
+        text[s:e] if s >= 0 else ""
+        for text, s, e in zip(merged["text"], merged["pred_start"], merged["pred_end"], strict=True)
+    ]
+    return merged
