@@ -1,0 +1,132 @@
+"""Evaluate one verified checkpoint on one split: the single code path of pipeline and CLI.
+
+The weights go through ``load_checkpoint_ref`` (SHA-256 and architecture checked before they
+are deserialized), then through ``training.trainer.predict`` and ``metrics.validation_metrics``,
+the same functions ``training.trainer.evaluate`` chains; so a report's numbers equal evaluating
+the checkpoint by hand. This module is the evaluate side: it may read the test split, and it does
+not go through the training split guard.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from mental_health_hpo.checkpointing import (
+    CheckpointRef,
+    architecture_signature,
+    load_checkpoint_ref,
+)
+from mental_health_hpo.checkpointing.manifest import WEIGHTS_FILE
+from mental_health_hpo.metrics import flatten_metrics, validation_metrics
+from mental_health_hpo.model import DualAgentModel, ModelConfig, build_model
+from mental_health_hpo.training.trainer import predict
+
+
+@dataclass
+class CheckpointEvaluation:
+    """Metrics (nested, as ``validation_metrics`` returns them) and predictions of a checkpoint."""
+
+    ref: CheckpointRef
+    metrics: dict[str, Any]
+    merged: pd.DataFrame = field(repr=False)
+    model: DualAgentModel | None = field(default=None, repr=False)
+
+    def flat(self, prefix: str = "test_") -> dict[str, float]:
+        """``test_f1_macro``, ``test_exact_match``, ... (``metrics.flatten_metrics``)."""
+        return flatten_metrics(self.metrics, prefix=prefix)
+
+    @property
+    def weights_file(self) -> Path:
+        """The verified ``model.safetensors`` of the checkpoint."""
+        return self.ref.checkpoints_dir / self.ref.record.files[WEIGHTS_FILE].path
+
+    @property
+    def weights_sha256(self) -> str:
+        return self.ref.record.files[WEIGHTS_FILE].sha256
+
+
+def model_config_of(trial_record: Mapping[str, Any]) -> ModelConfig:
+    """The trial's model config (``trial.json["config"]["model"]``, a ``public_dict``)."""
+    params = dict(trial_record.get("config", {}).get("model", {}) or {})
+    if not params:
+        raise ValueError("trial.json holds no config.model: cannot rebuild the model")
+    return ModelConfig.from_params(params)
+
+
+def model_signature(model: DualAgentModel) -> dict[str, Any]:
+    """The architecture signature the trainer writes into checkpoints (head types included)."""
+    head_types = {key: str(value) for key, value in model.head_types().items()}
+    return architecture_signature(model, head_types)
+
+
+def evaluate_checkpoint(
+    model_config: ModelConfig,
+    checkpoint_ref: CheckpointRef,
+    frame: pd.DataFrame,
+    *,
+    threshold: float = 0.5,
+    batch_size: int = 32,
+    device: str | None = None,
+    model: DualAgentModel | None = None,
+) -> CheckpointEvaluation:
+    """Verify and load ``checkpoint_ref``, predict ``frame`` and score the predictions.
+
+    ``model``: an already built model of ``model_config`` to reuse (co-best checkpoints of one
+    trial share an architecture, so the encoder is loaded once).
+    """
+    net = model if model is not None else build_model(model_config)
+    loaded = load_checkpoint_ref(checkpoint_ref, model_signature(net))
+    merged = predict(
+        model_config,
+        loaded.weights,
+        frame,
+        batch_size=batch_size,
+        device=device,
+        threshold=threshold,
+        model=net,
+    )
+    metrics = validation_metrics(merged, threshold=threshold)
+    return CheckpointEvaluation(ref=checkpoint_ref, metrics=metrics, merged=merged, model=net)
+
+
+def evaluate_checkpoints(
+    model_config: ModelConfig,
+    refs: list[CheckpointRef],
+    frame: pd.DataFrame,
+    **kwargs: Any,
+) -> list[CheckpointEvaluation]:
+    """``evaluate_checkpoint`` of each ref, building the model once."""
+    model = kwargs.pop("model", None) or build_model(model_config)
+    return [evaluate_checkpoint(model_config, ref, frame, model=model, **kwargs) for ref in refs]
+
+
+def metrics_table(metrics: Mapping[str, Any], title: str = "") -> str:
+    """A plain-text table of the headline and per-criterion metrics (the CLI's output)."""
+    criteria = metrics.get("criteria", {})
+    evidence = metrics.get("evidence", {})
+    lines = [title] if title else []
+    headline = ["accuracy", "f1_macro", "f1_micro", "precision_macro", "recall_macro"]
+    headline += ["macro_pr_auc"]
+    lines.append("criteria matching")
+    lines += [f"  {name:<20}{float(criteria.get(name, 0.0)):>10.4f}" for name in headline]
+    lines.append("evidence binding")
+    for name in ("exact_match", "f1", "char_f1", "null_span_accuracy"):
+        lines.append(f"  {name:<20}{float(evidence.get(name, 0.0)):>10.4f}")
+    lines.append("")
+    lines.append(
+        f"  {'criterion':<20}{'f1':>8}{'prec':>8}{'recall':>8}{'pr_auc':>8}{'support':>9}"
+        f"  [[tn, fp], [fn, tp]]"
+    )
+    for name, values in criteria.get("per_criterion", {}).items():
+        lines.append(
+            f"  {name:<20}{values['f1']:>8.4f}{values['precision']:>8.4f}"
+            f"{values['recall']:>8.4f}{values['pr_auc']:>8.4f}{values['support']:>9d}"
+            f"  {json.dumps(values['confusion'])}"
+        )
+    return "\n".join(lines)

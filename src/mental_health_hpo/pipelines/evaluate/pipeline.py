@@ -1,0 +1,41 @@
+"""evaluate: reads what ``hpo`` persisted (``hpo_best_trial``) and the test split.
+
+It does not include ``hpo`` (unlike ``hpo``, which includes ``data_ingest``): ``kedro run
+--pipeline evaluate`` runs in its own session after a study and never retrains. kedro-viz still
+draws the edge from ``hpo`` through the persisted ``hpo_best_trial`` entry.
+"""
+
+from __future__ import annotations
+
+from kedro.pipeline import Node, Pipeline
+
+from mental_health_hpo.pipelines.evaluate.nodes import evaluate_study
+
+EVALUATE_INPUTS = [
+    "model_input_test",
+    "hpo_best_trial",
+    "dataset_fingerprint",
+    "params:evaluate",
+]
+EVALUATE_OUTPUTS = [
+    "evaluation_report",
+    "summary_report",
+    "evaluation_confusion_matrices",
+    "evaluation_pr_curves",
+    "evaluation_span_examples",
+]
+
+
+def create_pipeline(**kwargs: object) -> Pipeline:
+    """One node: select, evaluate, report, track."""
+    return Pipeline(
+        [
+            Node(
+                evaluate_study,
+                inputs=EVALUATE_INPUTS,
+                outputs=EVALUATE_OUTPUTS,
+                name="evaluate_best_trial",
+                tags=["evaluate"],
+            )
+        ]
+    )
