@@ -13,7 +13,7 @@ KEDRO := $(BIN)/kedro
 PARAMS ?=
 RUN_ARGS := $(if $(PARAMS),--params "$(PARAMS)",)
 
-.PHONY: setup data hpo hpo-resume evaluate viz mlflow-ui test test-fast lint format clean-orphans
+.PHONY: setup validate-env data hpo hpo-resume train evaluate viz mlflow-ui test test-fast lint format clean-orphans
 
 ## setup: create .venv and install the project with its dev extras, at the pinned versions
 setup: $(VENV)/.installed
@@ -27,13 +27,22 @@ $(VENV)/.installed: pyproject.toml $(wildcard constraints.txt)
 data: setup
 	$(KEDRO) run --pipeline data_ingest $(RUN_ARGS)
 
+## validate-env: python/torch versions, MLflow store, Optuna storage, free disk (VALIDATE_ARGS=--cuda --hf-token)
+VALIDATE_ARGS ?=
+validate-env: setup
+	$(BIN)/python -m mental_health_hpo.validate_env $(VALIDATE_ARGS)
+
 ## hpo: run (or continue) the Optuna study; data_ingest runs first where its outputs are missing
-hpo: setup
+hpo: setup validate-env
 	$(KEDRO) run --pipeline hpo $(RUN_ARGS)
 
 ## hpo-resume: continue the same study after a crash or a kill (same name = same study)
-hpo-resume: setup
+hpo-resume: setup validate-env
 	$(KEDRO) run --pipeline hpo $(RUN_ARGS)
+
+## train: one training run of the base configuration (a study of a single trial)
+train: setup validate-env
+	$(KEDRO) run --pipeline hpo --params hpo.study.n_trials=1
 
 ## evaluate: evaluate the best trial of the latest study on the test split, once
 evaluate: setup

@@ -20,3 +20,7 @@ DISABLE_HOOKS_FOR_PLUGINS = ("kedro-telemetry",)
 from mental_health_hpo.session import ProjectSession  # noqa: E402
 
 SESSION_CLASS = ProjectSession
+
+from mental_health_hpo.hooks import ProjectHooks  # noqa: E402
+
+HOOKS = (ProjectHooks(),)

@@ -17,6 +17,7 @@ from mental_health_hpo.checkpointing import RetentionPolicy
 from mental_health_hpo.hpo.runner import TrialContext, TrialStopped
 from mental_health_hpo.hpo.search_space import merge
 from mental_health_hpo.model import ModelConfig
+from mental_health_hpo.ops import mask_obj, set_context
 from mental_health_hpo.training import FeatureCache
 from mental_health_hpo.training.config import TrainerConfig
 from mental_health_hpo.training.trainer import EpochResult, train
@@ -76,10 +77,11 @@ class TrainingObjective:
             run_id = self.publisher.start(
                 folder.read().get("mlflow_run_id"), folder.trial_id, public, tags
             )
-        folder.update(mlflow_run_id=run_id, config=public)
+        folder.update(mlflow_run_id=run_id, config=mask_obj(public))
         stop: list[str] = []
 
         def on_epoch(result: EpochResult) -> bool:
+            set_context(epoch=result.epoch, step=result.step)
             reason = context.should_stop(result.objective, result.epoch)
             if reason:
                 stop.append(reason)

