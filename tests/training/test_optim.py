@@ -83,6 +83,8 @@ def test_build_optimizer(name: str) -> None:
     optimizer = build_optimizer(_Model(), name=name, lr=1e-3, weight_decay=0.01)  # type: ignore[arg-type]
     expected = torch.optim.AdamW if name == "adamw" else torch.optim.Adam
     assert type(optimizer) is expected
+    assert optimizer.defaults["fused"] is True  # CPU float params: the fused kernel
+    assert not build_optimizer(_Model(), lr=1e-3, fused=False).defaults["fused"]
     with pytest.raises(ValueError, match="optimizer"):
         build_optimizer(_Model(), name="sgd", lr=1e-3)  # type: ignore[arg-type]
 

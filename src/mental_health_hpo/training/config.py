@@ -20,32 +20,32 @@ class TrainerConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
 
-    epochs: int = Field(3, ge=1)
-    batch_size: int = Field(16, ge=1)
-    eval_batch_size: int = Field(32, ge=1)
-    lr: float = Field(2e-5, gt=0.0)
-    head_lr: float | None = Field(None, gt=0.0, description="None: same as lr")
-    weight_decay: float = Field(0.01, ge=0.0)
-    warmup_ratio: float = Field(0.1, ge=0.0, lt=1.0)
-    layerwise_lr_decay: float = Field(1.0, gt=0.0, le=1.0)
-    grad_accum_steps: int = Field(1, ge=1)
-    max_grad_norm: float | None = Field(1.0, gt=0.0, description="None: no clipping")
+    epochs: int = Field(default=3, ge=1)
+    batch_size: int = Field(default=16, ge=1)
+    eval_batch_size: int = Field(default=32, ge=1)
+    lr: float = Field(default=2e-5, gt=0.0)
+    head_lr: float | None = Field(default=None, gt=0.0, description="None: same as lr")
+    weight_decay: float = Field(default=0.01, ge=0.0)
+    warmup_ratio: float = Field(default=0.1, ge=0.0, lt=1.0)
+    layerwise_lr_decay: float = Field(default=1.0, gt=0.0, le=1.0)
+    grad_accum_steps: int = Field(default=1, ge=1)
+    max_grad_norm: float | None = Field(default=1.0, gt=0.0, description="None: no clipping")
     optimizer: Literal["adamw", "adam"] = "adamw"
-    adam_eps: float = Field(1e-8, gt=0.0)
+    adam_eps: float = Field(default=1e-8, gt=0.0)
     mixed_precision: Literal["no", "bf16", "fp16"] = Field(
-        "no", description="autocast dtype on CUDA; ignored on CPU"
+        default="no", description="autocast dtype on CUDA; ignored on CPU"
     )
-    seed: int = Field(42, ge=0, lt=2**32)
+    seed: int = Field(default=42, ge=0, lt=2**32)
     deterministic: bool = False
     optimization_metric: str = "val_f1_macro"
     max_steps_per_epoch: int | None = Field(
-        None, ge=1, description="cap on batches per epoch, for tiny tests and smoke runs"
+        default=None, ge=1, description="cap on optimizer steps per epoch (tiny tests, smoke runs)"
     )
-    max_eval_batches: int | None = Field(None, ge=1)
+    max_eval_batches: int | None = Field(default=None, ge=1)
     group_by_length: bool = True
-    num_workers: int = Field(0, ge=0)
-    device: str | None = Field(None, description="None: cuda when available, else cpu")
-    progress_bar: bool | None = Field(None, description="None: only on a terminal")
+    num_workers: int = Field(default=0, ge=0)
+    device: str | None = Field(default=None, description="None: cuda when available, else cpu")
+    progress_bar: bool | None = Field(default=None, description="None: only on a terminal")
 
     @field_validator("optimization_metric")
     @classmethod

@@ -130,8 +130,16 @@ def build_optimizer(
     betas: tuple[float, float] = (0.9, 0.999),
     eps: float = 1e-8,
     encoder_prefix: str | None = "encoder.",
+    fused: bool | None = None,
 ) -> torch.optim.Optimizer:
-    """AdamW (decoupled decay) or Adam (L2 decay in the gradient) over the groups above."""
+    """AdamW (decoupled decay) or Adam (L2 decay in the gradient) over the groups above.
+
+    ``fused=None`` picks the fused kernel when every parameter allows it: on CPU the default
+    per-tensor loop is ~20x slower and dominated small-model steps (the HF ``Trainer`` also
+    defaults to fused AdamW). The fused kernel is deterministic too.
+    """
+    if name not in ("adamw", "adam"):
+        raise ValueError(f"optimizer must be 'adamw' or 'adam', got {name!r}")
     groups = build_param_groups(
         model,
         lr=lr,
@@ -140,11 +148,21 @@ def build_optimizer(
         layerwise_lr_decay=layerwise_lr_decay,
         encoder_prefix=encoder_prefix,
     )
-    if name == "adamw":
-        return torch.optim.AdamW(groups, lr=lr, betas=betas, eps=eps)
-    if name == "adam":
-        return torch.optim.Adam(groups, lr=lr, betas=betas, eps=eps)
-    raise ValueError(f"optimizer must be 'adamw' or 'adam', got {name!r}")
+    use_fused = fused if fused is not None else fused_supported(model)
+    kind = torch.optim.AdamW if name == "adamw" else torch.optim.Adam
+    return kind(groups, lr=lr, betas=betas, eps=eps, fused=use_fused or None)
+
+
+#: Devices with a fused Adam(W) kernel in torch 2.x.
+_FUSED_DEVICES = ("cpu", "cuda", "xpu", "mps")
+
+
+def fused_supported(model: nn.Module) -> bool:
+    """True when every trainable parameter is a floating tensor on a device with fused Adam."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    return bool(params) and all(
+        p.is_floating_point() and p.device.type in _FUSED_DEVICES for p in params
+    )
 
 
 def warmup_steps(total_steps: int, warmup_ratio: float) -> int:

@@ -68,7 +68,8 @@ def set_deterministic(enabled: bool) -> None:
     """Switch deterministic algorithms on or off; both ways, so a prior run's flag never leaks."""
     if enabled:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", _CUBLAS_WORKSPACE)
-    torch.use_deterministic_algorithms(enabled)
+    if torch.are_deterministic_algorithms_enabled() != enabled:  # the call imports dynamo: ~5 s
+        torch.use_deterministic_algorithms(enabled)
     torch.backends.cudnn.deterministic = enabled
     torch.backends.cudnn.benchmark = not enabled and torch.backends.cudnn.benchmark
 

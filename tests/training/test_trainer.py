@@ -1,0 +1,190 @@
+"""The trainer: reproducible, guarded, stoppable, resumable without logging a step twice."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from pydantic import ValidationError
+
+from mental_health_hpo.model import ModelConfig
+from mental_health_hpo.training import (
+    EpochResult,
+    TestSplitAccessError,
+    TrainerConfig,
+    available_metric_names,
+    evaluate,
+    train,
+)
+from mental_health_hpo.training.config import check_optimization_metric
+
+from .data_helpers import make_model_input
+
+TRAIN = make_model_input(4, "train", seed=3)
+VALIDATION = make_model_input(2, "validation", seed=4)
+
+
+def _model_config(model_dir: Path) -> ModelConfig:
+    return ModelConfig(encoder=str(model_dir), max_length=96, stride=24)
+
+
+def _trainer_config(**overrides: Any) -> TrainerConfig:
+    params: dict[str, Any] = {
+        "epochs": 2, "batch_size": 8, "eval_batch_size": 32, "lr": 1e-3, "seed": 11,
+        "progress_bar": False,
+    }  # fmt: skip
+    return TrainerConfig(**{**params, **overrides})
+
+
+# --------------------------------------------------------------------------- config
+
+
+def test_config_defaults_and_metric_prefix() -> None:
+    config = TrainerConfig()
+    assert config.optimization_metric == "val_f1_macro"
+    assert TrainerConfig(optimization_metric="evidence_f1").optimization_metric == "val_evidence_f1"
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"lr": 0}, "trainer.lr"),
+        ({"warmup_ratio": 1.0}, "trainer.warmup_ratio"),
+        ({"optimizer": "sgd"}, "trainer.optimizer"),
+        ({"mixed_precision": "fp8"}, "trainer.mixed_precision"),
+        ({"optimization_metric": "train_loss"}, "trainer.optimization_metric"),
+        ({"optimization_metric": "loss"}, "trainer.optimization_metric"),
+        ({"epochs": 0}, "trainer.epochs"),
+        ({"batchsize": 4}, "trainer.batchsize"),
+    ],
+)
+def test_config_errors_name_the_field(params: dict[str, Any], field: str) -> None:
+    with pytest.raises(ValueError, match=field.replace(".", r"\.")):
+        TrainerConfig.from_params(params)
+
+
+def test_config_is_frozen() -> None:
+    with pytest.raises(ValidationError):
+        TrainerConfig().lr = 1.0  # type: ignore[misc]
+
+
+def test_metric_names_cover_criteria_and_evidence() -> None:
+    names = available_metric_names()
+    for name in (
+        "val_accuracy", "val_f1_macro", "val_f1_micro", "val_precision_macro",
+        "val_recall_macro", "val_macro_pr_auc", "val_f1_ANHEDONIA", "val_exact_match",
+        "val_evidence_f1", "val_char_f1", "val_null_span_accuracy", "val_loss", "train_loss",
+    ):  # fmt: skip
+        assert name in names
+    check_optimization_metric("val_evidence_f1", names)
+
+
+# --------------------------------------------------------------------------- guards (fast)
+
+
+def test_unknown_optimization_metric_fails_before_training() -> None:
+    config = _trainer_config(optimization_metric="val_f2_macro")
+    with pytest.raises(ValueError, match="val_f2_macro"):
+        train(_model_config(Path("/nonexistent")), config, TRAIN, VALIDATION)
+
+
+@pytest.mark.parametrize("which", ["train", "validation"])
+def test_test_rows_are_refused(which: str) -> None:
+    leaked = pd.concat([TRAIN if which == "train" else VALIDATION, make_model_input(1, "test")])
+    frames = (leaked, VALIDATION) if which == "train" else (TRAIN, leaked)
+    with pytest.raises(TestSplitAccessError, match=f"{which}_df"):
+        train(_model_config(Path("/nonexistent")), _trainer_config(), *frames)
+
+
+# --------------------------------------------------------------------------- training
+
+
+@pytest.fixture(scope="module")
+def first_run(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """One run with checkpoints, stopped by ``on_epoch`` after epoch 0 (as Optuna pruning)."""
+    directory = tmp_path_factory.mktemp("trainer") / "checkpoints"
+    epochs: list[EpochResult] = []
+    steps: list[int] = []
+
+    def stop_now(epoch: EpochResult) -> bool:
+        epochs.append(epoch)
+        return True
+
+    result = train(
+        _model_config(tiny_model_dir),
+        _trainer_config(epochs=2, max_steps_per_epoch=2),
+        TRAIN,
+        VALIDATION,
+        checkpoint_dir=directory,
+        checkpoint_options={"async_save": True},
+        on_epoch=stop_now,
+        on_metrics=lambda records: steps.extend(r.step for r in records),
+    )
+    return result, epochs, steps, directory
+
+
+def test_on_epoch_true_stops_after_a_committed_epoch(first_run: Any) -> None:
+    result, epochs, steps, directory = first_run
+    assert result.stopped_early and result.epochs_completed == 1
+    assert [e.epoch for e in epochs] == [0] and epochs[0].is_best
+    assert steps == [epochs[0].step] == [result.last_logged_step]
+    assert result.seeds.seed == 11 and result.seeds.as_dict()["torch_cpu"] == 11
+    assert not math.isnan(result.best_metric)
+    assert result.metrics.keys() >= {"train_loss", "val_loss", "val_f1_macro", "val_exact_match"}
+    assert (directory / "manifest.json").exists()
+
+
+def test_resume_continues_and_never_logs_a_step_twice(first_run: Any, tiny_model_dir: Path) -> None:
+    first, _, first_steps, directory = first_run
+    steps: list[int] = []
+    result = train(
+        _model_config(tiny_model_dir),
+        _trainer_config(epochs=2, max_steps_per_epoch=2),
+        TRAIN,
+        VALIDATION,
+        checkpoint_dir=directory,
+        on_metrics=lambda records: steps.extend(r.step for r in records),
+    )
+    assert result.resumed_from == {"epoch": 0, "step": first.last_logged_step}
+    assert result.epochs_completed == 2 and len(result.history) == 2
+    assert steps == [4] and min(steps) > max(first_steps)
+    assert result.last_logged_step == steps[-1]
+
+
+def test_resume_with_another_config_is_refused(first_run: Any, tiny_model_dir: Path) -> None:
+    from mental_health_hpo.checkpointing import IncompatibleCheckpointError
+
+    _, _, _, directory = first_run
+    config = _trainer_config(epochs=2, max_steps_per_epoch=2, lr=5e-4)
+    with pytest.raises(IncompatibleCheckpointError, match="another configuration"):
+        train(_model_config(tiny_model_dir), config, TRAIN, VALIDATION, checkpoint_dir=directory)
+
+
+def test_same_seed_gives_equal_metrics(tiny_model_dir: Path) -> None:
+    """SC-007: two runs with the same seed report identical metrics (no checkpoints).
+
+    Also checks gradient accumulation: 3 batches of 4 with 3 per step are 1 optimizer step.
+    """
+    config = _trainer_config(epochs=1, batch_size=4, grad_accum_steps=3, max_steps_per_epoch=1)
+    records: list[list[Any]] = [[], []]
+    runs = [
+        train(_model_config(tiny_model_dir), config, TRAIN, VALIDATION, on_metrics=out.extend)
+        for out in records
+    ]
+    assert runs[0].history == runs[1].history
+    assert [r.step for r in records[0]] == [r.step for r in records[1]] == [1]
+    assert records[0][0].metrics == records[1][0].metrics
+    assert runs[0].last_logged_step is None  # nothing committed without a checkpoint dir
+
+
+def test_evaluate_reads_the_test_split_from_checkpoint_weights(
+    first_run: Any, tiny_model_dir: Path
+) -> None:
+    _, _, _, directory = first_run
+    weights = sorted(directory.glob("ckpt-*/model.safetensors"))[-1]
+    test_frame = make_model_input(2, "test", seed=9)
+    metrics = evaluate(_model_config(tiny_model_dir), weights, test_frame, batch_size=16)
+    assert "test_f1_macro" in metrics and "test_exact_match" in metrics
