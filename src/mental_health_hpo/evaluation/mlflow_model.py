@@ -98,7 +98,11 @@ class ReDSM5Model(PythonModel):  # type: ignore[misc]
         config = ModelConfig.from_params({**params, "encoder": encoder_dir, "revision": None})
         encoder = AutoModel.from_config(AutoConfig.from_pretrained(encoder_dir))
         tokenizer = AutoTokenizer.from_pretrained(encoder_dir, use_fast=True)
-        model = build_model(config, encoder=LoadedEncoder(encoder, tokenizer, encoder_dir, "local"))
+        model = build_model(
+            config,
+            encoder=LoadedEncoder(encoder, tokenizer, encoder_dir, "local"),
+            for_inference=True,
+        )
         model.load_state_dict(load_file(str(context.artifacts["weights"])))
         model.eval()
         self._model, self._config = model, config

@@ -80,7 +80,7 @@ def evaluate_checkpoint(
     ``model``: an already built model of ``model_config`` to reuse (co-best checkpoints of one
     trial share an architecture, so the encoder is loaded once).
     """
-    net = model if model is not None else build_model(model_config)
+    net = model if model is not None else build_model(model_config, for_inference=True)
     loaded = load_checkpoint_ref(checkpoint_ref, model_signature(net))
     merged = predict(
         model_config,
@@ -102,7 +102,7 @@ def evaluate_checkpoints(
     **kwargs: Any,
 ) -> list[CheckpointEvaluation]:
     """``evaluate_checkpoint`` of each ref, building the model once."""
-    model = kwargs.pop("model", None) or build_model(model_config)
+    model = kwargs.pop("model", None) or build_model(model_config, for_inference=True)
     return [evaluate_checkpoint(model_config, ref, frame, model=model, **kwargs) for ref in refs]
 
 

@@ -24,6 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from mental_health_hpo.constants import CRITERIA
 from mental_health_hpo.model.config import ModelConfig
 from mental_health_hpo.model.coupling import Coupler
 from mental_health_hpo.model.encoder import LoadedEncoder, load_encoder_for
@@ -171,13 +172,18 @@ def build_model(
     *,
     pos_weight: float | list[float] | None = None,
     encoder: LoadedEncoder | None = None,
+    for_inference: bool = False,
     **load_overrides: Any,
 ) -> DualAgentModel:
     """Load the encoder of ``config`` (local -> cache -> hub) and assemble the heads.
 
     ``encoder``: an already loaded ``LoadedEncoder`` to reuse; ``load_overrides`` go to
     ``load_encoder`` (``loader``, ``sleep``, ``delays``) for tests. ``pos_weight`` overrides
-    ``config.pos_weight`` (see ``losses.pos_weight_from_labels``).
+    ``config.pos_weight`` (see ``losses.pos_weight_from_labels``). ``for_inference``: the weights,
+    the ``pos_weight`` buffer included, come from a checkpoint, so a ``weighted_bce`` model
+    without a pos_weight gets a placeholder that ``load_state_dict`` replaces.
     """
+    if for_inference and pos_weight is None and config.pos_weight is None:
+        pos_weight = [1.0] * len(CRITERIA) if config.loss == "weighted_bce" else None
     loaded = encoder or load_encoder_for(config, **load_overrides)
     return DualAgentModel(config, loaded.model, loaded.tokenizer, pos_weight=pos_weight)

@@ -172,7 +172,7 @@ def _make_model(
         pos_weight = pos_weight_from_labels(
             train_df["label"].to_numpy(), CRITERIA, train_df["criterion"].to_numpy()
         )
-    return build_model(model_config, pos_weight=pos_weight)
+    return build_model(model_config, pos_weight=pos_weight, for_inference=train_df is None)
 
 
 def _loader(
