@@ -13,8 +13,8 @@ from mental_health_hpo.checkpointing import (
     CheckpointManager,
     RetentionPolicy,
     architecture_signature,
-    capture_rng_state,
 )
+from mental_health_hpo.training.seeds import capture_rng_state
 
 
 class TinyNet(torch.nn.Module):

@@ -44,7 +44,6 @@ from mental_health_hpo.checkpointing.policy import (
     policy_from_dict,
 )
 from mental_health_hpo.checkpointing.retention import RetentionPlan, plan_retention
-from mental_health_hpo.checkpointing.rng import capture_rng_state, restore_rng_state
 from mental_health_hpo.checkpointing.signature import architecture_signature
 from mental_health_hpo.checkpointing.snapshot import SnapshotPool
 from mental_health_hpo.checkpointing.study import (
@@ -85,7 +84,6 @@ __all__ = [
     "architecture_signature",
     "atomic_write_bytes",
     "atomic_write_file",
-    "capture_rng_state",
     "check_weights_only_safe",
     "disk_usage",
     "estimate_checkpoint_bytes",
@@ -102,6 +100,5 @@ __all__ = [
     "ranked_checkpoints",
     "read_manifest",
     "remove_orphans",
-    "restore_rng_state",
     "validate_metric_name",
 ]

@@ -120,7 +120,7 @@ def check_weights_only_safe(obj: Any, where: str = "training_state") -> None:
         return
     raise UnsafeCheckpointError(
         f"{where} is a {type(obj).__name__}: only tensors, numbers, strings, lists, tuples and "
-        "dicts can be loaded with torch.load(weights_only=True) (see checkpointing.rng)"
+        "dicts load with torch.load(weights_only=True) (see training.seeds.capture_rng_state)"
     )
 
 

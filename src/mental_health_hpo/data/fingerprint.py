@@ -7,6 +7,8 @@ from typing import Any
 
 import pandas as pd
 
+from mental_health_hpo.mappings import flatten
+
 
 def table_sha256(table: pd.DataFrame) -> str:
     """SHA-256 of a table's CSV serialization: stable across runs and machines."""
@@ -29,16 +31,7 @@ def dataset_fingerprint(
     }
     rows = {"posts": len(posts), "annotations": len(annotations), **split_counts}
     summary = {**origin, **content, "rows": rows}
-    digest = hashlib.sha256(repr(sorted(_flat(summary).items())).encode()).hexdigest()
+    digest = hashlib.sha256(
+        repr(sorted((k, str(v)) for k, v in flatten(summary).items())).encode()
+    ).hexdigest()
     return {**summary, "fingerprint": digest[:16]}
-
-
-def _flat(mapping: dict[str, Any], prefix: str = "") -> dict[str, str]:
-    flat: dict[str, str] = {}
-    for key, value in mapping.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            flat.update(_flat(value, f"{name}."))
-        else:
-            flat[name] = str(value)
-    return flat

@@ -21,11 +21,11 @@ from mental_health_hpo.data.errors import DatasetSourceError
 from mental_health_hpo.data.schema import ANNOTATIONS_FILE, POSTS_FILE
 from mental_health_hpo.data.synthetic import SyntheticConfig, generate_synthetic
 from mental_health_hpo.data.validation import validate_raw
+from mental_health_hpo.retry import RetriesExhaustedError, with_retries
 
 logger = logging.getLogger(__name__)
 
 SourceKind = Literal["synthetic", "csv", "hf"]
-RETRY_DELAYS_S: tuple[float, ...] = (1, 2, 4, 8, 16)
 
 
 @dataclass(frozen=True)
@@ -115,34 +115,6 @@ def load_csv(folder: Path) -> RawReDSM5:
     return RawReDSM5(posts, annotations, {"source": "csv", "path": str(folder)})
 
 
-def with_retries(
-    action: Callable[[], Any],
-    describe: str,
-    delays: tuple[float, ...] = RETRY_DELAYS_S,
-    sleep: Callable[[float], None] = time.sleep,
-) -> Any:
-    """Run ``action``; on failure wait 1, 2, 4, 8, 16 s between up to five attempts."""
-    last: Exception | None = None
-    for attempt, delay in enumerate(delays, start=1):
-        try:
-            return action()
-        except (DatasetSourceError, FileNotFoundError, ValueError):
-            raise
-        except Exception as error:  # network errors come in many types
-            last = error
-            if attempt < len(delays):
-                logger.warning(
-                    "%s failed (attempt %d of %d): %s; retrying in %.0f s",
-                    describe,
-                    attempt,
-                    len(delays),
-                    type(error).__name__,
-                    delay,
-                )
-                sleep(delay)
-    raise DatasetSourceError(f"{describe} failed after {len(delays)} attempts: {last}") from last
-
-
 def _hf_load(config: HFSourceConfig, data_files: str | dict[str, str], split: str | None) -> Any:
     import datasets  # heavy: imported only for this source
 
@@ -176,8 +148,13 @@ def load_hf(
 
     def load(files: str | dict[str, str], split: str | None) -> Any:
         try:
-            return with_retries(lambda: loader(config, files, split), describe, sleep=sleep)
-        except DatasetSourceError as error:
+            return with_retries(
+                lambda: loader(config, files, split),
+                describe,
+                sleep=sleep,
+                fatal=(DatasetSourceError, FileNotFoundError, ValueError),
+            )
+        except RetriesExhaustedError as error:
             raise DatasetSourceError(_hf_error(config, list(SPLITS), [], str(error))) from error
         except (FileNotFoundError, ValueError) as error:  # not retried: it will not get better
             why = f"{type(error).__name__}: {error}"

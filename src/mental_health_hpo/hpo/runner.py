@@ -159,45 +159,23 @@ def _run_study(
     started = time.monotonic()
     durations: list[float] = []
 
+    def attempt(trial: optuna.Trial, resumed: bool) -> bool:
+        trial_started = time.monotonic()
+        ran = _run_gated(
+            study, trial, config, space, base, objective, study_dir, hooks, resumed, auth_gate
+        )
+        if ran:
+            (result.resumed if resumed else result.ran).append(trial.number)
+            durations.append(time.monotonic() - trial_started)
+            _progress(study, config, hooks, started, durations, trial.number)
+        return ran
+
     for frozen in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         if _finished(study) >= config.n_trials:
             break
-        trial_started = time.monotonic()
-        trial = optuna.Trial(study, frozen._trial_id)  # the same trial, resumed
-        if _run_gated(
-            study,
-            trial,
-            config,
-            space,
-            base,
-            objective,
-            study_dir,
-            hooks,
-            True,
-            auth_gate,
-        ):
-            result.resumed.append(frozen.number)
-            durations.append(time.monotonic() - trial_started)
-            _progress(study, config, hooks, started, durations, frozen.number)
-
+        attempt(optuna.Trial(study, frozen._trial_id), resumed=True)  # the same trial, resumed
     while _finished(study) + _running(study) < config.n_trials:
-        trial_started = time.monotonic()
-        trial = study.ask()
-        _run_gated(
-            study,
-            trial,
-            config,
-            space,
-            base,
-            objective,
-            study_dir,
-            hooks,
-            False,
-            auth_gate,
-        )
-        result.ran.append(trial.number)
-        durations.append(time.monotonic() - trial_started)
-        _progress(study, config, hooks, started, durations, trial.number)
+        attempt(study.ask(), resumed=False)
     return result
 
 

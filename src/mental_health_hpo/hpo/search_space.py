@@ -28,6 +28,8 @@ from typing import Any
 
 import optuna
 
+from mental_health_hpo.mappings import flatten, unflatten
+
 _TYPES = ("categorical", "int", "float")
 
 
@@ -161,30 +163,6 @@ def _collect(node: Mapping[str, Any], prefix: str, found: list[Parameter]) -> No
             )
         else:
             _collect(value, f"{name}.", found)
-
-
-def flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``."""
-    flat: dict[str, Any] = {}
-    for key, value in mapping.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            flat.update(flatten(value, f"{name}."))
-        else:
-            flat[name] = value
-    return flat
-
-
-def unflatten(flat: Mapping[str, Any]) -> dict[str, Any]:
-    """``{"a.b": 1}`` -> ``{"a": {"b": 1}}``."""
-    nested: dict[str, Any] = {}
-    for name, value in flat.items():
-        node = nested
-        *parents, leaf = name.split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = value
-    return nested
 
 
 def merge(base: Mapping[str, Any], sampled: Mapping[str, Any]) -> dict[str, Any]:

@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from mental_health_hpo.model.config import PACKAGED_MINILM, ModelConfig
+from mental_health_hpo.retry import RETRY_DELAYS_S, RetriesExhaustedError, with_retries
 
 logger = logging.getLogger(__name__)
 
 #: Waits between download attempts: five attempts, waiting 1, 2, 4, 8 s in between (the project
 #: wide retry schedule; the 16 s step is only used when more attempts are configured).
-RETRY_DELAYS_S: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0, 16.0)
 
 #: ``loader(source, local_files_only=..., revision=..., token=..., cache_dir=...)`` -> anything.
 Loader = Callable[..., Any]
@@ -135,30 +135,16 @@ def load_encoder(
             "encoder %s not in the HF cache at %s (%s)", encoder, cache, type(error).__name__
         )
 
-    last: Exception | None = None
-    for attempt, delay in enumerate(delays, start=1):
-        try:
-            model, tokenizer = load(
-                encoder,
-                local_files_only=False,
-                revision=revision,
-                token=token,
-                cache_dir=str(cache),
-            )
-            return LoadedEncoder(model, tokenizer, encoder, "hub")
-        except Exception as error:  # network errors come in many types
-            last = error
-            if attempt < len(delays):
-                logger.warning(
-                    "downloading encoder %s failed (attempt %d of %d): %s; retrying in %.0f s",
-                    encoder,
-                    attempt,
-                    len(delays),
-                    type(error).__name__,
-                    delay,
-                )
-                sleep(delay)
-    raise EncoderLoadError(_manual_download_hint(encoder, revision, cache)) from last
+    def download() -> LoadedEncoder:
+        model, tokenizer = load(
+            encoder, local_files_only=False, revision=revision, token=token, cache_dir=str(cache)
+        )
+        return LoadedEncoder(model, tokenizer, encoder, "hub")
+
+    try:
+        return with_retries(download, f"downloading encoder {encoder}", delays=delays, sleep=sleep)
+    except RetriesExhaustedError as error:
+        raise EncoderLoadError(_manual_download_hint(encoder, revision, cache)) from error.last
 
 
 def load_encoder_for(config: ModelConfig, **overrides: Any) -> LoadedEncoder:

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 from mlflow.entities import Metric, Param, RunStatus, RunTag
 from mlflow.tracking import MlflowClient
 
+from mental_health_hpo.mappings import flatten
 from mental_health_hpo.ops import mask_obj, mask_secrets
 from mental_health_hpo.tracking.buffer import MetricPoint, MetricsBuffer
 
@@ -40,16 +41,9 @@ class JournalRecord(Protocol):
     def timestamp_ms(self) -> int: ...
 
 
-def flatten_params(params: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
-    """``{"model": {"loss": "bce"}}`` -> ``{"model.loss": "bce"}``, values as strings."""
-    flat: dict[str, str] = {}
-    for key, value in params.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            flat.update(flatten_params(value, f"{name}."))
-        else:
-            flat[name] = mask_secrets(str(value))[:MAX_PARAM_LENGTH]
-    return flat
+def flatten_params(params: Mapping[str, Any]) -> dict[str, str]:
+    """``{"model": {"loss": "bce"}}`` -> ``{"model.loss": "bce"}``: masked strings, MLflow-sized."""
+    return {k: mask_secrets(str(v))[:MAX_PARAM_LENGTH] for k, v in flatten(params).items()}
 
 
 class TrialTracker:
