@@ -31,11 +31,11 @@ from mental_health_hpo.checkpointing import (
     CheckpointManager,
     SnapshotPool,
     architecture_signature,
-    capture_rng_state,
     estimate_checkpoint_bytes,
     load_policy,
     read_manifest,
 )
+from mental_health_hpo.training.seeds import capture_rng_state
 
 MB = 1e6
 

@@ -16,10 +16,10 @@ from mental_health_hpo.checkpointing import (
     RetentionPolicy,
     UnsafeCheckpointError,
     read_manifest,
-    restore_rng_state,
     validate_metric_name,
 )
 from mental_health_hpo.checkpointing.hashing import sha256_file
+from mental_health_hpo.training.seeds import restore_rng_state
 from tests.checkpointing.conftest import save_epochs, train_step, training_state
 
 
