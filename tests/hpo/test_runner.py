@@ -118,3 +118,17 @@ def test_journal_storage_works(tmp_path: Path) -> None:
 def test_bad_study_config_names_the_field(field: str, value: object) -> None:
     with pytest.raises(ValueError, match=f"hpo.study.{field}"):
         StudyConfig(**{field: value})  # type: ignore[arg-type]
+
+
+def test_progress_after_every_trial_goes_to_the_study_json_log(tmp_path: Path) -> None:
+    import json
+    import logging
+
+    logging.getLogger("mental_health_hpo").setLevel(logging.INFO)  # as conf/logging.yml sets it
+    study, config = _study(tmp_path, n_trials=2)
+    run_study(study, config, SPACE, {}, lambda c: c.sampled["x"], tmp_path / "study_t")
+    lines = (tmp_path / "study_t" / "logs" / "study.jsonl").read_text().splitlines()
+    progress = [json.loads(line)["extra"]["progress"] for line in lines]
+    assert [p["finished"] for p in progress] == [1, 2]
+    assert all(p["n_trials"] == 2 and p["best_value"] is not None for p in progress)
+    assert all(json.loads(line)["study_id"] == "t" for line in lines)

@@ -169,6 +169,17 @@ def attach_jsonl_file(
     return handler
 
 
+class _WarningsOrProgress(logging.Filter):
+    """Records at or above ``threshold``, and progress records of any level."""
+
+    def __init__(self, threshold: int) -> None:
+        super().__init__()
+        self.threshold = threshold
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= self.threshold or hasattr(record, "progress")
+
+
 def detach_handler(handler: logging.Handler, logger: logging.Logger | None = None) -> None:
     """Remove and close a handler added by :func:`attach_jsonl_file`."""
     (logger or logging.getLogger()).removeHandler(handler)
@@ -187,10 +198,16 @@ def trial_log_path(trial_logs_dir: str | Path) -> Path:
 def study_logging(
     study_dir: str | Path, study_id: str, level: int | str = logging.WARNING
 ) -> Iterator[Path]:
-    """For the whole study: context ``study_id`` and ``<study_dir>/logs/study.jsonl``."""
+    """For the whole study: context ``study_id`` and ``<study_dir>/logs/study.jsonl``.
+
+    The file takes warnings and errors, and the study's progress records (INFO records that
+    carry a ``progress`` extra: trial i of n, best so far, ETA) so a dashboard can tail it.
+    """
     path = study_log_path(study_dir)
     with log_context(study_id=study_id):
-        handler = attach_jsonl_file(path, level)
+        handler = attach_jsonl_file(path, logging.INFO)
+        threshold = logging.getLevelName(level) if isinstance(level, str) else level
+        handler.addFilter(_WarningsOrProgress(threshold))
         try:
             yield path
         finally:
