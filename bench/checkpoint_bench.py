@@ -144,16 +144,18 @@ def run_study(
                 snapshot_pool=pool,
             )
             base = rng.uniform(0.3, 0.8)
+            global_step = 0
             for epoch in range(epochs):
                 start = time.perf_counter()
                 count = 0
                 while time.perf_counter() - start < epoch_s or count == 0:
                     train_step(model, opt, batch)
                     count += 1
+                global_step += count
                 t0 = time.perf_counter()
                 result = manager.save(
                     epoch=epoch,
-                    step=(epoch + 1) * count,
+                    step=global_step,
                     metrics={"val_f1": base + rng.uniform(-0.1, 0.1), "loss": 1.0},
                     weights=model.state_dict(),
                     training_state={

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -414,3 +415,25 @@ def test_shared_snapshot_pool_is_reused_across_trials_but_never_by_two_open_mana
         assert {id(t) for s in pool._sets for t in s.values()} == buffers  # no new allocation
         loaded = second.load(second.records()[-1].id)
         assert torch.equal(loaded.weights["w"], torch.full((32,), 7.0))
+
+
+def test_a_checkpoint_dropped_by_its_own_commit_leaves_no_folder(tmp_path: Path) -> None:
+    """A replayed epoch can carry an older step: retention may drop the new checkpoint at once."""
+    from mental_health_hpo.checkpointing import CheckpointManager
+
+    directory = tmp_path / "trial_0" / "checkpoints"
+    with CheckpointManager(
+        directory, metric_name="f1", async_save=False, check_disk=False
+    ) as manager:
+        for epoch, (step, value) in enumerate([(3, 0.9), (4, 0.5), (3, 0.1)]):
+            manager.save(
+                epoch=epoch,
+                step=step,
+                metrics={"f1": value},
+                weights={"w": torch.full((4,), float(epoch))},
+                training_state={"epoch": epoch},
+            )
+        manifest = read_manifest(directory)
+        assert manifest is not None
+        on_disk = sorted(p.name for p in directory.iterdir() if p.is_dir())
+        assert on_disk == sorted(r.id for r in manifest.checkpoints)

@@ -422,6 +422,9 @@ class CheckpointManager:
                 entry = MetricRecord(epoch, step, metrics, timestamp, ckpt)
                 manifest.history.append(entry)
                 manifest.architecture = manifest.architecture or self.architecture
+                # The new record counts as existing, so that a plan dropping it at once (it is
+                # neither best nor newest by step) also removes its folder.
+                manifest.checkpoints = records
                 commit_records(self.directory, manifest, apply_plan(records, plan))
         except BaseException as exc:
             self._discard_uncommitted(ckpt)
