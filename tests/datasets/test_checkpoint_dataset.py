@@ -98,19 +98,3 @@ def test_describe_reads_like_kedro_datasets(tmp_path: Path) -> None:
     assert dataset.metadata == {"kedro-viz": {"layer": "models"}}
     with pytest.raises(TypeError):
         CheckpointDataset(tmp_path, "f1")  # keyword-only
-
-
-def test_saving_a_reference_verifies_it_and_writes_nothing(tmp_path: Path) -> None:
-    from mental_health_hpo.datasets import CheckpointReference
-
-    study = tmp_path / "study_1"
-    write_trial(study, "trial_0", [0.2, 0.6])
-    dataset = CheckpointDataset(filepath=study, metric_name="f1")
-    best_id = dataset.load().record.id
-    before = sorted(p for p in study.rglob("*"))
-    dataset.save(CheckpointReference("trial_0", [best_id]))
-    assert sorted(p for p in study.rglob("*")) == before
-    with pytest.raises(DatasetError, match=r"hpo\.study\.name"):
-        CheckpointDataset(filepath=tmp_path / "study_other", metric_name="f1").save(
-            CheckpointReference("trial_0", [best_id])
-        )

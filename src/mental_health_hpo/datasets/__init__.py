@@ -4,7 +4,6 @@ from mental_health_hpo.datasets.checkpoint_dataset import (
     BestCheckpoint,
     CheckpointDataset,
     CheckpointPayload,
-    CheckpointReference,
 )
 
-__all__ = ["BestCheckpoint", "CheckpointDataset", "CheckpointPayload", "CheckpointReference"]
+__all__ = ["BestCheckpoint", "CheckpointDataset", "CheckpointPayload"]

@@ -52,18 +52,6 @@ class CheckpointPayload:
     training_state: dict[str, Any] | None = None
 
 
-@dataclass(frozen=True)
-class CheckpointReference:
-    """What hpo hands over: the best trial and its best checkpoint ids, already committed.
-
-    Saving a reference writes nothing: the trainer committed those checkpoints atomically.
-    ``save`` only verifies that they are there, under this dataset's folder.
-    """
-
-    trial_id: str
-    checkpoint_ids: list[str]
-
-
 class CheckpointDataset(AbstractDataset[CheckpointPayload | Mapping[str, Any], BestCheckpoint]):
     """Loads the best verified checkpoint under a study or trial folder; saves one checkpoint.
 
@@ -171,10 +159,7 @@ class CheckpointDataset(AbstractDataset[CheckpointPayload | Mapping[str, Any], B
             )
         raise DatasetError(f"every checkpoint under {self._path} failed verification")
 
-    def save(self, data: CheckpointPayload | CheckpointReference | Mapping[str, Any]) -> None:
-        if isinstance(data, CheckpointReference):
-            self._verify_reference(data)
-            return
+    def save(self, data: CheckpointPayload | Mapping[str, Any]) -> None:
         payload = data if isinstance(data, CheckpointPayload) else CheckpointPayload(**data)
         weights = payload.weights
         if isinstance(weights, torch.nn.Module):
@@ -199,18 +184,6 @@ class CheckpointDataset(AbstractDataset[CheckpointPayload | Mapping[str, Any], B
             )
             if self._save_args.get("finish"):
                 manager.finish()
-
-    def _verify_reference(self, reference: CheckpointReference) -> None:
-        found = {
-            (ref.trial_dir.name, ref.record.id)
-            for ref in ranked_checkpoints(self._path, self._metric_name)
-        }
-        missing = [c for c in reference.checkpoint_ids if (reference.trial_id, c) not in found]
-        if missing:
-            raise DatasetError(
-                f"best checkpoint(s) {missing} of {reference.trial_id} are not committed under "
-                f"{self._path}: does the catalog's study folder match hpo.study.name?"
-            )
 
     def _exists(self) -> bool:
         return bool(find_best_checkpoints(self._path, self._metric_name))

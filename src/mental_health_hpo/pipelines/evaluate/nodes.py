@@ -15,7 +15,6 @@ import mlflow
 import pandas as pd
 from matplotlib.figure import Figure
 
-from mental_health_hpo.datasets import BestCheckpoint
 from mental_health_hpo.evaluation import (
     REPORT_NAME,
     SUMMARY_NAME,
@@ -50,25 +49,13 @@ DEFAULTS: dict[str, Any] = {
 def evaluate_study(
     model_input_test: pd.DataFrame,
     hpo_best_trial: dict[str, Any],
-    best_checkpoint: BestCheckpoint,
     dataset_fingerprint: dict[str, Any],
     evaluate: dict[str, Any],
 ) -> tuple[dict[str, Any], dict[str, Any], Figure, Figure, str]:
-    """Evaluate the study's best checkpoint(s) on the test split; report, plot and track.
-
-    ``best_checkpoint`` is the catalog's verified best checkpoint of hpo's study: unless another
-    study is named, the selection must agree with it.
-    """
+    """Evaluate the study's best checkpoint(s) on the test split; report, plot and track."""
     options = {**DEFAULTS, **(evaluate or {})}
     selection = select(options["experiments_dir"], options["study_name"], hpo_best_trial)
     trial = selection.trial
-    if options["study_name"] is None and abs(best_checkpoint.value - trial.best_value) > 1e-9:
-        raise ValueError(
-            f"the catalog's best checkpoint ({best_checkpoint.checkpoint_dir}, "
-            f"{best_checkpoint.value}) disagrees with the best trial {trial.trial_dir} "
-            f"({trial.best_value}): rerun `kedro run --pipeline hpo` so that hpo_best_trial and "
-            f"the study folder agree"
-        )
     logger.info(
         "Evaluating study %s, %s (%s=%.6f), checkpoint(s) %s on %d test pairs",
         trial.study_id,

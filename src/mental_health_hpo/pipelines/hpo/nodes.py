@@ -26,7 +26,6 @@ from mental_health_hpo.checkpointing import (
 )
 from mental_health_hpo.checkpointing.manager import code_version
 from mental_health_hpo.checkpointing.study import finish_trial
-from mental_health_hpo.datasets import CheckpointReference
 from mental_health_hpo.hpo.objective import TrainingObjective
 from mental_health_hpo.hpo.runner import Progress, StudyHooks, run_study
 from mental_health_hpo.hpo.search_space import SearchSpace
@@ -69,12 +68,11 @@ def run_hpo(
     model_input_validation: pd.DataFrame,
     dataset_fingerprint: dict[str, Any],
     hpo: dict[str, Any],
-) -> tuple[dict[str, Any], pd.DataFrame, Any, Any, Any, CheckpointReference]:
+) -> tuple[dict[str, Any], pd.DataFrame, Any, Any, Any]:
     """Run (or continue) the study until ``hpo.study.n_trials`` trials have finished.
 
-    Returns the best trial, the trials table, three Optuna plots and a reference to the best
-    checkpoint(s) (for the ``best_checkpoint`` catalog entry, which evaluate loads). The test
-    split is not an input of this node: model selection only ever sees validation.
+    Returns the best trial, the trials table and three Optuna plots. The test split is not an
+    input of this node: model selection only ever sees validation.
     """
     install_mlflow_masking()
     project_root = Path.cwd()
@@ -190,7 +188,7 @@ def _close_trial(
 
 def _outputs(
     study: optuna.Study, config: StudyConfig, study_dir: Path, metric: str
-) -> tuple[dict[str, Any], pd.DataFrame, Any, Any, Any, CheckpointReference]:
+) -> tuple[dict[str, Any], pd.DataFrame, Any, Any, Any]:
     trials = study.trials_dataframe(
         attrs=(
             "number",
@@ -231,9 +229,7 @@ def _outputs(
             },
         }
     trials = trials.map(lambda v: mask_secrets(v) if isinstance(v, str) else v)
-    chosen = best_trial["best"] or {"trial_id": "", "checkpoint": {"checkpoint_ids": []}}
-    reference = CheckpointReference(chosen["trial_id"], chosen["checkpoint"]["checkpoint_ids"])
-    return (mask_obj(best_trial), trials, *_plots(study), reference)
+    return (mask_obj(best_trial), trials, *_plots(study))
 
 
 def _plots(study: optuna.Study) -> tuple[Any, Any, Any]:
