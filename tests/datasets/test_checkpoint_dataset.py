@@ -98,3 +98,32 @@ def test_describe_reads_like_kedro_datasets(tmp_path: Path) -> None:
     assert dataset.metadata == {"kedro-viz": {"layer": "models"}}
     with pytest.raises(TypeError):
         CheckpointDataset(tmp_path, "f1")  # keyword-only
+
+
+def test_a_reference_is_published_by_hard_links_and_replaces_the_previous_one(
+    tmp_path: Path,
+) -> None:
+    from mental_health_hpo.datasets import CheckpointReference
+
+    study = tmp_path / "study_1"
+    write_trial(study, "trial_0", [0.2, 0.6])
+    write_trial(study, "trial_1", [0.9, 0.4])
+    handoff = CheckpointDataset(filepath=tmp_path / "best_checkpoint")
+    best = CheckpointDataset(filepath=study / "trial_1", metric_name="f1").load()
+    handoff.save(CheckpointReference(study / "trial_1" / "checkpoints", [best.record.id]))
+    loaded = handoff.load()
+    assert loaded.value == pytest.approx(0.9) and loaded.record.id == best.record.id
+    source = best.checkpoint_dir / "model.safetensors"
+    published = loaded.checkpoint_dir / "model.safetensors"
+    assert published.stat().st_ino == source.stat().st_ino  # a hard link, no copy
+
+    other = CheckpointDataset(filepath=study / "trial_0", metric_name="f1").load()
+    handoff.save(CheckpointReference(study / "trial_0" / "checkpoints", [other.record.id]))
+    assert handoff.load().value == pytest.approx(0.6)  # exactly the new one, not the better old
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".best_checkpoint")]
+
+    with pytest.raises(DatasetError, match="not in"):
+        handoff.save(CheckpointReference(study / "trial_0" / "checkpoints", ["ckpt-nope"]))
+    assert handoff.load().value == pytest.approx(0.6)  # a failed publish keeps the old one
+    handoff.save(CheckpointReference(study, []))
+    assert not handoff.exists()

@@ -4,6 +4,7 @@ from mental_health_hpo.datasets.checkpoint_dataset import (
     BestCheckpoint,
     CheckpointDataset,
     CheckpointPayload,
+    CheckpointReference,
 )
 
-__all__ = ["BestCheckpoint", "CheckpointDataset", "CheckpointPayload"]
+__all__ = ["BestCheckpoint", "CheckpointDataset", "CheckpointPayload", "CheckpointReference"]

@@ -23,6 +23,7 @@ from mental_health_hpo.checkpointing import (
     policy_from_dict,
     ranked_checkpoints,
 )
+from mental_health_hpo.checkpointing.publish import clear_published, publish_checkpoints
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +51,18 @@ class CheckpointPayload:
     metrics: dict[str, float]
     weights: Mapping[str, torch.Tensor]
     training_state: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class CheckpointReference:
+    """What hpo hands over: committed checkpoints of the best trial, to publish, not rewrite.
+
+    Saving a reference publishes those checkpoints (hard links, verified, swapped in atomically)
+    into the dataset's folder, which then holds exactly them.
+    """
+
+    checkpoints_dir: Path
+    checkpoint_ids: list[str]
 
 
 class CheckpointDataset(AbstractDataset[CheckpointPayload | Mapping[str, Any], BestCheckpoint]):
@@ -159,7 +172,17 @@ class CheckpointDataset(AbstractDataset[CheckpointPayload | Mapping[str, Any], B
             )
         raise DatasetError(f"every checkpoint under {self._path} failed verification")
 
-    def save(self, data: CheckpointPayload | Mapping[str, Any]) -> None:
+    def save(self, data: CheckpointPayload | CheckpointReference | Mapping[str, Any]) -> None:
+        if isinstance(data, CheckpointReference):
+            if not data.checkpoint_ids:  # a study without a completed trial: hand over nothing
+                logger.warning("no best checkpoint to publish; clearing %s", self._path)
+                clear_published(self._path)
+                return
+            try:
+                publish_checkpoints(Path(data.checkpoints_dir), data.checkpoint_ids, self._path)
+            except CheckpointError as exc:
+                raise DatasetError(f"cannot publish the best checkpoint: {exc}") from exc
+            return
         payload = data if isinstance(data, CheckpointPayload) else CheckpointPayload(**data)
         weights = payload.weights
         if isinstance(weights, torch.nn.Module):

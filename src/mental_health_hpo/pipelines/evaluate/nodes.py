@@ -15,6 +15,7 @@ import mlflow
 import pandas as pd
 from matplotlib.figure import Figure
 
+from mental_health_hpo.datasets import BestCheckpoint
 from mental_health_hpo.evaluation import (
     REPORT_NAME,
     SUMMARY_NAME,
@@ -49,13 +50,26 @@ DEFAULTS: dict[str, Any] = {
 def evaluate_study(
     model_input_test: pd.DataFrame,
     hpo_best_trial: dict[str, Any],
+    best_checkpoint: BestCheckpoint,
     dataset_fingerprint: dict[str, Any],
     evaluate: dict[str, Any],
 ) -> tuple[dict[str, Any], dict[str, Any], Figure, Figure, str]:
-    """Evaluate the study's best checkpoint(s) on the test split; report, plot and track."""
+    """Evaluate the study's best checkpoint(s) on the test split; report, plot and track.
+
+    ``best_checkpoint`` is what hpo published (verified on load); unless another study is named,
+    the selection from the study folder must agree with it.
+    """
     options = {**DEFAULTS, **(evaluate or {})}
     selection = select(options["experiments_dir"], options["study_name"], hpo_best_trial)
     trial = selection.trial
+    published = {best_checkpoint.record.id, *best_checkpoint.co_best}
+    if options["study_name"] is None and not published & {
+        ref.record.id for ref in selection.checkpoints
+    }:
+        raise ValueError(
+            f"best_checkpoint ({sorted(published)}) is not among the best checkpoints of "
+            f"{trial.trial_dir}: rerun `kedro run --pipeline hpo` to publish it again"
+        )
     logger.info(
         "Evaluating study %s, %s (%s=%.6f), checkpoint(s) %s on %d test pairs",
         trial.study_id,

@@ -14,6 +14,7 @@ from mental_health_hpo.pipelines.evaluate.nodes import evaluate_study
 EVALUATE_INPUTS = [
     "model_input_test",
     "hpo_best_trial",
+    "best_checkpoint",
     "dataset_fingerprint",
     "params:evaluate",
 ]

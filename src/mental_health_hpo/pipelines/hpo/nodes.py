@@ -26,6 +26,7 @@ from mental_health_hpo.checkpointing import (
 )
 from mental_health_hpo.checkpointing.manager import code_version
 from mental_health_hpo.checkpointing.study import finish_trial
+from mental_health_hpo.datasets import CheckpointReference
 from mental_health_hpo.hpo.objective import TrainingObjective
 from mental_health_hpo.hpo.runner import Progress, StudyHooks, run_study
 from mental_health_hpo.hpo.search_space import SearchSpace
@@ -68,10 +69,11 @@ def run_hpo(
     model_input_validation: pd.DataFrame,
     dataset_fingerprint: dict[str, Any],
     hpo: dict[str, Any],
-) -> tuple[dict[str, Any], pd.DataFrame, Any, Any, Any]:
+) -> tuple[dict[str, Any], pd.DataFrame, Any, Any, Any, CheckpointReference]:
     """Run (or continue) the study until ``hpo.study.n_trials`` trials have finished.
 
-    Returns the best trial, the trials table and three Optuna plots. The test split is not an
+    Returns the best trial, the trials table, three Optuna plots and the best checkpoint(s) to
+    publish as ``best_checkpoint``. The test split is not an
     input of this node: model selection only ever sees validation.
     """
     install_mlflow_masking()
@@ -188,7 +190,7 @@ def _close_trial(
 
 def _outputs(
     study: optuna.Study, config: StudyConfig, study_dir: Path, metric: str
-) -> tuple[dict[str, Any], pd.DataFrame, Any, Any, Any]:
+) -> tuple[dict[str, Any], pd.DataFrame, Any, Any, Any, CheckpointReference]:
     trials = study.trials_dataframe(
         attrs=(
             "number",
@@ -229,7 +231,16 @@ def _outputs(
             },
         }
     trials = trials.map(lambda v: mask_secrets(v) if isinstance(v, str) else v)
-    return (mask_obj(best_trial), trials, *_plots(study))
+    chosen = best_trial["best"]
+    reference = (
+        CheckpointReference(
+            Path(chosen["checkpoint"]["trial_dir"]) / "checkpoints",
+            chosen["checkpoint"]["checkpoint_ids"],
+        )
+        if chosen
+        else CheckpointReference(study_dir, [])  # no completed trial: nothing to hand over
+    )
+    return (mask_obj(best_trial), trials, *_plots(study), reference)
 
 
 def _plots(study: optuna.Study) -> tuple[Any, Any, Any]:

@@ -13,6 +13,7 @@ HPO_OUTPUTS = [
     "hpo_optimization_history",
     "hpo_param_importances",
     "hpo_parallel_coordinates",
+    "best_checkpoint",
 ]
 
 
