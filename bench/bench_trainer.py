@@ -67,20 +67,14 @@ def tiny_encoder(target: Path) -> Path:
 
 def corpus(n_posts: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Train and validation model-input tables of the synthetic ReDSM5 corpus."""
-    from mental_health_hpo.data import (
-        AlignmentConfig,
-        SplitConfig,
-        SyntheticConfig,
-        align_annotations,
-        assign_splits,
-        build_model_input,
-        generate_synthetic,
-    )
+    from mental_health_hpo.data.model_input import synthetic_model_input
+    from mental_health_hpo.data.splits import SplitConfig
+    from mental_health_hpo.data.synthetic import SyntheticConfig
 
-    posts, annotations = generate_synthetic(SyntheticConfig(n_posts=n_posts, seed=3))
-    aligned, _ = align_annotations(posts, annotations, AlignmentConfig())
-    splits = assign_splits(posts, aligned, SplitConfig(train=0.85, validation=0.15, test=0.0))
-    table = build_model_input(posts, aligned, splits)
+    table = synthetic_model_input(
+        SyntheticConfig(n_posts=n_posts, seed=3),
+        SplitConfig(train=0.85, validation=0.15, test=0.0),
+    )
     return table[table["split"] == "train"], table[table["split"] == "validation"]
 
 

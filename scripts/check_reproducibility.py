@@ -44,20 +44,14 @@ def tiny_encoder(target: Path) -> Path:
 
 def tiny_corpus() -> tuple[pd.DataFrame, pd.DataFrame]:
     """Train and validation model-input tables from the synthetic ReDSM5 generator."""
-    from mental_health_hpo.data import (
-        AlignmentConfig,
-        SplitConfig,
-        SyntheticConfig,
-        align_annotations,
-        assign_splits,
-        build_model_input,
-        generate_synthetic,
-    )
+    from mental_health_hpo.data.model_input import synthetic_model_input
+    from mental_health_hpo.data.splits import SplitConfig
+    from mental_health_hpo.data.synthetic import SyntheticConfig
 
-    posts, annotations = generate_synthetic(SyntheticConfig(n_posts=16, seed=7))
-    aligned, _ = align_annotations(posts, annotations, AlignmentConfig())
-    splits = assign_splits(posts, aligned, SplitConfig(train=0.6, validation=0.4, test=0.0))
-    table = build_model_input(posts, aligned, splits)
+    table = synthetic_model_input(
+        SyntheticConfig(n_posts=16, seed=7),
+        SplitConfig(train=0.6, validation=0.4, test=0.0),
+    )
     return table[table["split"] == "train"], table[table["split"] == "validation"]
 
 

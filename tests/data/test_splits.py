@@ -82,3 +82,14 @@ def test_model_input_rows_labels_and_spans(corpus) -> None:
 def test_bad_ratios_name_the_field() -> None:
     with pytest.raises(ValueError, match=r"data_ingest\.splits"):
         SplitConfig(train=0.9, validation=0.2, test=0.1)
+
+
+def test_synthetic_model_input_runs_the_ingest_steps_in_memory() -> None:
+    from mental_health_hpo.data.model_input import synthetic_model_input
+
+    table = synthetic_model_input(
+        SyntheticConfig(n_posts=30, seed=2), SplitConfig(train=0.6, validation=0.4, test=0.0)
+    )
+    assert len(table) == 30 * len(CRITERIA)
+    assert set(table["split"]) == {"train", "validation"}
+    assert table.groupby("post_id")["split"].nunique().max() == 1

@@ -10,6 +10,9 @@ from typing import Any
 import pandas as pd
 
 from mental_health_hpo.constants import CRITERIA
+from mental_health_hpo.data.alignment import AlignmentConfig, align_annotations
+from mental_health_hpo.data.splits import SplitConfig, assign_splits
+from mental_health_hpo.data.synthetic import SyntheticConfig, generate_synthetic
 
 MODEL_INPUT_COLUMNS: tuple[str, ...] = (
     "post_id",
@@ -81,3 +84,10 @@ def _pair_row(
         "alignment": alignment,
         "split": None,
     }
+
+
+def synthetic_model_input(synthetic: SyntheticConfig, splits: SplitConfig) -> pd.DataFrame:
+    """The data_ingest steps on the synthetic corpus, in memory: for benchmarks and scripts."""
+    posts, annotations = generate_synthetic(synthetic)
+    aligned, _ = align_annotations(posts, annotations, AlignmentConfig())
+    return build_model_input(posts, aligned, assign_splits(posts, aligned, splits))
