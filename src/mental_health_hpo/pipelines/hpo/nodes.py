@@ -20,11 +20,11 @@ from tqdm.auto import tqdm
 
 from mental_health_hpo.checkpointing import (
     apply_study_retention,
+    code_version,
     find_best_checkpoints,
     load_policy,
     read_manifest,
 )
-from mental_health_hpo.checkpointing.manager import code_version
 from mental_health_hpo.checkpointing.study import finish_trial
 from mental_health_hpo.datasets import CheckpointReference
 from mental_health_hpo.hpo.objective import TrainingObjective
