@@ -341,7 +341,7 @@ def test_tied_weights_are_saved(make_manager, async_save: bool) -> None:
 def test_failure_before_commit_discards_files_and_keeps_old_state(
     make_manager, tiny, monkeypatch
 ) -> None:
-    from mental_health_hpo.checkpointing import manager as manager_module
+    from mental_health_hpo.checkpointing import commit as commit_module
 
     model, opt = tiny
     manager = make_manager()
@@ -350,7 +350,7 @@ def test_failure_before_commit_discards_files_and_keeps_old_state(
     def no_space(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(manager_module, "commit_records", no_space)
+    monkeypatch.setattr(commit_module, "commit_records", no_space)
     with pytest.raises(CheckpointError, match="needed for the next checkpoint"):
         save_epochs(manager, model, opt, [0.6], start=1)
     monkeypatch.undo()

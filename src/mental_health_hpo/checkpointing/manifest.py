@@ -36,6 +36,11 @@ FLAG_BEST = "best"
 FLAG_CO_BEST = "co_best"
 
 
+def manifest_kind(training_state: object | None) -> str:
+    """A checkpoint with training state can resume; one without holds weights only."""
+    return KIND_FULL if training_state is not None else KIND_WEIGHTS
+
+
 def utc_now() -> str:
     """ISO-8601 UTC timestamp with microseconds (journal entries keep it for idempotent replay)."""
     return datetime.now(UTC).isoformat(timespec="microseconds")
@@ -147,6 +152,15 @@ class Manifest:
     finished: bool = False
     updated_at: str = ""
     version: int = MANIFEST_VERSION
+
+    def journal(self, entry: MetricRecord) -> bool:
+        """Append ``entry`` unless its step is journaled already (and so maybe published): an
+        epoch trained again after a restart never publishes a step a second time."""
+        if self.history and entry.step <= self.history[-1].step:
+            logger.info("step %d was journaled before; keeping its first values", entry.step)
+            return False
+        self.history.append(entry)
+        return True
 
     def record(self, ckpt_id: str) -> CheckpointRecord | None:
         """The record named ``ckpt_id``, or None."""

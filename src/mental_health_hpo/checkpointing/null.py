@@ -10,7 +10,6 @@ import contextlib
 import logging
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import torch
@@ -30,14 +29,18 @@ from mental_health_hpo.checkpointing.manifest import (
     utc_now,
 )
 from mental_health_hpo.checkpointing.options import CheckpointOptions
-from mental_health_hpo.checkpointing.protocol import SaveResult, validate_metric_name
+from mental_health_hpo.checkpointing.protocol import (
+    ContextManaged,
+    SaveResult,
+    validate_metric_name,
+)
 from mental_health_hpo.checkpointing.retention import apply_plan, plan_retention
 from mental_health_hpo.checkpointing.verify import LoadedCheckpoint, load_newest_full
 
 logger = logging.getLogger(__name__)
 
 
-class _InMemoryJournal:
+class _InMemoryJournal(ContextManaged):
     """What both implementations share: a journal in memory and the protocol's plumbing."""
 
     def __init__(
@@ -73,20 +76,6 @@ class _InMemoryJournal:
 
     def flush(self) -> None:
         return None
-
-    def close(self) -> None:
-        return None
-
-    def __enter__(self) -> Any:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 class DisabledCheckpoints(_InMemoryJournal):

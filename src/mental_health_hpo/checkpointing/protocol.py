@@ -8,6 +8,7 @@ asks which one it holds.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -83,3 +84,27 @@ def validate_metric_name(name: str, available: Mapping[str, Any] | Any) -> None:
             f"optimization metric {name!r} is not among the logged metrics {names}; "
             "set metric_name to one of them"
         )
+
+
+class ContextManaged:
+    """``with checkpointer:`` closes it; an error while closing never hides the original one."""
+
+    def close(self) -> None:
+        return None
+
+    def __enter__(self) -> Any:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc is None:
+            self.close()
+            return
+        try:
+            self.close()
+        except Exception:
+            logging.getLogger(__name__).exception("closing checkpoints failed during an error")

@@ -14,21 +14,26 @@ import json
 import logging
 from pathlib import Path
 
-from mental_health_hpo.checkpointing.atomic import atomic_write_bytes
-from mental_health_hpo.checkpointing.layout import PREVIOUS_MANIFEST_NAME, RECORD_NAME
+from mental_health_hpo.checkpointing.atomic import fsync_dir, make_dir_durable
+from mental_health_hpo.checkpointing.errors import CheckpointError
+from mental_health_hpo.checkpointing.layout import (
+    PREVIOUS_MANIFEST_NAME,
+    QUARANTINE_DIRNAME,
+    RECORD_NAME,
+)
 from mental_health_hpo.checkpointing.manifest import (
     CheckpointRecord,
     Manifest,
     MetricRecord,
+    manifest_path,
+    read_manifest,
+    utc_now,
+    write_manifest,
 )
+from mental_health_hpo.checkpointing.policy import RetentionPolicy
+from mental_health_hpo.checkpointing.retention import apply_plan, plan_retention
 
 logger = logging.getLogger(__name__)
-
-
-def write_record_copy(directory: Path, record: CheckpointRecord) -> None:
-    """The checkpoint's own copy of its record, durable before the manifest names it."""
-    payload = json.dumps(record.to_json(), indent=1).encode()
-    atomic_write_bytes(directory / record.id / RECORD_NAME, payload)
 
 
 def _files_present(directory: Path, record: CheckpointRecord) -> bool:
@@ -79,3 +84,43 @@ def rebuild_manifest(directory: Path, empty: Manifest) -> Manifest:
             [r.id for r in manifest.checkpoints],
         )
     return manifest
+
+
+def read_or_rebuild(directory: Path, empty: Manifest, policy: RetentionPolicy) -> Manifest:
+    """The committed manifest, or, when it cannot be parsed, a rebuilt one (committed at once);
+    the unreadable file is kept in the quarantine for inspection."""
+    try:
+        return read_manifest(directory) or empty
+    except CheckpointError as exc:
+        target = directory / QUARANTINE_DIRNAME
+        make_dir_durable(target)
+        moved = target / f"manifest-{utc_now().replace(':', '')}.json"
+        manifest_path(directory).replace(moved)
+        fsync_dir(directory)
+        logger.warning("%s; moved it to %s", exc, moved)
+        manifest = rebuild_manifest(directory, empty)
+        plan = plan_retention(manifest.checkpoints, policy, empty.metric_name)
+        manifest.checkpoints = apply_plan(manifest.checkpoints, plan)
+        write_manifest(directory, manifest)
+        return manifest
+
+
+def quarantine_record(
+    directory: Path, manifest: Manifest, record: CheckpointRecord, policy: RetentionPolicy
+) -> None:
+    """Drop a corrupt record so it no longer counts as newest or best; keep its files aside.
+
+    Its journal entries stay: they were published, and an epoch trained again must not publish
+    the same step twice.
+    """
+    target = directory / QUARANTINE_DIRNAME
+    make_dir_durable(target)
+    remaining = [r for r in manifest.checkpoints if r.id != record.id]
+    plan = plan_retention(remaining, policy, manifest.metric_name)
+    manifest.checkpoints = apply_plan(remaining, plan)
+    write_manifest(directory, manifest)
+    source = directory / record.id
+    if source.exists():
+        source.replace(target / f"{record.id}-{utc_now().replace(':', '')}")
+        fsync_dir(directory)
+        fsync_dir(target)

@@ -23,9 +23,12 @@ from typing import Any, BinaryIO
 import torch
 from safetensors.torch import save_file
 
-from mental_health_hpo.checkpointing.atomic import fsync_dir, temp_path_for
+from mental_health_hpo.checkpointing.atomic import fsync_dir, make_dir_durable, temp_path_for
+from mental_health_hpo.checkpointing.commit import remove_tree
 from mental_health_hpo.checkpointing.errors import UnsafeCheckpointError
 from mental_health_hpo.checkpointing.hashing import sha256_file
+from mental_health_hpo.checkpointing.layout import STATE_FILE, WEIGHTS_FILE
+from mental_health_hpo.checkpointing.manifest import FileEntry
 
 
 @dataclass(frozen=True)
@@ -151,3 +154,23 @@ def check_weights_only_safe(obj: Any, where: str = "training_state") -> None:
         f"{where} is a {type(obj).__name__}: only tensors, numbers, strings, lists, tuples and "
         "dicts load with torch.load(weights_only=True) (see training.seeds.capture_rng_state)"
     )
+
+
+def write_checkpoint_files(
+    directory: Path,
+    ckpt: str,
+    epoch: int,
+    step: int,
+    weights: Mapping[str, torch.Tensor],
+    state: Any | None,
+) -> dict[str, FileEntry]:
+    """Write one checkpoint's folder (weights, and the training state when given), durably."""
+    folder = directory / ckpt
+    if folder.exists():  # an uncommitted leftover of the same id
+        remove_tree(folder)
+    make_dir_durable(folder)
+    meta = {"checkpoint_id": ckpt, "epoch": str(epoch), "step": str(step)}
+    written = {WEIGHTS_FILE: write_weights(folder / WEIGHTS_FILE, weights, meta)}
+    if state is not None:
+        written[STATE_FILE] = write_torch_state(folder / STATE_FILE, state)
+    return {n: FileEntry(f"{ckpt}/{n}", w.sha256, w.size) for n, w in written.items()}

@@ -110,9 +110,7 @@ def run_hpo(
         base=base,
         policy=policy,
         checkpoint_options={
-            "enabled": bool(checkpointing.get("enabled", True)),
-            "dry_run": bool(checkpointing.get("dry_run", False)),
-            "async_save": bool(checkpointing.get("async_save", True)),
+            k: v for k, v in checkpointing.items() if k not in ("policy", "overrides")
         },
         publisher=tracker,
         tags=common_tags,
