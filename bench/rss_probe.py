@@ -1,6 +1,6 @@
 """Measure the host RAM one save or one verified load adds, in a fresh process.
 
-Run as ``python rss_probe.py DIR MODE MB``: MODE is sync, async or load. Prints JSON with the
+Run as ``python bench/rss_probe.py DIR MODE MB``: MODE is sync, async or load. Prints JSON with the
 state size and the peak RSS added over the live state, both in bytes.
 """
 
