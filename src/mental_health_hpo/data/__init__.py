@@ -8,7 +8,12 @@ from mental_health_hpo.data.errors import DatasetSourceError, DataValidationErro
 from mental_health_hpo.data.fingerprint import dataset_fingerprint
 from mental_health_hpo.data.model_input import build_model_input
 from mental_health_hpo.data.sources import RawReDSM5, SourceConfig, load_source
-from mental_health_hpo.data.splits import SplitConfig, assign_splits, check_disjoint_splits
+from mental_health_hpo.data.splits import (
+    SplitConfig,
+    assign_splits,
+    check_disjoint_splits,
+    require_rows,
+)
 from mental_health_hpo.data.synthetic import SyntheticConfig, generate_synthetic
 from mental_health_hpo.data.validation import validate_raw
 
@@ -27,5 +32,6 @@ __all__ = [
     "dataset_fingerprint",
     "generate_synthetic",
     "load_source",
+    "require_rows",
     "validate_raw",
 ]
