@@ -4,7 +4,7 @@ Framework-free: nothing here imports kedro or mlflow.
 """
 
 from mental_health_hpo.data.alignment import AlignmentConfig, align_annotations
-from mental_health_hpo.data.errors import DatasetSourceError, DataValidationError
+from mental_health_hpo.data.errors import DataConfigError, DatasetSourceError, DataValidationError
 from mental_health_hpo.data.fingerprint import dataset_fingerprint
 from mental_health_hpo.data.model_input import build_model_input
 from mental_health_hpo.data.sources import RawReDSM5, SourceConfig, load_source
@@ -19,6 +19,7 @@ from mental_health_hpo.data.validation import validate_raw
 
 __all__ = [
     "AlignmentConfig",
+    "DataConfigError",
     "DataValidationError",
     "DatasetSourceError",
     "RawReDSM5",

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from mental_health_hpo.constants import CRITERIA, SPLITS
-from mental_health_hpo.data.errors import DataValidationError
+from mental_health_hpo.data.errors import DataConfigError, DataValidationError
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,7 @@ class SplitConfig:
     def __post_init__(self) -> None:
         ratios = (self.train, self.validation, self.test)
         if any(r < 0 for r in ratios) or abs(sum(ratios) - 1.0) > 1e-6:
-            raise ValueError(
+            raise DataConfigError(
                 f"data_ingest.splits ratios must be >= 0 and sum to 1, got train={self.train}, "
                 f"validation={self.validation}, test={self.test}"
             )
