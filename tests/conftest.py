@@ -90,17 +90,26 @@ def run_pipeline(project: Path, name: str, params: dict | None = None) -> None:
             mlflow.end_run()
 
 
-@pytest.fixture
-def mlflow_server(tmp_path: Path) -> Iterator[MlflowServer]:
-    """A real ``mlflow server`` on 127.0.0.1 (healthy on /health); stopped in teardown.
-
-    A test may ``stop()`` and ``start()`` it again (same port, same store) to stage an outage.
-    """
-    server = MlflowServer(tmp_path / "mlflow-server")
+@pytest.fixture(scope="session")
+def _mlflow_server_of_the_session(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[MlflowServer]:
+    server = MlflowServer(tmp_path_factory.mktemp("mlflow-server"))
     try:
-        yield server.start()
+        yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def mlflow_server(_mlflow_server_of_the_session: MlflowServer) -> MlflowServer:
+    """A real ``mlflow server`` on 127.0.0.1, healthy on /health; stopped at the session's end.
+
+    One server for the session, since starting one takes up to a minute on a loaded machine;
+    tests use their own experiments. A test may ``stop()`` and ``start()`` it (same port, same
+    store) to stage an outage; the next test that asks for it gets it running again.
+    """
+    return _mlflow_server_of_the_session.start()
 
 
 @pytest.fixture(scope="session")
