@@ -17,7 +17,6 @@ written atomically, since a kill may land at any moment and two processes may sh
 from __future__ import annotations
 
 import json
-import os
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -25,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from filelock import FileLock
+
+from mental_health_hpo.checkpointing.atomic import atomic_write_bytes
 
 PENDING_PREFIX = "pending-"
 
@@ -74,13 +75,9 @@ class PendingRuns:
         return {"runs": data.get("runs", {}), "updates": data.get("updates", {})}
 
     def _store(self, data: dict[str, Any]) -> None:
+        # The project's atomic write: a kill leaves a ``.tmp-`` file that the sweeps recognise.
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        temp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        with temp.open("w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=1, sort_keys=True)
-            handle.flush()
-            os.fsync(handle.fileno())
-        temp.replace(self.path)
+        atomic_write_bytes(self.path, json.dumps(data, indent=1, sort_keys=True).encode())
 
     def _change(self, edit: Callable[[dict[str, Any]], Any]) -> Any:
         with self._lock:
