@@ -74,3 +74,15 @@ def test_kedro_run_with_an_empty_csv_prints_a_short_message_and_exits_1(
     assert done.returncode == 1, output[-3000:]
     assert f"Error (DatasetSourceError): posts file {bad / 'redsm5_posts.csv'}" in done.stderr
     assert "Traceback" not in output and "EmptyDataError" not in output  # no source frames
+
+
+def test_data_ingest_parameter_errors_are_user_errors() -> None:
+    from mental_health_hpo.data import DataConfigError, SourceConfig, SplitConfig
+    from mental_health_hpo.pipelines.data_ingest.nodes import split_and_build
+
+    with pytest.raises(DataConfigError, match=r"data_ingest\.source\.kind"):
+        SourceConfig.from_params({"kind": "parquet"})
+    with pytest.raises(DataConfigError, match=r"data_ingest\.splits ratios"):
+        SplitConfig(train=0.9, validation=0.2, test=0.1)
+    with pytest.raises(DataConfigError, match=r"data_ingest\.splits: unknown key\(s\) \['tets'\]"):
+        split_and_build(None, None, {}, {"tets": 0.2})  # type: ignore[arg-type]
