@@ -23,6 +23,7 @@ from mental_health_hpo.checkpointing import (
     load_checkpoint_ref,
 )
 from mental_health_hpo.checkpointing.manifest import WEIGHTS_FILE
+from mental_health_hpo.data.splits import require_rows
 from mental_health_hpo.metrics import flatten_metrics, validation_metrics
 from mental_health_hpo.model import DualAgentModel, ModelConfig, build_model
 from mental_health_hpo.training.trainer import predict
@@ -101,7 +102,12 @@ def evaluate_checkpoints(
     frame: pd.DataFrame,
     **kwargs: Any,
 ) -> list[CheckpointEvaluation]:
-    """``evaluate_checkpoint`` of each ref, building the model once."""
+    """``evaluate_checkpoint`` of each ref, building the model once.
+
+    An empty ``frame`` is refused here, before the encoder loads: feature building indexes
+    the first window and would fail with an IndexError that names no split.
+    """
+    require_rows(frame, "the split to evaluate")
     model = kwargs.pop("model", None) or build_model(model_config, for_inference=True)
     return [evaluate_checkpoint(model_config, ref, frame, model=model, **kwargs) for ref in refs]
 

@@ -12,6 +12,7 @@ import pandas as pd
 from mental_health_hpo.constants import SPLITS
 from mental_health_hpo.data import (
     AlignmentConfig,
+    DataConfigError,
     SourceConfig,
     SplitConfig,
     align_annotations,
@@ -30,7 +31,9 @@ def _config(cls: type, params: dict[str, Any] | None, group: str) -> Any:
     known = {f.name for f in fields(cls)}
     unknown = sorted(set(params) - known)
     if unknown:
-        raise ValueError(f"data_ingest.{group}: unknown key(s) {unknown}; known: {sorted(known)}")
+        raise DataConfigError(
+            f"data_ingest.{group}: unknown key(s) {unknown}; known: {sorted(known)}"
+        )
     return cls(**params)
 
 
