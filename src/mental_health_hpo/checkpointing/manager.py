@@ -12,18 +12,17 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import errno
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from mental_health_hpo.checkpointing import commit as store
-from mental_health_hpo.checkpointing import disk, pressure, protocol, serialize, writers
+from mental_health_hpo.checkpointing import pressure, protocol, serialize, writers
 from mental_health_hpo.checkpointing.atomic import make_dir_durable
 from mental_health_hpo.checkpointing.disk import OVERHEAD_BYTES, tensor_bytes
 from mental_health_hpo.checkpointing.errors import CheckpointError
@@ -226,21 +225,11 @@ class CheckpointManager(CommittedCheckpoints, ContextManaged):
 
         return commit
 
-    @contextlib.contextmanager
     def _failing_save(
         self, ckpt: str, needed: int, staged: serialize.StagedCheckpoint | None = None
-    ) -> Iterator[None]:
-        """On any error: drop what this save left uncommitted; a full disk says how to fix it."""
-        try:
-            yield
-        except BaseException as exc:
-            if staged is not None:
-                staged.discard()
-            store.discard_uncommitted(self.directory, ckpt)
-            if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
-                study = [self.study.path] if self.study else [self.directory]
-                raise disk.insufficient_space_error(self.directory, needed, study) from exc
-            raise
+    ) -> contextlib.AbstractContextManager[None]:
+        scan = self.study.path if self.study else self.directory
+        return store.failing_save(self.directory, ckpt, needed, scan, staged)
 
     def _write_files(
         self,
