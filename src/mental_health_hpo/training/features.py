@@ -176,9 +176,7 @@ def build_features(
     ``tokenizer`` must be a fast tokenizer (offset mapping). Raises ``ValueError`` naming
     ``stride`` when it leaves no room for the post in a window.
     """
-    texts = dict(zip(table["post_id"].astype(str), table["text"].astype(str), strict=True))
-    sentence_spans = {pid: split_sentences(text) for pid, text in texts.items()}
-    pairs = _pairs_table(table, sentence_spans)
+    pairs, texts, sentence_spans = gold_evidence_table(table)
     post_ids = list(dict.fromkeys(pairs["post_id"]))
     sentence_starts = {pid: [s for s, _ in sentence_spans[pid]] for pid in post_ids}
     gold_sentences = _gold_sentence_sets(pairs)
@@ -244,6 +242,19 @@ def build_features(
         texts=texts,
         sentence_spans=sentence_spans,
     )
+
+
+def gold_evidence_table(
+    table: pd.DataFrame,
+) -> tuple[pd.DataFrame, dict[str, str], dict[str, list[tuple[int, int]]]]:
+    """The gold of a ``model_input`` table as the model sees it: (pairs, texts, sentence spans).
+
+    ``pairs`` has one row per (post, criterion) with ``gold_spans`` and ``gold_sentences``;
+    baselines use it so they are trained and scored on exactly the model's targets.
+    """
+    texts = dict(zip(table["post_id"].astype(str), table["text"].astype(str), strict=True))
+    sentence_spans = {pid: split_sentences(text) for pid, text in texts.items()}
+    return _pairs_table(table, sentence_spans), texts, sentence_spans
 
 
 def _gold_sentence_sets(pairs: pd.DataFrame) -> dict[tuple[str, str], set[int] | None]:
