@@ -278,8 +278,9 @@ class SyntheticConfig:
         annotation_variant_rate: chance that an annotation's sentence_text differs from the post's
             sentence in case or spacing (exercises the normalized alignment path).
         filler_sentences: (min, max) filler sentences per post.
-        quoted_rate: chance that a post quotes someone else's symptom sentence (any symptom,
-            the poster's own included): same words as evidence, but not evidence.
+        quoted_rate: chance, tried twice per post, that it quotes someone else's symptom
+            sentence (any symptom, the poster's own included): the words of evidence, but not
+            evidence.
         reported_rate: chance that a poster's own evidence sentence is reported speech, in the
             same frames as the quotes with speaker and listener swapped.
         topic_rate: chance of a topic mention of a symptom (not evidence either).
@@ -413,9 +414,10 @@ def _generate_post(
             tagged.append((_sentence(rng, symptom), symptom, 1))
     for symptom in negatives:
         tagged.append((_plain(rng, rng.choice(_NEGATIVES[symptom])), symptom, 0))
-    if rng.random() < config.quoted_rate:
-        symptom = rng.choice(CRITERIA)
-        tagged.append((_reported(rng, symptom, poster_speaks=False), symptom, 0))
+    for _ in range(2):  # up to two quotes: as many hard negatives as there are evidence cells
+        if rng.random() < config.quoted_rate:
+            symptom = rng.choice(CRITERIA)
+            tagged.append((_reported(rng, symptom, poster_speaks=False), symptom, 0))
     if rng.random() < config.topic_rate:
         symptom = rng.choice(CRITERIA)
         topic = rng.choice(_TOPIC_FRAMES).format(topic=rng.choice(_TOPICS[symptom]))
