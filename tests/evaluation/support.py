@@ -77,10 +77,10 @@ FINGERPRINT = {"source": "synthetic", "fingerprint": "f" * 16}
 
 
 def fake_baselines(merged: pd.DataFrame | None = None) -> BaselineResult:
-    """A baseline scored on the hand-made posts: always 0.5 and no evidence (weaker than the
+    """A baseline scored on the hand-made posts: always negative, no evidence (weaker than the
     hand-made model on criteria, and with no sentence evidence at all)."""
     frame = hand_made_merged() if merged is None else merged
-    weak = frame.assign(prob=0.5, pred_start=-1, pred_end=-1)
+    weak = frame.assign(prob=0.0, pred_start=-1, pred_end=-1)
     metrics = validation_metrics(weak)
     ids = split_ids(frame)
     return BaselineResult(
