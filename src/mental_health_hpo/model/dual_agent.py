@@ -1,4 +1,6 @@
-"""``DualAgentModel``: one encoder, a criteria-matching head and an evidence-binding head.
+"""``MultiTaskModel``: one encoder, a criteria-matching head and an evidence-binding head.
+
+It was called ``DualAgentModel``; that name stays as an alias so existing imports keep working.
 
 Batch dict (from ``training.batching.DynamicPaddingCollator``), B windows, T tokens, C labels
 (C = 1 for ``binary_pairs``, 9 for ``multi_label``):
@@ -48,7 +50,7 @@ def encoder_hidden_size(encoder: nn.Module) -> int:
     return int(config.hidden_size)
 
 
-class DualAgentModel(nn.Module):
+class MultiTaskModel(nn.Module):
     """Encoder + pooling + criteria head + evidence head (+ optional coupling) + losses.
 
     Build it with ``build_model(config)``; ``tokenizer`` is attached for feature building.
@@ -199,7 +201,7 @@ def build_model(
     encoder: LoadedEncoder | None = None,
     for_inference: bool = False,
     **load_overrides: Any,
-) -> DualAgentModel:
+) -> MultiTaskModel:
     """Load the encoder of ``config`` (local -> cache -> hub) and assemble the heads.
 
     ``encoder``: an already loaded ``LoadedEncoder`` to reuse; ``load_overrides`` go to
@@ -211,4 +213,8 @@ def build_model(
     if for_inference and pos_weight is None and config.pos_weight is None:
         pos_weight = [1.0] * len(CRITERIA) if config.loss == "weighted_bce" else None
     loaded = encoder or load_encoder_for(config, **load_overrides)
-    return DualAgentModel(config, loaded.model, loaded.tokenizer, pos_weight=pos_weight)
+    return MultiTaskModel(config, loaded.model, loaded.tokenizer, pos_weight=pos_weight)
+
+
+#: Deprecated name of :class:`MultiTaskModel`, kept so that existing imports keep working.
+DualAgentModel = MultiTaskModel
