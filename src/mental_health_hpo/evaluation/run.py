@@ -121,9 +121,20 @@ def metrics_table(metrics: Mapping[str, Any], title: str = "") -> str:
     headline += ["macro_pr_auc"]
     lines.append("criteria matching")
     lines += [f"  {name:<20}{float(criteria.get(name, 0.0)):>10.4f}" for name in headline]
-    lines.append("evidence binding")
-    for name in ("exact_match", "f1", "char_f1", "null_span_accuracy"):
-        lines.append(f"  {name:<20}{float(evidence.get(name, 0.0)):>10.4f}")
+    for name in ("all_negative_accuracy", "prevalence"):  # what accuracy is read against
+        if name in criteria:
+            lines.append(f"  {name:<20}{float(criteria[name]):>10.4f}")
+    sentences = metrics.get("sentence_evidence", {})
+    if sentences:
+        lines.append("evidence binding, sentence level")
+        for name in ("f1_macro", "precision_macro", "recall_macro", "f1_micro"):
+            lines.append(f"  {name:<20}{float(sentences.get(name, 0.0)):>10.4f}")
+        unaligned = int(sentences.get("n_unaligned_positive_pairs", 0))
+        lines.append(f"  {'unaligned positives':<20}{unaligned:>10d}  (left out, not guessed)")
+    lines.append("evidence binding, spans")
+    for name in ("exact_match", "f1", "char_f1", "null_span_accuracy", "share_without_evidence"):
+        if name in evidence or name != "share_without_evidence":
+            lines.append(f"  {name:<20}{float(evidence.get(name, 0.0)):>10.4f}")
     lines.append("")
     lines.append(
         f"  {'criterion':<20}{'f1':>8}{'prec':>8}{'recall':>8}{'pr_auc':>8}{'support':>9}"

@@ -27,6 +27,8 @@ from mental_health_hpo.evaluation import (
     write_json,
     write_report,
 )
+from mental_health_hpo.evaluation.baselines import fit_baselines
+from mental_health_hpo.evaluation.paper import paper_table
 from mental_health_hpo.evaluation.plots import (
     confusion_matrices_figure,
     pr_curves_figure,
@@ -48,6 +50,8 @@ DEFAULTS: dict[str, Any] = {
 
 
 def evaluate_study(
+    model_input_train: pd.DataFrame,
+    model_input_validation: pd.DataFrame,
     model_input_test: pd.DataFrame,
     hpo_best_trial: dict[str, Any],
     best_checkpoint: BestCheckpoint,
@@ -87,10 +91,17 @@ def evaluate_study(
         batch_size=int(options["batch_size"]),
         device=options["device"],
     )
+    # The TF-IDF baselines: fitted on train, chosen on validation, scored on these test posts.
+    baselines = fit_baselines(model_input_train, model_input_validation, model_input_test)
     report_path = trial.study_dir / REPORT_NAME
-    report = build_report(selection, evaluations, dataset_fingerprint, report_path=report_path)
+    report = build_report(
+        selection, evaluations, dataset_fingerprint, baselines=baselines, report_path=report_path
+    )
     write_report(report)
-    summary = build_summary(trial.study_dir, selection.metric_name, report_path)
+    logger.info("%s", paper_table(report["paper_reference"]))
+    for warning in report["warnings"]:
+        logger.warning("%s", warning)
+    summary = build_summary(trial.study_dir, selection.metric_name, report_path, report=report)
     write_json(trial.study_dir / SUMMARY_NAME, summary)
 
     primary = evaluations[0]

@@ -12,6 +12,8 @@ from kedro.pipeline import Node, Pipeline
 from mental_health_hpo.pipelines.evaluate.nodes import evaluate_study
 
 EVALUATE_INPUTS = [
+    "model_input_train",  # the TF-IDF baselines are fitted on train and chosen on validation
+    "model_input_validation",
     "model_input_test",
     "hpo_best_trial",
     "best_checkpoint",
