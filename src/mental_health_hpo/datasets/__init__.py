@@ -6,5 +6,12 @@ from mental_health_hpo.datasets.checkpoint_dataset import (
     CheckpointPayload,
     CheckpointReference,
 )
+from mental_health_hpo.datasets.outdated_dataset import OutdatedDataset
 
-__all__ = ["BestCheckpoint", "CheckpointDataset", "CheckpointPayload", "CheckpointReference"]
+__all__ = [
+    "BestCheckpoint",
+    "CheckpointDataset",
+    "CheckpointPayload",
+    "CheckpointReference",
+    "OutdatedDataset",
+]
