@@ -153,7 +153,9 @@ def stop_group(process: subprocess.Popen[bytes]) -> None:
             continue
 
 
-def run_server(command: Command, cwd: Path, env: dict[str, str], log: Path, timeout_s: float) -> str:
+def run_server(
+    command: Command, cwd: Path, env: dict[str, str], log: Path, timeout_s: float
+) -> str:
     """'' when the server answered 200 and was stopped cleanly, else what went wrong."""
     assert command.url is not None
     if port_open(command.url):

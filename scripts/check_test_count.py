@@ -30,7 +30,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--min", type=int, required=True, help="fewest tests that must run")
     args = parser.parse_args(argv)
     if not args.junit_xml.is_file():
-        print(f"error: {args.junit_xml} not found: did pytest run with --junitxml?", file=sys.stderr)
+        print(
+            f"error: {args.junit_xml} not found: did pytest run with --junitxml?", file=sys.stderr
+        )
         return 1
     ran, skipped = executed_tests(args.junit_xml)
     if ran < args.min:
