@@ -7,6 +7,7 @@ from mental_health_hpo.datasets.checkpoint_dataset import (
     CheckpointReference,
 )
 from mental_health_hpo.datasets.outdated_dataset import OutdatedDataset
+from mental_health_hpo.datasets.plotly_html_dataset import PlotlyHTMLDataset
 
 __all__ = [
     "BestCheckpoint",
@@ -14,4 +15,5 @@ __all__ = [
     "CheckpointPayload",
     "CheckpointReference",
     "OutdatedDataset",
+    "PlotlyHTMLDataset",
 ]
