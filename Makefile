@@ -31,9 +31,12 @@ data: setup
 	$(KEDRO) run --pipelines data_ingest $(RUN_ARGS)
 
 ## validate-env: python/torch versions, MLflow store, Optuna storage, free disk (VALIDATE_ARGS=--cuda --hf-token)
+## (-W: Kedro's config loader registers its resolvers with a call OmegaConf 2.4 deprecates; see
+## src/mental_health_hpo/dependency_warnings.py for the same filter on kedro commands)
 VALIDATE_ARGS ?=
 validate-env: setup
-	$(BIN)/python -m mental_health_hpo.validate_env $(VALIDATE_ARGS)
+	$(BIN)/python -W "ignore:register_new_resolver() is deprecated:UserWarning" \
+		-m mental_health_hpo.validate_env $(VALIDATE_ARGS)
 
 ## hpo: run (or continue) the Optuna study; data_ingest runs first where its outputs are missing
 ## or were built from other data_ingest parameters (Kedro's --only-missing-outputs + hooks.py)
@@ -51,18 +54,22 @@ train: setup validate-env
 evaluate: setup
 	$(KEDRO) run --pipelines evaluate $(RUN_ARGS)
 
+## The UIs listen on UI_HOST (UI_HOST=0.0.0.0 inside a container, to reach them from the host).
+UI_HOST ?= 127.0.0.1
+
 ## viz: kedro-viz on http://127.0.0.1:4141
 viz: setup
-	$(KEDRO) viz run --host 127.0.0.1 --port 4141 --no-browser
+	$(KEDRO) viz run --host $(UI_HOST) --port 4141 --no-browser
 
-## mlflow-ui: the kedro-mlflow UI on http://127.0.0.1:5000
+## mlflow-ui: the kedro-mlflow UI on http://127.0.0.1:5000 (it starts the `mlflow` executable,
+## found through PATH above)
 mlflow-ui: setup
-	$(KEDRO) mlflow ui
+	$(KEDRO) mlflow ui --host $(UI_HOST) --port 5000
 
 ## optuna-dashboard: the studies of experiments/optuna.db on http://127.0.0.1:8080
 OPTUNA_STORAGE ?= sqlite:///experiments/optuna.db
 optuna-dashboard: setup
-	$(BIN)/optuna-dashboard --host 127.0.0.1 --port 8080 $(OPTUNA_STORAGE)
+	$(BIN)/optuna-dashboard --host $(UI_HOST) --port 8080 $(OPTUNA_STORAGE)
 
 ## test: the whole suite (tiny models, tiny data); fails when pytest collects no test (exit 5)
 ## or runs fewer than MIN_TESTS, so a broken collection can never pass as green
@@ -82,11 +89,13 @@ check-readme:
 test-fast: setup
 	$(BIN)/python -m pytest -m "not slow"
 
-## lint: ruff (lint + format check) and mypy, clean on src/
+## lint: ruff (lint + format check), mypy (strict on the core) and the import contracts of
+## docs/architecture.md ([tool.importlinter] in pyproject.toml)
 lint: setup
 	$(BIN)/ruff check src tests bench scripts
 	$(BIN)/ruff format --check src tests bench scripts
 	$(BIN)/mypy src
+	PYTHONPATH=src $(BIN)/lint-imports
 
 ## format: apply ruff's formatting and safe fixes
 format: setup

@@ -75,9 +75,9 @@ def readme_commands(text: str) -> list[Command]:
         if raw.strip().startswith("#"):
             continue
         if raw.rstrip().endswith("\\"):
-            pending += raw.rstrip()[:-1] + " "
+            pending += raw.strip()[:-1].strip() + " "
             continue
-        line = (pending + raw).strip()
+        line = (pending + raw.strip()).strip()
         pending = ""
         match = SERVER_URL.search(line)
         commands.append(Command(line=line, url=match.group(1) if match else None))
