@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import Any
 
@@ -32,6 +33,28 @@ class ProjectHooks:
 
         install_project_logging()
         install_mlflow_masking()
+
+
+class CleanBarsHooks:
+    """While a pipeline runs on a terminal, log records are drawn above the progress bars
+    (``training.progress.clean_bars``) instead of through them; off a terminal, nothing."""
+
+    def __init__(self) -> None:
+        self._active = contextlib.ExitStack()
+
+    @hook_impl
+    def before_pipeline_run(self) -> None:
+        from mental_health_hpo.training.progress import clean_bars
+
+        self._active.enter_context(clean_bars())
+
+    @hook_impl
+    def after_pipeline_run(self) -> None:
+        self._active.close()
+
+    @hook_impl
+    def on_pipeline_error(self) -> None:
+        self._active.close()
 
 
 class FreshnessHooks:

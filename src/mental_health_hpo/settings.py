@@ -7,7 +7,7 @@ the rest of its group.
 from kedro.config import OmegaConfigLoader
 
 from mental_health_hpo.dependency_warnings import ignore_dependency_warnings
-from mental_health_hpo.hooks import FreshnessHooks, ProjectHooks
+from mental_health_hpo.hooks import CleanBarsHooks, FreshnessHooks, ProjectHooks
 
 ignore_dependency_warnings()  # see dependency_warnings.py
 
@@ -22,5 +22,6 @@ CONFIG_LOADER_ARGS = {
 DISABLE_HOOKS_FOR_PLUGINS = ("kedro-telemetry",)
 
 # `kedro run --only-missing-outputs` (Kedro's own filter) re-runs data_ingest when its
-# parameters changed and always runs the study node: FreshnessHooks.
-HOOKS = (ProjectHooks(), FreshnessHooks())
+# parameters changed and always runs the study node: FreshnessHooks. Log lines above the
+# progress bars on a terminal: CleanBarsHooks.
+HOOKS = (ProjectHooks(), FreshnessHooks(), CleanBarsHooks())
