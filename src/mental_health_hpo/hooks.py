@@ -16,9 +16,11 @@ from mental_health_hpo.pipelines.data_ingest.pipeline import create_pipeline as 
 
 logger = logging.getLogger(__name__)
 
-#: Nodes with this tag run on every ``--only-missing-outputs`` run: the study node decides by
-#: itself what is left to do (top the study up to ``n_trials``, resume a killed trial, or nothing).
+#: Nodes with this tag, or named here, run on every ``--only-missing-outputs`` run: the study
+#: node decides by itself what is left to do (top the study up to ``n_trials``, resume a killed
+#: trial, or nothing), so existing outputs of an earlier study must not skip it.
 ALWAYS_RUN_TAG = "always_run"
+ALWAYS_RUN_NODES = ("run_hpo_study",)
 FINGERPRINT = "dataset_fingerprint"
 INGEST_PARAMETERS = "params:data_ingest"
 
@@ -63,7 +65,7 @@ class FreshnessHooks:
 
     - data_ingest's outputs, when ``dataset_fingerprint`` records other ``data_ingest``
       parameters than this run's (``--params data_ingest.source...`` on a later run);
-    - the outputs of nodes tagged ``always_run`` (the study node).
+    - the outputs of nodes tagged ``always_run`` or named in ``ALWAYS_RUN_NODES`` (the study).
     Without ``--only-missing-outputs`` Kedro runs every node anyway, and nothing is marked.
     """
 
@@ -82,7 +84,7 @@ class FreshnessHooks:
                 if node.name in ingest_names:
                     outdated.update(dict.fromkeys(node.outputs, ingest_reason))
         for node in pipeline.nodes:
-            if ALWAYS_RUN_TAG in node.tags:
+            if ALWAYS_RUN_TAG in node.tags or node.name in ALWAYS_RUN_NODES:
                 reason = f"node {node.name} runs on every run"
                 outdated.update({name: reason for name in node.outputs if name not in outdated})
         from mental_health_hpo.datasets import OutdatedDataset  # torch: only when a run starts

@@ -31,7 +31,7 @@ def create_pipeline(**kwargs: object) -> Pipeline:
                 ],
                 outputs=HPO_OUTPUTS,
                 name="run_hpo_study",
-                tags=["hpo", "always_run"],  # a rerun continues the study (hooks.py)
+                tags=["hpo"],
             )
         ]
     )
