@@ -18,6 +18,7 @@ from typing import Any
 import pandas as pd
 
 from mental_health_hpo.checkpointing import (
+    CheckpointError,
     CheckpointRef,
     architecture_signature,
     load_checkpoint_ref,
@@ -110,6 +111,60 @@ def evaluate_checkpoints(
     require_rows(frame, "the split to evaluate")
     model = kwargs.pop("model", None) or build_model(model_config, for_inference=True)
     return [evaluate_checkpoint(model_config, ref, frame, model=model, **kwargs) for ref in refs]
+
+
+@dataclass(frozen=True)
+class SkippedCheckpoint:
+    """A checkpoint evaluate tried and could not use (failed its SHA-256 or architecture check)."""
+
+    checkpoint_id: str
+    path: str
+    reason: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"checkpoint_id": self.checkpoint_id, "path": self.path, "reason": self.reason}
+
+
+class NoValidCheckpointError(RuntimeError):
+    """Every candidate checkpoint failed verification; the message lists what was tried."""
+
+
+def evaluate_with_fallback(
+    model_config: ModelConfig,
+    best: list[CheckpointRef],
+    fallbacks: list[CheckpointRef],
+    frame: pd.DataFrame,
+    **kwargs: Any,
+) -> tuple[list[CheckpointEvaluation], list[SkippedCheckpoint]]:
+    """Every valid best / co-best checkpoint; when none is valid, the first valid fallback.
+
+    ``fallbacks`` are the trial's other retained checkpoints, best first by the metric, so a
+    corrupt best never stops the evaluation while a checkpoint of the trial still verifies.
+    """
+    model = kwargs.pop("model", None) or build_model(model_config, for_inference=True)
+    evaluations: list[CheckpointEvaluation] = []
+    skipped: list[SkippedCheckpoint] = []
+
+    def attempt(ref: CheckpointRef) -> bool:
+        try:
+            evaluations.append(evaluate_checkpoint(model_config, ref, frame, model=model, **kwargs))
+        except CheckpointError as error:
+            skipped.append(SkippedCheckpoint(ref.record.id, str(ref.path), str(error)))
+            return False
+        return True
+
+    for ref in best:
+        attempt(ref)
+    if not evaluations:
+        next((ref for ref in fallbacks if attempt(ref)), None)
+    if not evaluations:
+        tried = "; ".join(f"{s.checkpoint_id} ({s.path}): {s.reason}" for s in skipped)
+        raise NoValidCheckpointError(
+            f"no checkpoint of the best trial verifies; tried {tried or 'nothing'}. Fix: rerun "
+            f"`kedro run --pipelines hpo` to retrain the trial, or evaluate another study "
+            f"(--params evaluate.study_name=NAME)"
+        )
+    return evaluations, skipped
 
 
 def metrics_table(metrics: Mapping[str, Any], title: str = "") -> str:

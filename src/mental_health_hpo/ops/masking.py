@@ -1,4 +1,5 @@
-"""Mask secrets before anything is written (FR-032): logs, stdout, errors, MLflow, reports.
+"""Mask secrets before anything is written (a leaked token outlives the run that leaked it): logs,
+stdout, errors, MLflow, reports.
 
 Why regexes on text rather than a list of known secrets: secrets reach us through config values,
 URLs and third-party exception messages we do not control. What is masked:
