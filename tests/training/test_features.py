@@ -334,3 +334,10 @@ def test_span_predictions_map_to_sentences_and_sentence_probs_take_the_window_ma
     assert row["pred_sentences"] == [30]
     assert max(row["sentence_probs"]) in (0.6, 0.8)
     assert merged.loc[("short", "ANHEDONIA"), "pred_sentences"] == []
+
+
+def test_an_empty_split_names_the_setting_to_fix(tokenizer: Any) -> None:
+    with pytest.raises(ValueError, match=r"data_ingest\.splits"):
+        build_features(
+            TABLE.iloc[0:0], tokenizer, input_format="multi_label", max_length=64, stride=16
+        )

@@ -176,6 +176,11 @@ def build_features(
     ``tokenizer`` must be a fast tokenizer (offset mapping). Raises ``ValueError`` naming
     ``stride`` when it leaves no room for the post in a window.
     """
+    if table.empty:
+        raise ValueError(
+            "model_input table is empty: this split has no posts (a tiny corpus and a small "
+            "share in data_ingest.splits); raise the split's share or use more posts"
+        )
     pairs, texts, sentence_spans = gold_evidence_table(table)
     post_ids = list(dict.fromkeys(pairs["post_id"]))
     sentence_starts = {pid: [s for s, _ in sentence_spans[pid]] for pid in post_ids}
