@@ -32,7 +32,7 @@ def validation_metrics(merged: pd.DataFrame, threshold: float = 0.5) -> dict[str
         [(int(s), int(e)) for s, e in zip(scored["pred_start"], scored["pred_end"], strict=True)],
         list(scored["text"]),
     )
-    empty = [[] for _ in range(len(merged))]
+    empty: list[list[int]] = [[] for _ in range(len(merged))]
     gold = merged.get("gold_sentences", empty)
     predicted = merged.get("pred_sentences", empty)
     sentences = sentence_evidence_metrics(

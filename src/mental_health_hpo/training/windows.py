@@ -94,9 +94,9 @@ class DecodedWindows:
     @classmethod
     def concat(cls, parts: Sequence[DecodedWindows]) -> DecodedWindows:
         """Join the decodings of several batches."""
-        arrays = (np.concatenate([getattr(p, f) for p in parts]) for f in _DECODED_FIELDS)
+        arrays = {f: np.concatenate([getattr(p, f) for p in parts]) for f in _DECODED_FIELDS}
         sentence_probs = [probs for part in parts for probs in part.sentence_probs]
-        return cls(*arrays, sentence_probs=sentence_probs)
+        return cls(**arrays, sentence_probs=sentence_probs)
 
 
 _DECODED_FIELDS = ("window_index", "probs", "span_start", "span_end", "span_score", "null_score")
@@ -132,10 +132,14 @@ def decode_window_outputs(
         valid[:, 0, 0] = False
         best = _argmax_spans(spans, valid.unsqueeze(1), null)
     probs = torch.sigmoid(outputs["criteria_logits"].float())
+    span_start, span_end, span_score, null_score = (t.cpu().numpy() for t in best)
     return DecodedWindows(
         batch["window_index"].cpu().numpy(),
         probs.cpu().numpy(),
-        *(t.cpu().numpy() for t in best),
+        span_start,
+        span_end,
+        span_score,
+        null_score,
         sentence_probs=sentence_probs,
     )
 
