@@ -1,11 +1,14 @@
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import optuna
 import pytest
 from optuna.trial import TrialState
 
+from mental_health_hpo.hpo.coordination import coordination_for
+from mental_health_hpo.hpo.leases import Worker, trial_resource
 from mental_health_hpo.hpo.runner import StudyHooks, TrialContext, TrialStopped, run_study
 from mental_health_hpo.hpo.search_space import SearchSpace
 from mental_health_hpo.hpo.study import StudyConfig, open_study
@@ -80,21 +83,47 @@ def test_orphaned_running_trial_is_resumed_as_the_same_trial(tmp_path: Path) -> 
     assert len(fresh.trials) == 2
 
 
-def test_a_trial_locked_by_a_live_process_is_left_alone(tmp_path: Path) -> None:
-    study, config = _study(tmp_path, n_trials=2)
-    live = study.ask()
-    folder = TrialFolder.of(tmp_path / "s", live.number)
+def _other_worker_holds(config: StudyConfig, tmp_path: Path, number: int) -> Worker:
+    """Another worker's lease on trial ``number``, never renewed (that worker then dies)."""
+    other = Worker(host="other-host", pid=1)
+    store = coordination_for(config, tmp_path).leases
+    assert store.acquire(trial_resource(number), other) is not None
+    return other
+
+
+def test_a_trial_leased_by_a_live_worker_is_left_alone_without_waiting(tmp_path: Path) -> None:
+    study, config = _study(tmp_path, n_trials=2, lease_s=30, wait_for_running=False)
+    study.ask()
+    _other_worker_holds(config, tmp_path, 0)
     calls: list[int] = []
 
     def objective(context: TrialContext) -> float:
         calls.append(context.trial.number)
         return 0.5
 
-    with folder.lock() as owned:
-        assert owned
-        run_study(study, config, SPACE, {}, objective, tmp_path / "s")
+    result = run_study(study, config, SPACE, {}, objective, tmp_path / "s")
     assert calls == [1]
     assert study.trials[0].state is TrialState.RUNNING
+    assert result.tally is not None and not result.tally.complete
+    assert result.tally.status() == "study 1/2 finished, 1 running on other workers"
+
+
+def test_a_dead_workers_trial_is_taken_over_once_its_lease_expires(tmp_path: Path) -> None:
+    study, config = _study(tmp_path, n_trials=2, lease_s=1.0)
+    study.ask()
+    _other_worker_holds(config, tmp_path, 0)
+    calls: list[tuple[int, bool]] = []
+
+    def objective(context: TrialContext) -> float:
+        calls.append((context.trial.number, context.resumed))
+        return 0.5
+
+    started = time.monotonic()
+    result = run_study(study, config, SPACE, {}, objective, tmp_path / "s")
+    assert calls == [(1, False), (0, True)]  # the same trial 0, resumed after the expiry
+    assert result.resumed == [0] and result.tally is not None and result.tally.complete
+    assert time.monotonic() - started < 2 * config.lease_s + 1.5
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 2
 
 
 def test_rerun_of_a_finished_study_adds_nothing_and_more_trials_top_it_up(tmp_path: Path) -> None:
