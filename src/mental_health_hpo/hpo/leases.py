@@ -93,6 +93,22 @@ class LeaseRow:
     expires_in_s: float
     info: dict[str, Any]
 
+    def dead_on(self, host: str) -> bool:
+        """True when the holder ran on ``host`` (this host) and its process is gone.
+
+        The same-host shortcut: no need to wait for the expiry of a lease whose process this
+        host can see is dead. Other hosts' leases are judged by their expiry only.
+        """
+        if self.host != host:
+            return False
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False
+        return False
+
 
 def _now_sql(engine: Engine) -> str:
     """The database's clock in epoch seconds, as SQL."""
@@ -170,6 +186,37 @@ class LeaseStore:
             ).scalar_one()
         prior = None if previous == worker.owner else previous
         return Lease(self.study, resource, worker.owner, int(generation), prior)
+
+    def take_from_dead(self, row: LeaseRow, worker: Worker) -> Lease | None:
+        """Take over ``row``'s lease before its expiry: its holder is known dead."""
+        params = {
+            "study": self.study,
+            "resource": row.resource,
+            "dead": row.owner,
+            "owner": worker.owner,
+            "host": worker.host,
+            "pid": worker.pid,
+            "period": self.period_s,
+        }
+        with self.engine.begin() as connection:
+            updated = connection.execute(
+                sa.text(
+                    f"UPDATE {TABLE} SET owner = :owner, host = :host, pid = :pid, "
+                    f"expires_at = {self._now} + :period, acquired_at = {self._now}, "
+                    "generation = generation + 1, info = '{}' "
+                    "WHERE study = :study AND resource = :resource AND owner = :dead"
+                ),
+                params,
+            )
+            if updated.rowcount != 1:
+                return None
+            generation = connection.execute(
+                sa.text(
+                    f"SELECT generation FROM {TABLE} WHERE study = :study AND resource = :resource"
+                ),
+                params,
+            ).scalar_one()
+        return Lease(self.study, row.resource, worker.owner, int(generation), row.owner)
 
     def renew(self, lease: Lease) -> bool:
         """Push the expiry on; False when the lease was taken over (this worker lost it)."""

@@ -110,6 +110,8 @@ class StudyHooks:
 
     on_trial_end: Callable[[FrozenTrial, TrialFolder], None] | None = None
     on_progress: Callable[[Progress], None] | None = None
+    #: Once this worker's lease is held: other workers now see it as live.
+    on_start: Callable[[], None] | None = None
 
 
 @dataclass
@@ -175,6 +177,8 @@ class StudyRunner:
             assert me is not None  # a fresh id: nobody else holds it
             with beat.holding(me):
                 try:
+                    if self.hooks.on_start is not None:
+                        self.hooks.on_start()
                     self._loop(result)
                 finally:
                     leases.release(me)
@@ -198,13 +202,17 @@ class StudyRunner:
         leases, worker = self.coordination.leases, self.coordination.worker
         with self.coordination.lock.hold("claim"):
             trials = self.study.get_trials(deepcopy=False)
-            held = {row.resource for row in leases.live("trial:")}
+            held = {row.resource: row for row in leases.live("trial:")}
             for frozen in trials:
                 if frozen.state is not TrialState.RUNNING:
                     continue
-                if trial_resource(frozen.number) in held:
+                row = held.get(trial_resource(frozen.number))
+                if row is None:
+                    lease = leases.acquire(trial_resource(frozen.number), worker)
+                elif row.dead_on(worker.host):
+                    lease = leases.take_from_dead(row, worker)
+                else:
                     continue
-                lease = leases.acquire(trial_resource(frozen.number), worker)
                 if lease is not None:
                     trial = optuna.Trial(self.study, frozen._trial_id)
                     reported = frozenset(frozen.intermediate_values)
@@ -385,7 +393,8 @@ class StudyRunner:
             return self.config.torch_threads
         try:
             host = self.coordination.worker.host
-            here = [r for r in self.coordination.leases.live("worker:") if r.host == host]
+            rows = self.coordination.leases.live("worker:")
+            here = [r for r in rows if r.host == host and not r.dead_on(host)]
         except Exception:  # the database is away: leave torch's default
             return None
         return max(1, (os.cpu_count() or 1) // max(1, len(here)))

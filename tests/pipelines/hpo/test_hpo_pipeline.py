@@ -35,7 +35,7 @@ def _metric_rows(db: Path) -> list[tuple[str, str, str, int]]:
     with sqlite3.connect(db) as connection:
         return connection.execute(
             "SELECT r.name, m.key, m.run_uuid, m.step FROM metrics m "
-            "JOIN runs r ON r.run_uuid = m.run_uuid WHERE r.name LIKE 'trial_%'"
+            "JOIN runs r ON r.run_uuid = m.run_uuid WHERE r.name LIKE 'e2e.trial_%'"
         ).fetchall()
 
 
@@ -89,7 +89,7 @@ def test_three_trial_study_with_a_failing_trial(kedro_project: Path, tiny_model_
         assert (kedro_project / "data/08_reporting" / name).exists(), name
     completed = [t for t, s in states.items() if s == "completed"]
     rows = _metric_rows(kedro_project / "mlflow.db")
-    assert {name for name, *_ in rows} == set(completed)
+    assert {name for name, *_ in rows} == {f"e2e.{t}" for t in completed}
     _assert_each_epoch_logged_once(kedro_project / "mlflow.db", len(completed), epochs=2)
 
 
