@@ -118,11 +118,32 @@ class TrainingObjective:
             run_id = self.publisher.start(
                 folder.read().get("mlflow_run_id"), run_name or folder.trial_id, public, tags
             )
-        folder.update(mlflow_run_id=run_id, config=mask_obj(public))
+        # An unreachable tracker must not erase the run a resumed trial already has.
+        folder.update(
+            mlflow_run_id=run_id or folder.read().get("mlflow_run_id"), config=mask_obj(public)
+        )
+        folder.note_work("started", resumed=context.resumed)
         stop: list[str] = []
 
         def on_epoch(result: EpochResult) -> bool:
             set_context(epoch=result.epoch, step=result.step)
+            folder.note_work("epoch", epoch=result.epoch, step=result.step)
+            logger.info(
+                "trial %d epoch %d: %s %.4f (best %.4f)",
+                context.trial.number,
+                result.epoch,
+                trainer_config.optimization_metric,
+                result.objective,
+                result.best_objective,
+                extra={
+                    "epoch_end": {
+                        "trial": context.trial.number,
+                        "epoch": result.epoch,
+                        "step": result.step,
+                        "metrics": result.metrics,
+                    }
+                },
+            )
             reason = context.should_stop(result.objective, result.epoch)
             if reason:
                 stop.append(reason)
