@@ -132,7 +132,14 @@ class LeaseStore:
         self.study = study
         self.period_s = float(period_s)
         self._now = _now_sql(engine)
-        _METADATA.create_all(engine, checkfirst=True)
+        for attempt in range(5):  # workers starting together race to create the table
+            try:
+                _METADATA.create_all(engine, checkfirst=True)
+                break
+            except sa.exc.DBAPIError:
+                if attempt == 4:
+                    raise
+                time.sleep(0.2 * (attempt + 1))
 
     def acquire(
         self, resource: str, worker: Worker, info: dict[str, Any] | None = None

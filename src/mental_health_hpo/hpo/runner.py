@@ -201,8 +201,10 @@ class StudyRunner:
         """The next trial this worker owns: an abandoned one first, else a new one if due."""
         leases, worker = self.coordination.leases, self.coordination.worker
         with self.coordination.lock.hold("claim"):
-            trials = self.study.get_trials(deepcopy=False)
+            # Leases before trials: a lease is released only after its trial is told, so a
+            # trial still RUNNING after its lease was seen absent was abandoned, not finished.
             held = {row.resource: row for row in leases.live("trial:")}
+            trials = self.study.get_trials(deepcopy=False)
             for frozen in trials:
                 if frozen.state is not TrialState.RUNNING:
                     continue
@@ -212,6 +214,9 @@ class StudyRunner:
                 elif row.dead_on(worker.host):
                     lease = leases.take_from_dead(row, worker)
                 else:
+                    continue
+                if lease is not None and not self._still_running(frozen.number):
+                    leases.release(lease)  # finished meanwhile by its live owner
                     continue
                 if lease is not None:
                     trial = optuna.Trial(self.study, frozen._trial_id)
@@ -238,6 +243,10 @@ class StudyRunner:
                 logger.warning("Trial %d was surplus to n_trials and ended", trial.number)
                 return None
             return _Claim(trial, lease, False)
+
+    def _still_running(self, number: int) -> bool:
+        running = self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        return any(t.number == number for t in running)
 
     def _attempt(self, claim: _Claim, result: StudyRun) -> None:
         assert self._heartbeat is not None
@@ -322,10 +331,10 @@ class StudyRunner:
                 logger.warning("Trial %d was taken over while finishing; leaving it", trial.number)
                 return None
             folder.transition("finishing")
-            trial.set_user_attr("end_reason", outcome.reason)
-            if outcome.error is not None:
-                trial.set_user_attr("error", outcome.error)
             try:
+                trial.set_user_attr("end_reason", outcome.reason)
+                if outcome.error is not None:
+                    trial.set_user_attr("error", outcome.error)
                 if outcome.state is TrialState.COMPLETE:
                     frozen = self.study.tell(trial, outcome.value)
                 else:

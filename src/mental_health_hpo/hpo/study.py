@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import re
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 import optuna
+import sqlalchemy
 from optuna.storages import BaseStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend, JournalStorage
 
@@ -161,14 +163,21 @@ def open_study(
     The objective is named after the optimization metric, so optuna-dashboard and the plots say
     ``val_f1_macro`` rather than "Objective 0".
     """
-    study = optuna.create_study(
-        study_name=config.name,
-        storage=make_storage(config.storage, project_root),
-        sampler=make_sampler(config, space),
-        pruner=make_pruner(config),
-        direction="maximize",
-        load_if_exists=True,
-    )
+    for attempt in range(5):  # workers starting together race to create Optuna's tables
+        try:
+            study = optuna.create_study(
+                study_name=config.name,
+                storage=make_storage(config.storage, project_root),
+                sampler=make_sampler(config, space),
+                pruner=make_pruner(config),
+                direction="maximize",
+                load_if_exists=True,
+            )
+            break
+        except sqlalchemy.exc.DBAPIError:
+            if attempt == 4:
+                raise
+            time.sleep(0.2 * (attempt + 1))
     if study.metric_names != [metric_name]:
         with warnings.catch_warnings():  # experimental since 3.2 and stable in use: not news
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
