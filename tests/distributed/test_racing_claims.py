@@ -7,14 +7,22 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import optuna
 import pytest
 from optuna.trial import TrialState
-from servers import stop_group
+from servers import postgres_cluster, stop_group
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
+
+
+@pytest.fixture(scope="module")
+def postgres_base() -> Iterator[str]:
+    with postgres_cluster("race") as base:
+        yield base
+
 
 WORKERS = 6
 N_TRIALS = 48

@@ -175,13 +175,12 @@ class StudyRunner:
             self._heartbeat = beat
             me = leases.acquire(worker_resource(worker.owner), worker, self.worker_info)
             assert me is not None  # a fresh id: nobody else holds it
+            # Not released at the end: it expires a lease period after the heartbeat stops,
+            # so this worker's session run is not taken for abandoned while it closes.
             with beat.holding(me):
-                try:
-                    if self.hooks.on_start is not None:
-                        self.hooks.on_start()
-                    self._loop(result)
-                finally:
-                    leases.release(me)
+                if self.hooks.on_start is not None:
+                    self.hooks.on_start()
+                self._loop(result)
         return result
 
     def _loop(self, result: StudyRun) -> None:
