@@ -139,10 +139,10 @@ def test_three_clones_one_killed_mid_epoch(
             for number, events in _work(shared).items():
                 pids = {w.pid: w for w in workers}
                 trained = [e for e in events if e["event"] == "epoch"]
-                if trained and trained[-1]["pid"] in pids and len(trained) < EPOCHS:
-                    if _committed(shared, number) >= 1:  # a checkpoint to resume from
-                        victim, killed_trial = pids[trained[-1]["pid"]], number
-                        break
+                ours = bool(trained) and trained[-1]["pid"] in pids and len(trained) < EPOCHS
+                if ours and _committed(shared, number) >= 1:  # a checkpoint to resume from
+                    victim, killed_trial = pids[trained[-1]["pid"]], number
+                    break
             time.sleep(0.05)
         run_before = json.loads(
             (shared / f"study_dist/trial_{killed_trial:04d}/trial.json").read_text()
