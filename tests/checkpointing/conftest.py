@@ -15,6 +15,7 @@ from mental_health_hpo.checkpointing import (
     architecture_signature,
 )
 from mental_health_hpo.training.seeds import capture_rng_state
+from tests.checkpointing.support import open_manager
 
 
 class TinyNet(torch.nn.Module):
@@ -61,7 +62,7 @@ def make_manager(tmp_path: Path) -> Callable[..., CheckpointManager]:
         kwargs.setdefault("architecture", architecture_signature(TinyNet(), HEADS))
         kwargs.setdefault("async_save", False)
         kwargs.setdefault("check_disk", False)
-        manager = CheckpointManager(kwargs.pop("directory"), **kwargs)
+        manager = open_manager(kwargs.pop("directory"), **kwargs)
         managers.append(manager)
         return manager
 

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import torch
 
-from mental_health_hpo.checkpointing import CheckpointManager, RetentionPolicy
+from mental_health_hpo.checkpointing import RetentionPolicy
+from tests.checkpointing.support import open_manager
 
 
 def weights_for(step: int) -> dict[str, torch.Tensor]:
@@ -28,7 +29,7 @@ def metric_for(step: int) -> float:
 
 def writer(directory: Path, async_save: bool) -> None:
     torch.set_num_threads(1)
-    manager = CheckpointManager(
+    manager = open_manager(
         directory,
         policy=RetentionPolicy(keep_last_n=2, keep_best_k=1, keep_best_k_max=2),
         metric_name="f1",

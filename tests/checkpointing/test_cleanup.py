@@ -6,16 +6,17 @@ from pathlib import Path
 
 import torch
 
-from mental_health_hpo.checkpointing import CheckpointManager, find_orphans
+from mental_health_hpo.checkpointing import find_orphans
 from mental_health_hpo.checkpointing.cleanup import main
 from tests.checkpointing.conftest import TinyNet, save_epochs
+from tests.checkpointing.support import open_manager
 
 
 def build(tmp_path: Path) -> Path:
     experiments = tmp_path / "experiments"
     model = TinyNet()
     opt = torch.optim.AdamW(model.parameters())
-    with CheckpointManager(
+    with open_manager(
         experiments / "study_1" / "trial_0" / "checkpoints", metric_name="f1", async_save=False
     ) as manager:
         save_epochs(manager, model, opt, [0.2, 0.4])
@@ -47,7 +48,7 @@ def test_cli_is_dry_run_by_default_then_applies(tmp_path: Path, capsys) -> None:
     assert "removed 4 orphans" in capsys.readouterr().out
     assert find_orphans(experiments) == []
     assert (experiments / "study_1" / "trial_0" / "checkpoints" / "manifest.json").exists()
-    with CheckpointManager(
+    with open_manager(
         experiments / "study_1" / "trial_0" / "checkpoints", metric_name="f1", async_save=False
     ) as manager:
         assert manager.load_latest() is not None

@@ -11,17 +11,18 @@ import pytest
 import torch
 
 from mental_health_hpo.checkpointing import (
-    CheckpointManager,
     InsufficientDiskSpaceError,
     RetentionPolicy,
+    StudyRetention,
     estimate_checkpoint_bytes,
     preflight_check,
     read_manifest,
 )
 from mental_health_hpo.checkpointing import disk as disk_module
-from mental_health_hpo.checkpointing import manager as manager_module
+from mental_health_hpo.checkpointing import pressure as pressure_module
 from mental_health_hpo.checkpointing.disk import DiskUsage, estimate_retained_bytes
 from tests.checkpointing.conftest import TinyNet, save_epochs, train_step
+from tests.checkpointing.support import finish, open_manager
 
 MB = 1024 * 1024
 
@@ -59,11 +60,11 @@ def make_study(tmp_path: Path, values_by_trial: dict[str, list[float]]) -> Path:
     for trial, values in values_by_trial.items():
         model = TinyNet()
         opt = torch.optim.AdamW(model.parameters())
-        with CheckpointManager(
+        with open_manager(
             study / trial / "checkpoints", metric_name="f1", async_save=False, check_disk=False
         ) as manager:
             save_epochs(manager, model, opt, values)
-            manager.finish()
+            finish(manager)
     return study
 
 
@@ -71,11 +72,11 @@ def test_low_free_space_triggers_the_three_aggressive_steps(tmp_path, monkeypatc
     study = make_study(tmp_path, {"trial_a": [0.9], "trial_b": [0.7], "trial_c": [0.5]})
     free = {"bytes": 500 * MB}
     monkeypatch.setattr(
-        manager_module, "disk_usage", lambda p: DiskUsage(1000 * MB, 0, free["bytes"])
+        pressure_module, "disk_usage", lambda p: DiskUsage(1000 * MB, 0, free["bytes"])
     )
     model = TinyNet()
     opt = torch.optim.AdamW(model.parameters())
-    manager = CheckpointManager(
+    manager = open_manager(
         study / "trial_d" / "checkpoints",
         metric_name="f1",
         policy=RetentionPolicy(keep_last_n=3, keep_best_k=2, keep_best_k_max=3),
@@ -94,11 +95,28 @@ def test_low_free_space_triggers_the_three_aggressive_steps(tmp_path, monkeypatc
         for t in ("trial_a", "trial_b", "trial_c")
         if read_manifest(study / t / "checkpoints").checkpoints
     ]
-    assert survivors == ["trial_a"]  # step 3: only the single best trial of the study
-    later = CheckpointManager(study / "trial_e" / "checkpoints", metric_name="f1", async_save=False)
+    assert survivors == ["trial_a", "trial_b", "trial_c"]  # a trial never prunes its siblings
+    later = open_manager(study / "trial_e" / "checkpoints", metric_name="f1", async_save=False)
     assert later.policy.emergency
     later.close()
     manager.close()
+    # Step 3 belongs to the study-retention service, which the runner calls when a trial ends:
+    # under emergency retention only the single best trial of the study keeps its weights.
+    retention = StudyRetention(study, RetentionPolicy(), "f1")
+    retention.trial_finished(study / "trial_d")
+    survivors = [
+        t
+        for t in ("trial_a", "trial_b", "trial_c", "trial_d")
+        if read_manifest(study / t / "checkpoints").checkpoints
+    ]
+    assert survivors == ["trial_a"]
+    assert (study / "retention_pressure.json").exists()
+    free["bytes"] = 500 * MB  # space is back above the threshold: emergency mode ends
+    retention.reconcile([])
+    assert not (study / "retention_pressure.json").exists()
+    fresh = open_manager(study / "trial_f" / "checkpoints", metric_name="f1", async_save=False)
+    assert not fresh.policy.emergency
+    fresh.close()
 
 
 def test_cannot_make_room_gives_fr014_and_keeps_protected(tmp_path, monkeypatch) -> None:
@@ -106,9 +124,9 @@ def test_cannot_make_room_gives_fr014_and_keeps_protected(tmp_path, monkeypatch)
     opt = torch.optim.AdamW(model.parameters())
     free = {"bytes": 1000 * MB}
     monkeypatch.setattr(
-        manager_module, "disk_usage", lambda p: DiskUsage(1000 * MB, 0, free["bytes"])
+        pressure_module, "disk_usage", lambda p: DiskUsage(1000 * MB, 0, free["bytes"])
     )
-    manager = CheckpointManager(tmp_path / "t" / "checkpoints", metric_name="f1", async_save=False)
+    manager = open_manager(tmp_path / "t" / "checkpoints", metric_name="f1", async_save=False)
     save_epochs(manager, model, opt, [0.9, 0.1])
     free["bytes"] = 1000  # less than one checkpoint (1 MB overhead alone)
     with pytest.raises(InsufficientDiskSpaceError, match="needed for the next checkpoint"):
@@ -142,9 +160,7 @@ def test_disk_full_on_real_tmpfs_gives_fr014_with_previous_intact(small_tmpfs: P
     """8 MiB tmpfs, 3 MiB checkpoints: the third cannot fit next to the protected two."""
     directory = small_tmpfs / "study_1" / "trial_0" / "checkpoints"
     big = {"w": torch.zeros(384 * 1024)}  # 1.5 MiB of weights, as much training state
-    manager = CheckpointManager(
-        directory, metric_name="f1", async_save=True, policy=RetentionPolicy()
-    )
+    manager = open_manager(directory, metric_name="f1", async_save=True, policy=RetentionPolicy())
     for epoch, value in enumerate([0.9, 0.1]):  # the best stays as weights-only, latest full
         big["w"].fill_(epoch)
         manager.save(

@@ -150,15 +150,37 @@ def test_planted_pickle_payload_is_never_executed(two_full, tmp_path) -> None:
     assert control.read_text() == "pwned"
 
 
-def test_corrupt_manifest_is_set_aside(make_manager, tiny, caplog) -> None:
+def test_corrupt_manifest_is_set_aside_and_its_checkpoints_recovered(
+    make_manager, tiny, caplog
+) -> None:
+    model, opt = tiny
+    manager = make_manager(policy=RetentionPolicy(keep_last_n=2))
+    save_epochs(manager, model, opt, [0.5, 0.7])
+    journal = [(h.step, h.metrics["f1"], h.timestamp) for h in manager.history()]
+    manager.close()
+    (manager.directory / "manifest.json").write_text('{"checkpoints": [')
+    with caplog.at_level(logging.WARNING):
+        fresh = make_manager(policy=RetentionPolicy(keep_last_n=2))
+    assert list((fresh.directory / ".quarantine").glob("manifest-*.json"))
+    assert any("unreadable" in r.getMessage() for r in caplog.records)
+    # The still-valid checkpoint files were recovered, not deleted as orphans.
+    loaded = fresh.load_latest()
+    assert loaded is not None and loaded.record.epoch == 1
+    assert [r.epoch for r in fresh.records()] == [0, 1]
+    assert (fresh.directory / "ckpt-e0000-s000010" / "model.safetensors").exists()
+    recovered = read_manifest(fresh.directory)
+    assert recovered is not None
+    assert [(h.step, h.metrics["f1"], h.timestamp) for h in recovered.history] == journal
+
+
+def test_unrecoverable_manifest_starts_afresh(make_manager, tiny) -> None:
     model, opt = tiny
     manager = make_manager()
     save_epochs(manager, model, opt, [0.5])
     manager.close()
+    for junk in manager.directory.rglob("record.json"):
+        junk.write_text("{")
     (manager.directory / "manifest.json").write_text('{"checkpoints": [')
-    with caplog.at_level(logging.WARNING):
-        fresh = make_manager()
+    fresh = make_manager()
     assert fresh.load_latest() is None
-    assert read_manifest(fresh.directory) is None
-    assert list((fresh.directory / ".quarantine").glob("manifest-*.json"))
-    assert any("unreadable" in r.getMessage() for r in caplog.records)
+    assert not list(fresh.directory.glob("ckpt-*"))  # unaccountable files are swept

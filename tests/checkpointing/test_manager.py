@@ -22,6 +22,7 @@ from mental_health_hpo.checkpointing import (
 from mental_health_hpo.checkpointing.hashing import sha256_file
 from mental_health_hpo.training.seeds import restore_rng_state
 from tests.checkpointing.conftest import save_epochs, train_step, training_state
+from tests.checkpointing.support import finish, open_manager
 
 
 def on_disk(manager) -> set[str]:
@@ -271,6 +272,7 @@ def test_startup_sweeps_uncommitted_leftovers(make_manager, tiny) -> None:
         "ckpt-e0000-s000010",
         "manifest.json",
         "model.safetensors",
+        "record.json",
         "training_state.pt",
     ]
 
@@ -279,7 +281,7 @@ def test_finish_drops_resume_state(make_manager, tiny) -> None:
     model, opt = tiny
     manager = make_manager()
     save_epochs(manager, model, opt, [0.3, 0.8, 0.5])
-    manager.finish()
+    finish(manager)
     manifest = read_manifest(manager.directory)
     assert manifest is not None and manifest.finished
     assert [(r.id, r.kind) for r in manifest.checkpoints] == [("ckpt-e0001-s000020", "weights")]
@@ -339,7 +341,7 @@ def test_tied_weights_are_saved(make_manager, async_save: bool) -> None:
 def test_failure_before_commit_discards_files_and_keeps_old_state(
     make_manager, tiny, monkeypatch
 ) -> None:
-    from mental_health_hpo.checkpointing import manager as manager_module
+    from mental_health_hpo.checkpointing import commit as commit_module
 
     model, opt = tiny
     manager = make_manager()
@@ -348,7 +350,7 @@ def test_failure_before_commit_discards_files_and_keeps_old_state(
     def no_space(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(manager_module, "commit_records", no_space)
+    monkeypatch.setattr(commit_module, "commit_records", no_space)
     with pytest.raises(CheckpointError, match="needed for the next checkpoint"):
         save_epochs(manager, model, opt, [0.6], start=1)
     monkeypatch.undo()
@@ -391,40 +393,36 @@ def test_dry_run_loads_the_committed_state(make_manager, tiny) -> None:
 def test_shared_snapshot_pool_is_reused_across_trials_but_never_by_two_open_managers(
     tmp_path,
 ) -> None:
-    from mental_health_hpo.checkpointing import CheckpointManager, SnapshotPool
+    from mental_health_hpo.checkpointing import SnapshotPool
 
     pool = SnapshotPool()
     weights = {"w": torch.ones(32)}
 
-    def manager(name: str) -> CheckpointManager:
-        return CheckpointManager(
-            tmp_path / name / "checkpoints", metric_name="f1", snapshot_pool=pool
-        )
+    def manager(name: str):
+        directory = tmp_path / name / "checkpoints"
+        return open_manager(directory, metric_name="f1", async_save=True, snapshot_pool=pool)
 
     with manager("trial_0") as first:
         for epoch in range(2):
             first.save(epoch=epoch, step=epoch, metrics={"f1": 0.1}, weights=weights)
-        with pytest.raises(CheckpointError, match="another open"):
-            manager("trial_1")
-    buffers = {id(t) for s in pool._sets for t in s.values()}
-    assert pool.nbytes == 2 * 32 * 4  # two sets survive the first manager
-    with manager("trial_2") as second:
+        with manager("trial_1") as second, pytest.raises(CheckpointError, match="another open"):
+            second.save(epoch=0, step=0, metrics={"f1": 0.1}, weights=weights)
+    buffers = {id(t) for t in pool.buffers.values()}
+    assert pool.nbytes == 32 * 4  # one buffer set, kept after the first manager closed
+    with manager("trial_2") as third:
         weights["w"].fill_(7)
-        second.save(epoch=0, step=0, metrics={"f1": 0.2}, weights=weights)
-        second.flush()
-        assert {id(t) for s in pool._sets for t in s.values()} == buffers  # no new allocation
-        loaded = second.load(second.records()[-1].id)
+        third.save(epoch=0, step=0, metrics={"f1": 0.2}, weights=weights)
+        third.flush()
+        assert {id(t) for t in pool.buffers.values()} == buffers  # no new allocation
+        loaded = third.load(third.records()[-1].id)
         assert torch.equal(loaded.weights["w"], torch.full((32,), 7.0))
 
 
 def test_a_checkpoint_dropped_by_its_own_commit_leaves_no_folder(tmp_path: Path) -> None:
     """A replayed epoch can carry an older step: retention may drop the new checkpoint at once."""
-    from mental_health_hpo.checkpointing import CheckpointManager
 
     directory = tmp_path / "trial_0" / "checkpoints"
-    with CheckpointManager(
-        directory, metric_name="f1", async_save=False, check_disk=False
-    ) as manager:
+    with open_manager(directory, metric_name="f1", async_save=False, check_disk=False) as manager:
         for epoch, (step, value) in enumerate([(3, 0.9), (4, 0.5), (3, 0.1)]):
             manager.save(
                 epoch=epoch,

@@ -9,24 +9,24 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mental_health_hpo.checkpointing import (
-    CheckpointManager,
     RetentionPolicy,
     apply_study_retention,
     find_best_checkpoints,
     read_manifest,
 )
 from tests.checkpointing.conftest import TinyNet, save_epochs
+from tests.checkpointing.support import finish, open_manager
 
 
-def run_trial(study: Path, name: str, values: list[float], finish: bool = True, **kw) -> None:
+def run_trial(study: Path, name: str, values: list[float], finished: bool = True, **kw) -> None:
     model = TinyNet()
     opt = torch.optim.AdamW(model.parameters())
-    with CheckpointManager(
+    with open_manager(
         study / name / "checkpoints", metric_name="f1", async_save=False, check_disk=False, **kw
     ) as manager:
         save_epochs(manager, model, opt, values)
-        if finish:
-            manager.finish()
+        if finished:
+            finish(manager)
 
 
 def trial_bytes(study: Path) -> int:
@@ -36,10 +36,10 @@ def trial_bytes(study: Path) -> int:
 def test_only_top_trials_keep_weights_and_running_trials_are_untouched(tmp_path: Path) -> None:
     study = tmp_path / "study_1"
     policy = RetentionPolicy(keep_best_trials=2)
-    run_trial(study, "trial_run", [0.1, 0.2], finish=False, policy=policy)
+    run_trial(study, "trial_run", [0.1, 0.2], finished=False, policy=policy)
     for name, best in [("trial_0", 0.5), ("trial_1", 0.9), ("trial_2", 0.7), ("trial_3", 0.6)]:
         run_trial(study, name, [0.1, best, 0.2], policy=policy)
-    kept = {t.name for t in study.iterdir() if read_manifest(t / "checkpoints").checkpoints}
+    kept = {t.name for t in study.glob("trial_*") if read_manifest(t / "checkpoints").checkpoints}
     assert kept == {"trial_1", "trial_2", "trial_run"}
     for name in ("trial_1", "trial_2"):
         records = read_manifest(study / name / "checkpoints").checkpoints

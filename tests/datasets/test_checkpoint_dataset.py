@@ -9,12 +9,13 @@ import torch
 from kedro.io import DataCatalog
 from kedro.io.core import DatasetError
 
-from mental_health_hpo.checkpointing import CheckpointManager, RetentionPolicy
+from mental_health_hpo.checkpointing import RetentionPolicy
 from mental_health_hpo.datasets import BestCheckpoint, CheckpointDataset, CheckpointPayload
+from tests.checkpointing.support import finish, open_manager
 
 
 def write_trial(study: Path, name: str, values: list[float]) -> None:
-    with CheckpointManager(
+    with open_manager(
         study / name / "checkpoints",
         metric_name="f1",
         async_save=False,
@@ -30,7 +31,7 @@ def write_trial(study: Path, name: str, values: list[float]) -> None:
                 weights=weights,
                 training_state={"epoch": epoch},
             )
-        manager.finish()
+        finish(manager)
 
 
 def test_loads_best_of_study(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import torch
 
-from mental_health_hpo.checkpointing import CheckpointManager, RetentionPolicy
+from mental_health_hpo.checkpointing import RetentionPolicy
 from mental_health_hpo.constants import CRITERIA
 from mental_health_hpo.evaluation import (
     SelectionError,
@@ -26,6 +26,7 @@ from mental_health_hpo.evaluation import (
 from mental_health_hpo.evaluation.run import model_signature
 from mental_health_hpo.model import ModelConfig, build_model
 from mental_health_hpo.training.trainer import evaluate
+from tests.checkpointing.support import finish, open_manager
 
 from .support import FINGERPRINT
 
@@ -111,7 +112,7 @@ def tie_study(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) ->
         seeds={"seed.seed": 0},
     )
     model = build_model(config)
-    manager = CheckpointManager(
+    manager = open_manager(
         folder / "checkpoints",
         policy=RetentionPolicy(keep_last_n=1, keep_best_k=1),
         metric_name=METRIC,
@@ -132,7 +133,7 @@ def tie_study(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) ->
                 weights=model.state_dict(),
                 force=True,
             )
-        manager.finish()
+        finish(manager)
     return study
 
 

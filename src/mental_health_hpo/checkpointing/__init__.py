@@ -5,6 +5,7 @@ Never imports kedro or mlflow; the Kedro dataset lives in ``mental_health_hpo.da
 
 from mental_health_hpo.checkpointing.async_writer import AsyncWriter
 from mental_health_hpo.checkpointing.atomic import atomic_write_bytes, atomic_write_file, fsync_dir
+from mental_health_hpo.checkpointing.checkpointer import open_checkpoints
 from mental_health_hpo.checkpointing.disk import (
     DiskUsage,
     disk_usage,
@@ -22,12 +23,8 @@ from mental_health_hpo.checkpointing.errors import (
     PolicyError,
     UnsafeCheckpointError,
 )
-from mental_health_hpo.checkpointing.manager import (
-    CheckpointManager,
-    SaveResult,
-    check_weights_only_safe,
-    validate_metric_name,
-)
+from mental_health_hpo.checkpointing.layout import StudyLayout, TrialLayout
+from mental_health_hpo.checkpointing.manager import CheckpointManager
 from mental_health_hpo.checkpointing.manifest import (
     CheckpointRecord,
     FileEntry,
@@ -35,6 +32,8 @@ from mental_health_hpo.checkpointing.manifest import (
     MetricRecord,
     read_manifest,
 )
+from mental_health_hpo.checkpointing.null import DisabledCheckpoints, DryRunCheckpoints
+from mental_health_hpo.checkpointing.options import CheckpointOptions, code_version
 from mental_health_hpo.checkpointing.orphans import Orphan, find_orphans, remove_orphans
 from mental_health_hpo.checkpointing.policy import (
     NAMED_POLICIES,
@@ -43,7 +42,9 @@ from mental_health_hpo.checkpointing.policy import (
     parse_size,
     policy_from_dict,
 )
+from mental_health_hpo.checkpointing.protocol import Checkpointer, SaveResult, validate_metric_name
 from mental_health_hpo.checkpointing.retention import RetentionPlan, plan_retention
+from mental_health_hpo.checkpointing.serialize import check_weights_only_safe
 from mental_health_hpo.checkpointing.signature import architecture_signature
 from mental_health_hpo.checkpointing.snapshot import SnapshotPool
 from mental_health_hpo.checkpointing.study import (
@@ -53,19 +54,28 @@ from mental_health_hpo.checkpointing.study import (
     find_best_checkpoints,
     ranked_checkpoints,
 )
+from mental_health_hpo.checkpointing.study_retention import FileStudyLock, StudyLock, StudyRetention
 from mental_health_hpo.checkpointing.verify import LoadedCheckpoint, load_checkpoint_ref
+from mental_health_hpo.checkpointing.writers import BackgroundWriter, CheckpointWriter, SyncWriter
 
 __all__ = [
     "NAMED_POLICIES",
     "AsyncSaveError",
     "AsyncWriter",
+    "BackgroundWriter",
     "CheckpointError",
     "CheckpointIntegrityError",
     "CheckpointManager",
+    "CheckpointOptions",
     "CheckpointRecord",
     "CheckpointRef",
+    "CheckpointWriter",
+    "Checkpointer",
+    "DisabledCheckpoints",
     "DiskUsage",
+    "DryRunCheckpoints",
     "FileEntry",
+    "FileStudyLock",
     "IncompatibleCheckpointError",
     "InsufficientDiskSpaceError",
     "LoadedCheckpoint",
@@ -78,13 +88,19 @@ __all__ = [
     "RetentionPolicy",
     "SaveResult",
     "SnapshotPool",
+    "StudyLayout",
+    "StudyLock",
+    "StudyRetention",
     "StudyRetentionReport",
+    "SyncWriter",
+    "TrialLayout",
     "UnsafeCheckpointError",
     "apply_study_retention",
     "architecture_signature",
     "atomic_write_bytes",
     "atomic_write_file",
     "check_weights_only_safe",
+    "code_version",
     "disk_usage",
     "estimate_checkpoint_bytes",
     "estimate_retained_bytes",
@@ -93,6 +109,7 @@ __all__ = [
     "fsync_dir",
     "load_checkpoint_ref",
     "load_policy",
+    "open_checkpoints",
     "parse_size",
     "plan_retention",
     "policy_from_dict",

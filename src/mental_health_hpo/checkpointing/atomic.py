@@ -13,12 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
-TMP_PREFIX = ".tmp-"
-
-
-def is_temp_name(name: str) -> bool:
-    """True for names written by :func:`atomic_write_bytes` and not yet renamed."""
-    return name.startswith(TMP_PREFIX)
+from mental_health_hpo.checkpointing.layout import TEMP_PREFIX as TMP_PREFIX
+from mental_health_hpo.checkpointing.layout import is_temp_name as is_temp_name
 
 
 def temp_path_for(target: Path) -> Path:

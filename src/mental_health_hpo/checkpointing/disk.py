@@ -1,9 +1,10 @@
-"""Disk pressure: preflight estimates, free space, and the FR-014 error with its remedies."""
+"""Disk space: preflight estimates, free space, and the out-of-space error with its remedies."""
 
 from __future__ import annotations
 
 import os
 import shutil
+import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,7 +55,7 @@ def estimate_checkpoint_bytes(
     model: torch.nn.Module | Mapping[str, torch.Tensor],
     optimizer: torch.optim.Optimizer | None = None,
 ) -> int:
-    """FR-034: model state + optimizer state + 1 MB for one full checkpoint.
+    """Model state + optimizer state + 1 MB: the size of one full checkpoint.
 
     Before the first optimizer step an Adam-family optimizer has no state yet, so its state is
     estimated as two moments per trainable parameter (one for momentum SGD).
@@ -107,9 +108,13 @@ def insufficient_space_error(
     scan_roots: Iterable[str | Path] | None = None,
     experiments_dir: str | Path | None = None,
 ) -> InsufficientDiskSpaceError:
-    """Build the FR-014 error: usage, space needed, largest artifacts, cleanup commands."""
+    """The out-of-space error: usage, space needed, the largest artifacts, and commands that work
+    as printed (this interpreter's absolute path, the real parameter key)."""
     usage = disk_usage(directory)
     roots = list(scan_roots or [directory])
+    python = sys.executable or "python"
+    kedro = Path(python).with_name("kedro")
+    cleanup_root = Path(experiments_dir or Path(directory).parent).resolve()
     largest = largest_artifacts(roots)
     lines = [
         f"Not enough disk space for the next checkpoint in {directory}.",
@@ -118,12 +123,13 @@ def insufficient_space_error(
         f"  needed for the next checkpoint: {human_bytes(needed_bytes)} ({needed_bytes} bytes)",
         "  largest artifacts:",
         *[f"    {human_bytes(size):>10}  {path}" for path, size in largest],
-        "  to make room:",
-        "    python -m mental_health_hpo.checkpointing.cleanup "
-        f"{experiments_dir or Path(directory).parent} --apply   # remove orphans",
-        "    use a smaller retention policy, e.g. retention_policy: minimal or aggressive "
-        "(conf/base/retention_policies/), or lower keep_last_n / keep_best_k / keep_best_trials",
-        "    or free space on the disk / point experiments_dir at a larger one.",
+        "  to make room (from the project folder):",
+        f"    {python} -m mental_health_hpo.checkpointing.cleanup {cleanup_root} --apply"
+        "   # remove orphans",
+        f"    {kedro} run --pipelines hpo --params hpo.checkpointing.policy=minimal"
+        "   # or aggressive; the same study continues",
+        "    or lower hpo.checkpointing.overrides.keep_best_trials / keep_last_n / keep_best_k,",
+        "    or free space on the disk, or point hpo.study.experiments_dir at a larger one.",
         "  Checkpoints already written were kept (never deleted to make room).",
     ]
     return InsufficientDiskSpaceError(
@@ -137,7 +143,8 @@ def preflight_check(
     policy: RetentionPolicy,
     weights_bytes: int | None = None,
 ) -> int:
-    """FR-034 before training: raise the FR-014 error when what the policy retains cannot fit.
+    """Before training: raise the out-of-space error when what the policy retains cannot fit,
+    so a study fails in seconds rather than at its first save.
 
     ``full_bytes`` comes from :func:`estimate_checkpoint_bytes`; returns the bytes needed.
     """

@@ -6,8 +6,10 @@ only after every file it names is durable, so reading it always gives a consiste
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,13 +17,18 @@ from typing import Any
 
 from mental_health_hpo.checkpointing.atomic import atomic_write_bytes
 from mental_health_hpo.checkpointing.errors import CheckpointError
+from mental_health_hpo.checkpointing.layout import (
+    MANIFEST_NAME,
+    PREVIOUS_MANIFEST_NAME,
+    STATE_FILE,
+    TEMP_PREFIX,
+)
+from mental_health_hpo.checkpointing.layout import WEIGHTS_FILE as WEIGHTS_FILE
+from mental_health_hpo.checkpointing.layout import checkpoint_id as checkpoint_id
 
 logger = logging.getLogger(__name__)
 
-MANIFEST_NAME = "manifest.json"
 MANIFEST_VERSION = 1
-WEIGHTS_FILE = "model.safetensors"
-STATE_FILE = "training_state.pt"
 KIND_FULL = "full"
 KIND_WEIGHTS = "weights"
 FLAG_LAST = "last"
@@ -29,14 +36,14 @@ FLAG_BEST = "best"
 FLAG_CO_BEST = "co_best"
 
 
+def manifest_kind(training_state: object | None) -> str:
+    """A checkpoint with training state can resume; one without holds weights only."""
+    return KIND_FULL if training_state is not None else KIND_WEIGHTS
+
+
 def utc_now() -> str:
     """ISO-8601 UTC timestamp with microseconds (journal entries keep it for idempotent replay)."""
     return datetime.now(UTC).isoformat(timespec="microseconds")
-
-
-def checkpoint_id(epoch: int, step: int) -> str:
-    """Folder name of a checkpoint; sortable and unique per (epoch, step)."""
-    return f"ckpt-e{epoch:04d}-s{step:06d}"
 
 
 @dataclass(frozen=True)
@@ -146,6 +153,15 @@ class Manifest:
     updated_at: str = ""
     version: int = MANIFEST_VERSION
 
+    def journal(self, entry: MetricRecord) -> bool:
+        """Append ``entry`` unless its step is journaled already (and so maybe published): an
+        epoch trained again after a restart never publishes a step a second time."""
+        if self.history and entry.step <= self.history[-1].step:
+            logger.info("step %d was journaled before; keeping its first values", entry.step)
+            return False
+        self.history.append(entry)
+        return True
+
     def record(self, ckpt_id: str) -> CheckpointRecord | None:
         """The record named ``ckpt_id``, or None."""
         return next((r for r in self.checkpoints if r.id == ckpt_id), None)
@@ -206,4 +222,21 @@ def write_manifest(directory: str | Path, manifest: Manifest) -> None:
     """Commit ``manifest`` atomically; call only once every file it names is durable."""
     manifest.updated_at = utc_now()
     payload = json.dumps(manifest.to_json(), indent=1, sort_keys=False).encode()
+    keep_previous(Path(directory))
     atomic_write_bytes(manifest_path(directory), payload)
+
+
+def keep_previous(directory: Path) -> None:
+    """Hard-link the current manifest as ``manifest.prev.json`` before it is replaced, so an
+    unreadable manifest (a bad disk block, a hand edit) can be rebuilt from the one before it."""
+    current = directory / MANIFEST_NAME
+    if not current.exists():
+        return
+    staged = directory / f"{TEMP_PREFIX}{PREVIOUS_MANIFEST_NAME}.{os.getpid()}"
+    with contextlib.suppress(FileNotFoundError):
+        staged.unlink()
+    try:
+        os.link(current, staged)
+    except OSError:  # a filesystem without hard links: go without the spare copy
+        return
+    staged.replace(directory / PREVIOUS_MANIFEST_NAME)

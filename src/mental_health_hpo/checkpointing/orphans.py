@@ -14,15 +14,23 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from mental_health_hpo.checkpointing.atomic import fsync_dir, is_temp_name
+from mental_health_hpo.checkpointing.atomic import fsync_dir
 from mental_health_hpo.checkpointing.errors import CheckpointError
-from mental_health_hpo.checkpointing.manifest import MANIFEST_NAME, Manifest, read_manifest
+from mental_health_hpo.checkpointing.layout import (
+    CHECKPOINTS_DIRNAME,
+    MANIFEST_NAME,
+    PREVIOUS_MANIFEST_NAME,
+    QUARANTINE_DIRNAME,
+    RECORD_NAME,
+    STUDY_PREFIX,
+    TRIAL_PREFIX,
+    is_temp_name,
+)
+from mental_health_hpo.checkpointing.manifest import Manifest, read_manifest
 
 logger = logging.getLogger(__name__)
 
-QUARANTINE_DIRNAME = ".quarantine"
-STUDY_PREFIX = "study_"
-TRIAL_PREFIX = "trial_"
+_KEPT_BESIDE_MANIFEST = {MANIFEST_NAME, PREVIOUS_MANIFEST_NAME}
 
 
 @dataclass(frozen=True)
@@ -55,7 +63,7 @@ def uncommitted_in(directory: Path, manifest: Manifest | None) -> list[Orphan]:
     records = {r.id: r for r in manifest.checkpoints} if manifest else {}
     for child in sorted(directory.iterdir()):
         name = child.name
-        if name == MANIFEST_NAME:
+        if name in _KEPT_BESIDE_MANIFEST:
             continue
         if is_temp_name(name):
             orphans.append(Orphan(child, "temp file of an interrupted write", _size(child)))
@@ -64,7 +72,7 @@ def uncommitted_in(directory: Path, manifest: Manifest | None) -> list[Orphan]:
         elif name not in records or not child.is_dir():
             orphans.append(Orphan(child, "not in the manifest", _size(child)))
         else:
-            named = {Path(e.path).name for e in records[name].files.values()}
+            named = {Path(e.path).name for e in records[name].files.values()} | {RECORD_NAME}
             for file in sorted(child.iterdir()):
                 if is_temp_name(file.name):
                     orphans.append(Orphan(file, "temp file of an interrupted write", _size(file)))
@@ -76,7 +84,7 @@ def uncommitted_in(directory: Path, manifest: Manifest | None) -> list[Orphan]:
 def _checkpoint_dirs(root: Path) -> list[Path]:
     found = set()
     for dirpath, dirnames, _files in os.walk(root):
-        if Path(dirpath).name == "checkpoints":
+        if Path(dirpath).name == CHECKPOINTS_DIRNAME:
             found.add(Path(dirpath))
             dirnames.clear()
     return sorted(found)
@@ -121,6 +129,22 @@ def remove_orphans(orphans: Sequence[Orphan]) -> int:
         fsync_dir(orphan.path.parent)
         freed += orphan.size
     return freed
+
+
+def sweep_temp_files(folder: Path) -> list[Orphan]:
+    """Temp files of interrupted writes anywhere under one trial folder (``trial.json`` too).
+
+    Only the process that owns the trial may call this: no one else writes in its folder, so no
+    temp file there can belong to a write still in progress.
+    """
+    orphans = [
+        Orphan(Path(dirpath) / name, "temp file of an interrupted write", 0)
+        for dirpath, _dirs, files in os.walk(folder)
+        for name in files
+        if is_temp_name(name)
+    ]
+    remove_orphans(orphans)
+    return orphans
 
 
 def sweep_uncommitted(directory: Path, manifest: Manifest | None) -> list[Orphan]:

@@ -78,7 +78,7 @@ class RetentionPolicy:
             raise PolicyError(f"disk_space_threshold_percent must be in [0, 100), got {pct!r}")
 
     def as_emergency(self) -> RetentionPolicy:
-        """FR-028 step 2: keep_best_k=1 and keep_last_n=0 for later checkpoints and trials."""
+        """Under disk pressure: keep_best_k=1 and keep_last_n=0 for later checkpoints and trials."""
         return dataclasses.replace(
             self, keep_best_k=1, keep_best_k_max=1, keep_last_n=0, emergency=True
         )

@@ -1,10 +1,13 @@
-"""Snapshots for async saves: real CPU copies taken before ``save`` returns.
+"""Snapshots for background saves: real host copies taken before ``save`` returns.
 
 On CPU, ``state_dict()`` tensors alias the live parameters that the next optimizer step changes,
-so an async save must copy them first. A :class:`SnapshotPool` keeps two alternating buffer sets
-so that, after the first two saves, a snapshot is a ``copy_`` into memory that already exists
-(no allocation, no page faults). The set used two saves ago is free because at most one save is
-in flight and each save waits for the previous one before taking its snapshot.
+so a background save must copy them first. One buffer set is enough: at most one save is in
+flight and a snapshot waits for it (the writer flushes before staging). The set is kept by a
+:class:`SnapshotPool`, one per process by default (:func:`shared_pool`), so the trials of a
+study reuse the same memory instead of allocating it anew for each trial.
+
+Tensors on an accelerator are copied into pinned host memory with ``non_blocking=True``, as
+PyTorch DCP's ``async_save`` stages them; the writer waits for those copies before it reads.
 """
 
 from __future__ import annotations
@@ -18,87 +21,127 @@ import torch
 from mental_health_hpo.checkpointing.errors import CheckpointError
 
 
-def snapshot(obj: Any, pool: dict[str, torch.Tensor] | None = None, path: str = "") -> Any:
-    """A deep copy with every tensor copied to CPU (into ``pool`` buffers when they fit)."""
+def _buffer_for(source: torch.Tensor) -> torch.Tensor:
+    pin = source.device.type == "cuda"
+    return torch.empty(source.shape, dtype=source.dtype, device="cpu", pin_memory=pin)
+
+
+def copy_into(
+    obj: Any, buffers: dict[str, torch.Tensor], path: str = "", touched: set[str] | None = None
+) -> Any:
+    """A deep copy of ``obj`` with every tensor copied to host memory, into ``buffers`` when an
+    entry of the same shape and dtype is there (allocated on first use)."""
     if isinstance(obj, torch.Tensor):
         source = obj.detach()
-        if pool is None:
-            return source.to("cpu", copy=True).contiguous()
-        buffer = pool.get(path)
+        if touched is not None:
+            touched.add(path)
+        buffer = buffers.get(path)
         if buffer is None or buffer.shape != source.shape or buffer.dtype != source.dtype:
-            buffer = source.to("cpu", copy=True).contiguous()
-            pool[path] = buffer
-        else:
-            buffer.copy_(source)
+            buffer = _buffer_for(source)
+            buffers[path] = buffer
+        buffer.copy_(source, non_blocking=source.device.type == "cuda")
         return buffer
     if isinstance(obj, Mapping):
-        return {key: snapshot(value, pool, f"{path}/{key}") for key, value in obj.items()}
+        return {
+            key: copy_into(value, buffers, f"{path}/{key}", touched) for key, value in obj.items()
+        }
     if isinstance(obj, tuple):
-        return tuple(snapshot(value, pool, f"{path}/{i}") for i, value in enumerate(obj))
+        return tuple(
+            copy_into(value, buffers, f"{path}/{i}", touched) for i, value in enumerate(obj)
+        )
     if isinstance(obj, list):
-        return [snapshot(value, pool, f"{path}/{i}") for i, value in enumerate(obj)]
+        return [copy_into(value, buffers, f"{path}/{i}", touched) for i, value in enumerate(obj)]
     return obj
 
 
-def as_cpu(obj: Any) -> Any:
-    """The same structure with tensors on CPU and contiguous (no copy when they already are)."""
+class SnapshotLease:
+    """The right to use a pool's buffers until :meth:`release`; one lease per pool at a time."""
+
+    def __init__(self, pool: SnapshotPool) -> None:
+        self._pool: SnapshotPool | None = pool
+        self._pending_device_copies = False
+        self._touched: set[str] = set()
+
+    def snapshot(self, name: str, obj: Any) -> Any:
+        if self._pool is None:
+            raise CheckpointError("snapshot lease was released")
+        copied = copy_into(obj, self._pool.buffers, name, self._touched)
+        self._pending_device_copies = self._pending_device_copies or _has_cuda_tensor(obj)
+        return copied
+
+    def wait_copied(self) -> None:
+        """Block until non-blocking device-to-host copies have landed."""
+        if self._pending_device_copies and torch.cuda.is_available():
+            torch.cuda.synchronize()
+        self._pending_device_copies = False
+
+    def drop_untouched(self) -> None:
+        """Free buffers the last save did not use (another trial's encoder, say)."""
+        if self._pool is not None and self._touched:
+            for key in set(self._pool.buffers) - self._touched:
+                del self._pool.buffers[key]
+        self._touched = set()
+
+    def release(self) -> None:
+        if self._pool is not None:
+            self._pool.release(self)
+            self._pool = None
+
+
+def _has_cuda_tensor(obj: Any) -> bool:
     if isinstance(obj, torch.Tensor):
-        return obj.detach().cpu().contiguous()
+        return obj.device.type == "cuda"
     if isinstance(obj, Mapping):
-        return {key: as_cpu(value) for key, value in obj.items()}
-    if isinstance(obj, tuple):
-        return tuple(as_cpu(value) for value in obj)
-    if isinstance(obj, list):
-        return [as_cpu(value) for value in obj]
-    return obj
-
-
-def unshared(weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Copy tensors whose storage an earlier entry uses (tied weights): safetensors refuses
-    shared storage."""
-    seen: set[int] = set()
-    result = {}
-    for name, tensor in weights.items():
-        pointer = tensor.untyped_storage().data_ptr()
-        if pointer in seen:
-            tensor = tensor.clone()
-        seen.add(pointer)
-        result[name] = tensor
-    return result
+        return any(_has_cuda_tensor(v) for v in obj.values())
+    if isinstance(obj, list | tuple):
+        return any(_has_cuda_tensor(v) for v in obj)
+    return False
 
 
 class SnapshotPool:
-    """Two alternating buffer sets, reusable by successive managers (e.g. the trials of a study
-    run in one process). Only one open manager may hold it at a time."""
+    """One reusable buffer set, leased to one open background writer at a time.
+
+    Ownership is the lease object itself, never an ``id()``: ids are reused after garbage
+    collection, so an id-based holder could hand live buffers to a second writer.
+    """
 
     def __init__(self) -> None:
-        self._sets: list[dict[str, torch.Tensor]] = [{}, {}]
-        self._turn = 0
-        self._holder: int | None = None
+        self.buffers: dict[str, torch.Tensor] = {}
+        self._lease: SnapshotLease | None = None
         self._lock = threading.Lock()
 
-    def acquire(self, owner: object) -> None:
-        """Claim the pool for ``owner``; another open owner is an error (buffers in flight)."""
+    def acquire(self) -> SnapshotLease:
         with self._lock:
-            if self._holder is not None and self._holder != id(owner):
-                raise CheckpointError("snapshot pool is held by another open CheckpointManager")
-            self._holder = id(owner)
+            if self._lease is not None:
+                raise CheckpointError(
+                    "the snapshot pool is leased to another open background writer; close that "
+                    "CheckpointManager first, or give this one its own SnapshotPool()"
+                )
+            self._lease = SnapshotLease(self)
+            return self._lease
 
-    def release(self, owner: object) -> None:
+    def release(self, lease: SnapshotLease) -> None:
         with self._lock:
-            if self._holder == id(owner):
-                self._holder = None
+            if self._lease is lease:
+                self._lease = None
 
-    def next_set(self) -> dict[str, torch.Tensor]:
-        """The buffer set for the next snapshot (the one not used by the previous save)."""
-        buffers = self._sets[self._turn]
-        self._turn ^= 1
-        return buffers
+    @property
+    def leased(self) -> bool:
+        return self._lease is not None
 
     def clear(self) -> None:
-        """Free the buffers."""
-        self._sets = [{}, {}]
+        """Free the buffers (the next snapshot allocates them again)."""
+        with self._lock:
+            self.buffers = {}
 
     @property
     def nbytes(self) -> int:
-        return sum(t.numel() * t.element_size() for s in self._sets for t in s.values())
+        return sum(t.numel() * t.element_size() for t in self.buffers.values())
+
+
+_SHARED = SnapshotPool()
+
+
+def shared_pool() -> SnapshotPool:
+    """The process's pool: every trial a study runs in this process reuses its buffers."""
+    return _SHARED

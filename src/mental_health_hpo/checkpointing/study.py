@@ -14,10 +14,14 @@ from pathlib import Path
 
 from mental_health_hpo.checkpointing.commit import commit_records
 from mental_health_hpo.checkpointing.errors import CheckpointError
-from mental_health_hpo.checkpointing.manifest import (
-    KIND_WEIGHTS,
+from mental_health_hpo.checkpointing.layout import (
     MANIFEST_NAME,
     STATE_FILE,
+    StudyLayout,
+)
+from mental_health_hpo.checkpointing.layout import checkpoints_dir_of as checkpoints_dir_of
+from mental_health_hpo.checkpointing.manifest import (
+    KIND_WEIGHTS,
     CheckpointRecord,
     Manifest,
     read_manifest,
@@ -25,8 +29,6 @@ from mental_health_hpo.checkpointing.manifest import (
 from mental_health_hpo.checkpointing.retention import best_records
 
 logger = logging.getLogger(__name__)
-
-CHECKPOINTS_DIRNAME = "checkpoints"
 
 
 @dataclass(frozen=True)
@@ -54,16 +56,9 @@ class StudyRetentionReport:
     dry_run: bool = False
 
 
-def checkpoints_dir_of(path: Path) -> Path:
-    """``<trial>/checkpoints`` for a trial folder; the folder itself if it holds a manifest."""
-    return path if (path / MANIFEST_NAME).exists() else path / CHECKPOINTS_DIRNAME
-
-
 def trial_checkpoint_dirs(study_dir: Path) -> list[Path]:
     """Checkpoints folders of every trial of a study that committed a manifest."""
-    return sorted(
-        p.parent for p in Path(study_dir).glob(f"*/{CHECKPOINTS_DIRNAME}/{MANIFEST_NAME}")
-    )
+    return StudyLayout(Path(study_dir)).checkpoint_dirs()
 
 
 def _safe_read(directory: Path) -> Manifest | None:
@@ -119,9 +114,12 @@ def finish_trial(checkpoints_dir: Path, metric_name: str | None = None) -> int:
     manifest = read_manifest(checkpoints_dir)
     if manifest is None:
         return 0
-    manifest.finished = True
     name = metric_name or manifest.metric_name
-    return commit_records(checkpoints_dir, manifest, _best_only(manifest.checkpoints, name))
+    records = _best_only(manifest.checkpoints, name)
+    if manifest.finished and records == manifest.checkpoints:
+        return 0  # finished before: nothing to rewrite
+    manifest.finished = True
+    return commit_records(checkpoints_dir, manifest, records)
 
 
 def apply_study_retention(

@@ -14,16 +14,20 @@ from kedro.io.core import AbstractDataset, DatasetError
 
 from mental_health_hpo.checkpointing import (
     CheckpointError,
-    CheckpointManager,
+    CheckpointOptions,
     CheckpointRecord,
     RetentionPolicy,
+    StudyRetention,
     find_best_checkpoints,
     load_checkpoint_ref,
     load_policy,
+    open_checkpoints,
     policy_from_dict,
     ranked_checkpoints,
 )
+from mental_health_hpo.checkpointing.layout import is_study_dir, study_of
 from mental_health_hpo.checkpointing.publish import clear_published, publish_checkpoints
+from mental_health_hpo.checkpointing.study import finish_trial
 
 logger = logging.getLogger(__name__)
 
@@ -189,14 +193,15 @@ class CheckpointDataset(AbstractDataset[CheckpointPayload | Mapping[str, Any], B
             weights = weights.state_dict()
         if not self._metric_name:
             raise DatasetError("CheckpointDataset.save needs metric_name")
-        with CheckpointManager(
-            self._trial_checkpoints_dir(),
-            policy=self._policy(),
+        options = CheckpointOptions(
             metric_name=self._metric_name,
+            policy=self._policy(),
+            writer="sync",
             architecture=self._save_args.get("architecture"),
             config_hash=str(self._save_args.get("config_hash", "")),
-            async_save=False,
-        ) as manager:
+        )
+        directory = self._trial_checkpoints_dir()
+        with open_checkpoints(directory, options) as manager:
             manager.save(
                 epoch=payload.epoch,
                 step=payload.step,
@@ -205,8 +210,13 @@ class CheckpointDataset(AbstractDataset[CheckpointPayload | Mapping[str, Any], B
                 training_state=payload.training_state,
                 force=True,
             )
-            if self._save_args.get("finish"):
-                manager.finish()
+        if self._save_args.get("finish"):
+            study = study_of(directory)
+            if study is None:
+                finish_trial(directory, self._metric_name)
+            else:
+                retention = StudyRetention(study.path, options.policy, self._metric_name)
+                retention.trial_finished(directory.parent)
 
     def _exists(self) -> bool:
         return bool(find_best_checkpoints(self._path, self._metric_name))
@@ -223,6 +233,6 @@ class CheckpointDataset(AbstractDataset[CheckpointPayload | Mapping[str, Any], B
         path = self._path
         if path.name == "checkpoints":
             return path
-        if path.name.startswith("study_"):
+        if is_study_dir(path):
             return path / str(self._save_args["trial_name"]) / "checkpoints"
         return path / "checkpoints"

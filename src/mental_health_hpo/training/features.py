@@ -15,9 +15,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import pickle
-import tempfile
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mental_health_hpo.checkpointing.atomic import atomic_write_file, make_dir_durable
 from mental_health_hpo.constants import CRITERIA, CRITERION_DESCRIPTIONS
 from mental_health_hpo.data.alignment import split_sentences
 from mental_health_hpo.model.config import InputFormat, ModelConfig
@@ -370,7 +370,12 @@ class FeatureCache:
         self.directory = Path(directory) if directory is not None else None
         self.max_entries = max_entries
         self._memory: dict[str, WindowFeatures] = {}
-        self._tokenizer_keys: dict[int, str] = {}
+        # Fingerprints are memoised per live tokenizer object, never per id(): ids are reused
+        # after garbage collection, and a reused id would hand one tokenizer's features to
+        # another (with ``model.encoder`` in the search space, silently wrong token ids).
+        self._tokenizer_keys: weakref.WeakKeyDictionary[Any, tuple[int, str]] = (
+            weakref.WeakKeyDictionary()
+        )
         self.hits = 0
         self.misses = 0
 
@@ -383,10 +388,7 @@ class FeatureCache:
         max_length: int,
         stride: int,
     ) -> str:
-        tokenizer_key = self._tokenizer_keys.get(id(tokenizer))
-        if tokenizer_key is None:
-            tokenizer_key = tokenizer_fingerprint(tokenizer)
-            self._tokenizer_keys[id(tokenizer)] = tokenizer_key
+        tokenizer_key = self._tokenizer_key(tokenizer)
         parts = [
             tokenizer_key,
             str(max_length),
@@ -396,6 +398,17 @@ class FeatureCache:
             str(FEATURES_VERSION),
         ]
         return hashlib.sha256("|".join(parts).encode()).hexdigest()[:24]
+
+    def _tokenizer_key(self, tokenizer: Any) -> str:
+        size = len(tokenizer)  # added tokens change the vocabulary of the same object
+        try:
+            memo = self._tokenizer_keys.get(tokenizer)
+        except TypeError:  # not weak-referenceable: fingerprint every time
+            return tokenizer_fingerprint(tokenizer)
+        if memo is None or memo[0] != size:
+            memo = (size, tokenizer_fingerprint(tokenizer))
+            self._tokenizer_keys[tokenizer] = memo
+        return memo[1]
 
     def get(
         self,
@@ -467,12 +480,7 @@ class FeatureCache:
         path = self._path(key)
         if path is None:
             return
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".features-", suffix=".tmp")
-        try:
-            with os.fdopen(handle, "wb") as out:
-                pickle.dump(features, out, protocol=pickle.HIGHEST_PROTOCOL)
-            Path(temporary).replace(path)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+        make_dir_durable(path.parent)
+        atomic_write_file(
+            path, lambda handle: pickle.dump(features, handle, protocol=pickle.HIGHEST_PROTOCOL)
+        )

@@ -33,6 +33,15 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader
 
+from mental_health_hpo.checkpointing import (
+    Checkpointer,
+    CheckpointOptions,
+    RetentionPolicy,
+    architecture_signature,
+    open_checkpoints,
+)
+from mental_health_hpo.checkpointing.errors import IncompatibleCheckpointError
+from mental_health_hpo.checkpointing.manifest import MetricRecord
 from mental_health_hpo.constants import CRITERIA
 from mental_health_hpo.metrics import flatten_metrics, validation_metrics
 from mental_health_hpo.model import DualAgentModel, ModelConfig, build_model, pos_weight_from_labels
@@ -410,7 +419,6 @@ class _Publisher:
 def _check_same_config(record: Any, expected: str, directory: Any) -> None:
     """Refuse to resume a checkpoint written by another configuration (the manager only records
     the hash): mixing two configurations' optimizer states and schedules is never intended."""
-    from mental_health_hpo.checkpointing.errors import IncompatibleCheckpointError
 
     found = str(getattr(record, "config_hash", "") or "")
     if found and found != expected:
@@ -422,8 +430,6 @@ def _check_same_config(record: Any, expected: str, directory: Any) -> None:
 
 
 def _record(epoch: int, step: int, metrics: dict[str, float]) -> Any:
-    from mental_health_hpo.checkpointing.manifest import MetricRecord
-
     stamp = datetime.now(UTC).isoformat(timespec="milliseconds")
     return MetricRecord(epoch=epoch, step=step, metrics=dict(metrics), timestamp=stamp)
 
@@ -435,7 +441,7 @@ def train(
     validation_df: pd.DataFrame,
     *,
     checkpoint_dir: str | Path | None = None,
-    retention: Any = None,
+    retention: RetentionPolicy | None = None,
     checkpoint_options: Mapping[str, Any] | None = None,
     on_epoch: Callable[[EpochResult], bool | None] | None = None,
     on_metrics: Callable[[list[Any]], None] | None = None,
@@ -446,7 +452,7 @@ def train(
     """Train ``model_config`` with ``trainer_config``; resume from ``checkpoint_dir`` if it has one.
 
     ``retention``: a ``RetentionPolicy`` (default: the checkpoint core's). ``checkpoint_options``
-    go to ``CheckpointManager`` (``async_save``, ``enabled``, ``dry_run``, ...). ``on_epoch``
+    are the ``hpo.checkpointing`` parameters (``mode``, ``writer``, ...). ``on_epoch``
     returning True stops after that epoch's checkpoint (Optuna pruning). ``on_metrics`` gets the
     committed ``MetricRecord``s (from the checkpoint writer's thread when saving asynchronously);
     with ``replay_journal`` a resumed run first replays the journal of earlier epochs (same
@@ -644,28 +650,29 @@ def _optimizer_step(
 
 def _checkpoint_manager(
     directory: str | Path | None,
-    retention: Any,
+    retention: RetentionPolicy | None,
     options: Mapping[str, Any] | None,
     net: DualAgentModel,
     model_config: ModelConfig,
     config: TrainerConfig,
     on_commit: Callable[[Any], None],
-) -> Any:
-    """The checkpoint core for this run, or None without a directory."""
+) -> Checkpointer | None:
+    """The checkpoint core for this run, or None without a directory.
+
+    ``options`` are the ``hpo.checkpointing`` parameters (``mode`` or ``enabled``/``dry_run``,
+    ``writer`` or ``async_save``).
+    """
     if directory is None:
         return None
-    from mental_health_hpo.checkpointing import CheckpointManager, RetentionPolicy
-    from mental_health_hpo.checkpointing.signature import architecture_signature
-
-    return CheckpointManager(
-        directory=Path(directory),
-        policy=retention if retention is not None else RetentionPolicy(),
-        metric_name=config.optimization_metric,
-        architecture=architecture_signature(net, {k: str(v) for k, v in net.head_types().items()}),
+    heads = {k: str(v) for k, v in net.head_types().items()}
+    checkpoint_options = CheckpointOptions.from_params(
+        dict(options or {}),
+        retention if retention is not None else RetentionPolicy(),
+        config.optimization_metric,
+        architecture=architecture_signature(net, heads),
         config_hash=config_hash(model_config, config),
-        on_commit=on_commit,
-        **dict(options or {}),
     )
+    return open_checkpoints(Path(directory), checkpoint_options, on_commit=on_commit)
 
 
 __all__ = [

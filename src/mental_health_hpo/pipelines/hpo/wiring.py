@@ -13,21 +13,15 @@ import optuna
 import pandas as pd
 from optuna.trial import FrozenTrial
 
-from mental_health_hpo.checkpointing import (
-    RetentionPolicy,
-    apply_study_retention,
-    load_policy,
-    read_manifest,
-)
-from mental_health_hpo.checkpointing.manager import code_version
-from mental_health_hpo.checkpointing.study import finish_trial
+from mental_health_hpo.checkpointing import RetentionPolicy, code_version, load_policy
+from mental_health_hpo.checkpointing.study_retention import StudyRetention
 from mental_health_hpo.hpo.coordination import Coordination, coordination_for
 from mental_health_hpo.hpo.objective import TrainingObjective
 from mental_health_hpo.hpo.preflight import validate_before_first_trial
 from mental_health_hpo.hpo.runner import StudyHooks, StudyRunner
 from mental_health_hpo.hpo.search_space import SearchSpace
 from mental_health_hpo.hpo.study import StudyConfig, open_study
-from mental_health_hpo.hpo.tally import Progress
+from mental_health_hpo.hpo.tally import FINISHED, Progress
 from mental_health_hpo.hpo.trial_folder import TrialFolder
 from mental_health_hpo.ops import HubAuthGate, check_hub_token, hub_offline, needs_hub
 from mental_health_hpo.pipelines.hpo.study_tracking import (
@@ -98,9 +92,7 @@ class StudySetup:
             base=self.base,
             policy=self.policy,
             checkpoint_options={
-                "enabled": bool(self.checkpointing.get("enabled", True)),
-                "dry_run": bool(self.checkpointing.get("dry_run", False)),
-                "async_save": bool(self.checkpointing.get("async_save", True)),
+                k: v for k, v in self.checkpointing.items() if k not in ("policy", "overrides")
             },
             publisher=tracking.tracker,
             tags=tags,
@@ -108,7 +100,7 @@ class StudySetup:
         hooks = StudyHooks(
             on_trial_end=lambda frozen, folder: self._trial_end(tracking, frozen, folder),
             on_progress=lambda progress: self._progress(tracking, progress),
-            on_start=lambda: self._start(tracking),
+            on_start=lambda: self._start(tracking, study),
         )
         info = {"session_run_id": tracking.session_run_id}
         return StudyRunner(
@@ -116,17 +108,21 @@ class StudySetup:
             self.coordination, hooks, gate, info,
         )  # fmt: skip
 
-    def _start(self, tracking: StudyTracking) -> None:
+    @property
+    def retention(self) -> StudyRetention:
+        """Study retention under the study lock that holds across this study's workers."""
+        return StudyRetention(self.study_dir, self.policy, self.metric, self.coordination.lock)
+
+    def _start(self, tracking: StudyTracking, study: optuna.Study) -> None:
         tag_session_run(tracking)
         tracking.end_abandoned(self.coordination, self.study_dir)
+        finished = study.get_trials(deepcopy=False, states=FINISHED)
+        self.retention.reconcile(TrialFolder.of(self.study_dir, t.number).path for t in finished)
 
     def _trial_end(self, tracking: StudyTracking, frozen: FrozenTrial, folder: TrialFolder) -> None:
         """Idempotent: run again by a worker that takes over a trial killed while finishing."""
         tracking.close_trial(frozen, folder)
-        with self.coordination.lock.hold("retention"):  # study-wide state: one worker at a time
-            if read_manifest(folder.checkpoints) is not None:
-                finish_trial(folder.checkpoints, self.metric)
-            apply_study_retention(self.study_dir, self.policy.keep_best_trials, self.metric)
+        self.retention.trial_finished(folder.path)
 
     def _progress(self, tracking: StudyTracking, progress: Progress) -> None:
         tracking.progress(progress)

@@ -1,0 +1,82 @@
+"""What a trial's checkpointing is told: one options dataclass instead of a dozen keywords."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from mental_health_hpo.checkpointing.errors import MetricNotFoundError
+from mental_health_hpo.checkpointing.policy import RetentionPolicy
+
+#: ``write`` saves for real; ``disabled`` writes nothing and only journals metrics in memory;
+#: ``dry_run`` plans every save and logs what it would write and prune, writing nothing.
+CheckpointMode = Literal["write", "disabled", "dry_run"]
+
+#: ``sync`` writes before ``save`` returns, streamed straight from the live tensors (no copy).
+#: ``async`` snapshots into one reused buffer set (pinned on CUDA) and writes on a thread.
+#: ``auto`` is async when the state lives on an accelerator and sync on CPU, where a writer
+#: thread only takes cores from training (measured in docs/benchmarks.md).
+WriterKind = Literal["auto", "sync", "async"]
+
+
+def code_version() -> str:
+    """The package version, plus the git commit when one is recorded in the environment."""
+    from mental_health_hpo import __version__ as version
+
+    commit = os.environ.get("GIT_COMMIT", "")
+    return f"{version}+{commit[:12]}" if commit else str(version)
+
+
+@dataclass(frozen=True)
+class CheckpointOptions:
+    """How one trial checkpoints.
+
+    ``architecture`` is the model's signature (``architecture_signature``): loads refuse a
+    checkpoint written for another architecture. ``config_hash`` identifies the training
+    configuration, so a resume can refuse a checkpoint of a different run.
+    """
+
+    metric_name: str
+    policy: RetentionPolicy = field(default_factory=RetentionPolicy)
+    mode: CheckpointMode = "write"
+    writer: WriterKind = "auto"
+    architecture: Mapping[str, Any] | None = None
+    config_hash: str = ""
+    code_version: str = field(default_factory=code_version)
+    watch_disk: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.metric_name:
+            raise MetricNotFoundError("metric_name must name the optimization metric")
+        if self.mode not in ("write", "disabled", "dry_run"):
+            raise ValueError(
+                f"hpo.checkpointing.mode must be write, disabled or dry_run, got {self.mode!r}"
+            )
+        if self.writer not in ("auto", "sync", "async"):
+            raise ValueError(
+                f"hpo.checkpointing.writer must be auto, sync or async, got {self.writer!r}"
+            )
+
+    @classmethod
+    def from_params(
+        cls, params: Mapping[str, Any], policy: RetentionPolicy, metric_name: str, **extra: Any
+    ) -> CheckpointOptions:
+        """From the ``hpo.checkpointing`` parameters (``enabled``/``dry_run`` kept as spellings)."""
+        mode: CheckpointMode = "write"
+        if not params.get("enabled", True):
+            mode = "disabled"
+        elif params.get("dry_run", False):
+            mode = "dry_run"
+        mode = params.get("mode", mode)
+        writer = params.get("writer")
+        if writer is None and "async_save" in params:
+            writer = "async" if params["async_save"] else "sync"
+        return cls(
+            metric_name=metric_name,
+            policy=policy,
+            mode=mode,
+            writer=writer or "auto",
+            **extra,
+        )

@@ -1,0 +1,176 @@
+"""Streaming, hashing serialization of one checkpoint's files.
+
+Nothing here builds a file's bytes in memory. Weights go through safetensors' file API, which
+writes each tensor from its own memory (no Python-side copy); the training state goes through
+``torch.save`` into :class:`HashingWriter`, which updates SHA-256 as the bytes pass on their way
+into the temp file. Each file is written beside its target, fsynced, renamed into place, and the
+directory is fsynced, so a crash leaves the old file or the new one and never a torn one.
+
+Host RAM a save adds is therefore bounded by the largest single tensor that must be made
+contiguous or moved off the accelerator, not by the size of the state.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import torch
+from safetensors.torch import save_file
+
+from mental_health_hpo.checkpointing.atomic import fsync_dir, make_dir_durable, temp_path_for
+from mental_health_hpo.checkpointing.commit import remove_tree
+from mental_health_hpo.checkpointing.errors import UnsafeCheckpointError
+from mental_health_hpo.checkpointing.hashing import sha256_file
+from mental_health_hpo.checkpointing.layout import STATE_FILE, WEIGHTS_FILE
+from mental_health_hpo.checkpointing.manifest import FileEntry
+
+
+@dataclass(frozen=True)
+class WrittenFile:
+    """A file that is durable at its final path, with the digest of its bytes."""
+
+    path: Path
+    sha256: str
+    size: int
+
+
+class HashingWriter:
+    """A write-only file object that hashes and counts what passes through it."""
+
+    def __init__(self, handle: BinaryIO) -> None:
+        self._handle = handle
+        self._digest = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:
+        view = memoryview(data)
+        self._digest.update(view)
+        written = self._handle.write(view)
+        self.size += view.nbytes
+        return written if written is not None else view.nbytes
+
+    def flush(self) -> None:
+        self._handle.flush()
+
+    def writable(self) -> bool:
+        return True
+
+    @property
+    def sha256(self) -> str:
+        return self._digest.hexdigest()
+
+
+def _commit_temp(tmp: Path, target: Path, sha256: str, size: int) -> WrittenFile:
+    tmp.replace(target)
+    fsync_dir(target.parent)
+    return WrittenFile(target, sha256, size)
+
+
+def _fsync_path(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _contiguous_cpu(weights: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Tensors safetensors can write: on CPU, contiguous, no two sharing storage (tied weights).
+
+    CPU tensors that already are contiguous pass through uncopied.
+    """
+    seen: set[int] = set()
+    result: dict[str, torch.Tensor] = {}
+    for name, tensor in weights.items():
+        tensor = tensor.detach()
+        if tensor.device.type != "cpu":
+            tensor = tensor.cpu()
+        if not tensor.is_contiguous():
+            tensor = tensor.contiguous()
+        pointer = tensor.untyped_storage().data_ptr()
+        if pointer in seen and tensor.numel():
+            tensor = tensor.clone()
+        seen.add(pointer)
+        result[name] = tensor
+    return result
+
+
+def write_weights(
+    target: Path, weights: Mapping[str, torch.Tensor], metadata: Mapping[str, str]
+) -> WrittenFile:
+    """Write ``weights`` as safetensors at ``target``, durably; returns its digest."""
+    tmp = temp_path_for(target)
+    try:
+        save_file(_contiguous_cpu(weights), str(tmp), metadata=dict(metadata))
+        _fsync_path(tmp)
+        return _commit_temp(tmp, target, sha256_file(tmp), tmp.stat().st_size)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+
+
+def write_torch_state(target: Path, state: Any) -> WrittenFile:
+    """``torch.save`` ``state`` into ``target`` through a hashing writer, durably."""
+    tmp = temp_path_for(target)
+    try:
+        with tmp.open("xb") as handle:
+            writer = HashingWriter(handle)
+            torch.save(state, writer)  # type: ignore[arg-type]
+            handle.flush()
+            os.fsync(handle.fileno())
+        return _commit_temp(tmp, target, writer.sha256, writer.size)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+
+
+_SAFE_LEAVES = (str, int, float, bool, type(None), torch.dtype, torch.device, torch.Size)
+
+
+def check_weights_only_safe(obj: Any, where: str = "training_state") -> None:
+    """Raise :class:`UnsafeCheckpointError` for anything ``torch.load(weights_only=True)`` would
+    refuse, before anything is written: a resume must never need to unpickle code."""
+    if isinstance(obj, (torch.Tensor, *_SAFE_LEAVES)):
+        return
+    if isinstance(obj, Mapping):
+        for key, value in obj.items():
+            if not isinstance(key, str | int):
+                raise UnsafeCheckpointError(f"{where}: key {key!r} is not a str or int")
+            check_weights_only_safe(value, f"{where}[{key!r}]")
+        return
+    if isinstance(obj, list | tuple):
+        for index, value in enumerate(obj):
+            check_weights_only_safe(value, f"{where}[{index}]")
+        return
+    raise UnsafeCheckpointError(
+        f"{where} is a {type(obj).__name__}: only tensors, numbers, strings, lists, tuples and "
+        "dicts load with torch.load(weights_only=True) (see training.seeds.capture_rng_state)"
+    )
+
+
+def write_checkpoint_files(
+    directory: Path,
+    ckpt: str,
+    epoch: int,
+    step: int,
+    weights: Mapping[str, torch.Tensor],
+    state: Any | None,
+) -> dict[str, FileEntry]:
+    """Write one checkpoint's folder (weights, and the training state when given), durably."""
+    folder = directory / ckpt
+    if folder.exists():  # an uncommitted leftover of the same id
+        remove_tree(folder)
+    make_dir_durable(folder)
+    meta = {"checkpoint_id": ckpt, "epoch": str(epoch), "step": str(step)}
+    written = {WEIGHTS_FILE: write_weights(folder / WEIGHTS_FILE, weights, meta)}
+    if state is not None:
+        written[STATE_FILE] = write_torch_state(folder / STATE_FILE, state)
+    return {n: FileEntry(f"{ckpt}/{n}", w.sha256, w.size) for n, w in written.items()}

@@ -1,0 +1,75 @@
+"""Measure the host RAM one save or one verified load adds, in a fresh process.
+
+Run as ``python rss_probe.py DIR MODE MB``: MODE is sync, async or load. Prints JSON with the
+state size and the peak RSS added over the live state, both in bytes.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+from mental_health_hpo.checkpointing import CheckpointOptions, SnapshotPool, open_checkpoints
+
+
+def rss() -> tuple[int, int]:
+    fields = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines())
+    return int(fields["VmRSS"].split()[0]) * 1024, int(fields["VmHWM"].split()[0]) * 1024
+
+
+def reset_peak() -> None:
+    Path("/proc/self/clear_refs").write_text("5")
+
+
+def state(megabytes: int) -> tuple[dict[str, torch.Tensor], dict[str, object]]:
+    """A third weights, two thirds optimizer moments (AdamW's shape of a state)."""
+    per = megabytes * 2**20 // 4 // 3 // 8
+    weights = {f"layer{i}.weight": torch.randn(per) for i in range(8)}
+    moments = {
+        i: {"exp_avg": torch.randn(per), "exp_avg_sq": torch.rand(per), "step": torch.tensor(3.0)}
+        for i in range(8)
+    }
+    return weights, {"optimizer": {"state": moments, "param_groups": []}, "epoch": 1}
+
+
+def main() -> None:
+    directory, mode, megabytes = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+    weights, training_state = state(megabytes)
+    size = sum(t.numel() * t.element_size() for t in weights.values())
+    size += sum(
+        t.numel() * t.element_size()
+        for m in training_state["optimizer"]["state"].values()  # type: ignore[index]
+        for t in m.values()
+    )
+    writer = "async" if mode == "async" else "sync"
+    options = CheckpointOptions(metric_name="f1", writer=writer, watch_disk=False)
+    manager = open_checkpoints(directory, options, snapshot_pool=SnapshotPool())
+    if mode == "load":
+        manager.save(
+            epoch=0, step=1, metrics={"f1": 0.5}, weights=weights, training_state=training_state
+        )
+        manager.close()
+        manager = open_checkpoints(directory, options)
+    base, _ = rss()
+    reset_peak()
+    if mode == "load":
+        loaded = manager.load_latest()
+        assert loaded is not None and loaded.training_state is not None
+        # Touch every loaded byte: lazily mapped pages count once they are read.
+        total = sum(float(t.sum()) for t in loaded.weights.values())
+        assert total == total
+    else:
+        manager.save(
+            epoch=0, step=1, metrics={"f1": 0.5}, weights=weights, training_state=training_state
+        )
+        manager.flush()
+    _, peak = rss()
+    manager.close()
+    print(json.dumps({"state_bytes": size, "added_bytes": peak - base}))
+
+
+if __name__ == "__main__":
+    main()

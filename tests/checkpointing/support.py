@@ -1,0 +1,63 @@
+"""Open checkpoint managers from the keyword spellings the tests read best."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from mental_health_hpo.checkpointing import (
+    Checkpointer,
+    CheckpointOptions,
+    RetentionPolicy,
+    SnapshotPool,
+    StudyRetention,
+    open_checkpoints,
+)
+from mental_health_hpo.checkpointing.layout import study_of
+from mental_health_hpo.checkpointing.study import finish_trial
+
+
+def open_manager(
+    directory: str | Path,
+    *,
+    metric_name: str = "f1",
+    policy: RetentionPolicy | None = None,
+    architecture: dict[str, Any] | None = None,
+    config_hash: str = "",
+    async_save: bool = False,
+    enabled: bool = True,
+    dry_run: bool = False,
+    check_disk: bool = True,
+    on_commit: Callable[[Any], None] | None = None,
+    snapshot_pool: SnapshotPool | None = None,
+) -> Any:
+    """A checkpointer; background writers get their own pool unless one is given."""
+    mode = "disabled" if not enabled else "dry_run" if dry_run else "write"
+    options = CheckpointOptions(
+        metric_name=metric_name,
+        policy=policy or RetentionPolicy(),
+        mode=mode,
+        writer="async" if async_save else "sync",
+        architecture=architecture,
+        config_hash=config_hash,
+        watch_disk=check_disk,
+    )
+    pool = snapshot_pool if snapshot_pool is not None else SnapshotPool()
+    return open_checkpoints(directory, options, on_commit=on_commit, snapshot_pool=pool)
+
+
+def finish(manager: Checkpointer, keep_best_trials: int | None = None) -> None:
+    """What the study runner does when a trial ends: the study-retention service."""
+    manager.flush()
+    directory = Path(manager.directory)  # type: ignore[attr-defined]
+    policy: RetentionPolicy = manager.policy  # type: ignore[attr-defined]
+    study = study_of(directory)
+    if study is None:
+        finish_trial(directory, manager.metric_name)  # type: ignore[attr-defined]
+        return
+    if keep_best_trials is not None:
+        import dataclasses
+
+        policy = dataclasses.replace(policy, keep_best_trials=keep_best_trials)
+    StudyRetention(study.path, policy, manager.metric_name).trial_finished(directory.parent)  # type: ignore[attr-defined]

@@ -1,0 +1,96 @@
+"""Failure cases of a running trial: nothing duplicated, nothing good deleted, nothing left over."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import torch
+
+from mental_health_hpo.checkpointing import RetentionPolicy, find_orphans
+from tests.checkpointing.conftest import TinyNet, save_epochs, train_step, training_state
+from tests.checkpointing.support import open_manager
+
+
+def tree_digest(root: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+def test_disabled_and_dry_run_leave_a_committed_folder_byte_for_byte(tmp_path: Path) -> None:
+    directory = tmp_path / "study_1" / "trial_0000" / "checkpoints"
+    model = TinyNet()
+    opt = torch.optim.AdamW(model.parameters())
+    with open_manager(directory, check_disk=False) as manager:
+        save_epochs(manager, model, opt, [0.4, 0.6])
+    before = tree_digest(tmp_path)
+    for kwargs in ({"enabled": False}, {"dry_run": True}):
+        with open_manager(directory, **kwargs) as other:
+            save_epochs(other, model, opt, [0.9, 0.1, 0.2], start=2)
+            assert other.history()[-1].epoch == 4
+    assert tree_digest(tmp_path) == before
+
+
+def test_a_restart_after_quarantine_never_publishes_a_step_twice(tmp_path: Path) -> None:
+    directory = tmp_path / "study_1" / "trial_0000" / "checkpoints"
+    published: list[tuple[int, str]] = []
+    model = TinyNet()
+    opt = torch.optim.AdamW(model.parameters())
+
+    def publish(record) -> None:
+        published.append((record.step, record.timestamp))
+
+    with open_manager(directory, on_commit=publish, check_disk=False) as manager:
+        save_epochs(manager, model, opt, [0.4, 0.6])
+        latest = manager.records()[-1]
+    (directory / latest.id / "training_state.pt").write_bytes(b"garbage, not a pickle")
+    with open_manager(directory, on_commit=publish, check_disk=False) as restarted:
+        assert restarted.load_latest() is None  # refused and quarantined: start from epoch 0
+        save_epochs(restarted, TinyNet(), opt, [0.5, 0.55, 0.7])
+        journal = restarted.history()
+    steps = [step for step, _ in published]
+    assert len(steps) == len(set(steps)), f"a step was published twice: {published}"
+    assert [h.step for h in journal] == sorted({h.step for h in journal})
+    assert journal[-1].epoch == 2  # the new epoch beyond the old journal was published
+    assert list((directory / ".quarantine").iterdir())
+
+
+def test_temp_files_of_killed_writes_anywhere_in_the_trial_are_swept(tmp_path: Path) -> None:
+    experiments = tmp_path / "experiments"
+    trial = experiments / "study_1" / "trial_0000"
+    trial.mkdir(parents=True)
+    stale = [trial / ".tmp-trial.json.4242.deadbeef", trial / "logs" / ".tmp-trial.jsonl.1.ab"]
+    stale[1].parent.mkdir()
+    for path in stale:
+        path.write_text("{")
+    assert {o.path for o in find_orphans(experiments)} >= set(stale)  # the cleanup command
+    with open_manager(trial / "checkpoints", check_disk=False) as manager:
+        model = TinyNet()
+        opt = torch.optim.AdamW(model.parameters())
+        train_step(model, opt)
+        manager.save(
+            epoch=0,
+            step=1,
+            metrics={"f1": 0.2},
+            weights=model.state_dict(),
+            training_state=training_state(opt, 0),
+        )
+    assert not any(path.exists() for path in stale)
+    assert not [p for p in experiments.rglob(".tmp-*")]
+
+
+def test_keep_last_n_two_survives_a_corrupt_newest(tmp_path: Path) -> None:
+    directory = tmp_path / "study_1" / "trial_0000" / "checkpoints"
+    model = TinyNet()
+    opt = torch.optim.AdamW(model.parameters())
+    policy = RetentionPolicy(keep_last_n=2)
+    with open_manager(directory, policy=policy, check_disk=False) as manager:
+        save_epochs(manager, model, opt, [0.4, 0.6])
+        newest = manager.records()[-1]
+    (directory / newest.id / "model.safetensors").write_bytes(b"torn")
+    with open_manager(directory, policy=policy, check_disk=False) as restarted:
+        loaded = restarted.load_latest()
+        assert loaded is not None and loaded.record.epoch == 0
