@@ -58,8 +58,16 @@ class StudySetup:
 
     def open(self, dataset_fingerprint: dict[str, Any], project_root: Path) -> optuna.Study:
         study = open_study(self.config, self.space, project_root, self.metric)
+        ours = dataset_fingerprint.get("fingerprint")
+        theirs = study.user_attrs.get("dataset_fingerprint")
+        if theirs is not None and ours is not None and theirs != ours:
+            raise ValueError(
+                f"study {self.config.name!r} was run on dataset {theirs}, this worker ingested "
+                f"{ours}: every worker must ingest the same data (same data_ingest parameters "
+                "and source). Fix this worker's data_ingest, or use another hpo.study.name."
+            )
         study.set_user_attr("optimization_metric", self.metric)
-        study.set_user_attr("dataset_fingerprint", dataset_fingerprint.get("fingerprint"))
+        study.set_user_attr("dataset_fingerprint", ours)
         return study
 
     def hub_gate(self, hpo: dict[str, Any]) -> HubAuthGate | None:
