@@ -161,3 +161,34 @@ def test_progress_after_every_trial_goes_to_the_study_json_log(tmp_path: Path) -
     assert [p["finished"] for p in progress] == [1, 2]
     assert all(p["n_trials"] == 2 and p["best_value"] is not None for p in progress)
     assert all(json.loads(line)["study_id"] == "t" for line in lines)
+
+
+def test_best_follows_the_direction_and_a_zero_value_counts(tmp_path: Path) -> None:
+    import optuna as _optuna
+
+    from mental_health_hpo.hpo.tally import Tally
+
+    maximize = _optuna.create_study(direction="maximize")
+    for value in (-0.5, 0.0, -0.2):
+        maximize.add_trial(_optuna.trial.create_trial(value=value))
+    tally = Tally.of(maximize, maximize.get_trials(deepcopy=False), 3)
+    assert (tally.best_value, tally.best_trial) == (0.0, 1)  # not -inf for 0.0
+    minimize = _optuna.create_study(direction="minimize")
+    for value in (0.3, 0.1, 0.2):
+        minimize.add_trial(_optuna.trial.create_trial(value=value))
+    assert Tally.of(minimize, minimize.get_trials(deepcopy=False), 3).best_trial == 1
+
+
+def test_a_trial_killed_after_tell_is_finished_by_the_next_worker(tmp_path: Path) -> None:
+    study, config = _study(tmp_path, n_trials=1, lease_s=0.5)
+    trial = study.ask()
+    SPACE.suggest(trial, {})
+    _other_worker_holds(config, tmp_path, 0)  # that worker told, then died before finishing
+    study.tell(trial, 0.4)
+    time.sleep(0.6)
+    ended: list[int] = []
+    hooks = StudyHooks(on_trial_end=lambda frozen, folder: ended.append(frozen.number))
+    result = run_study(study, config, SPACE, {}, lambda c: 1.0, tmp_path / "s", hooks)
+    assert ended == [0] and result.ran == [] and result.resumed == []
+    assert TrialFolder.of(tmp_path / "s", 0).read()["state"] == "completed"
+    assert coordination_for(config, tmp_path).leases.expired("trial:") == []
