@@ -192,3 +192,27 @@ def test_a_trial_killed_after_tell_is_finished_by_the_next_worker(tmp_path: Path
     assert ended == [0] and result.ran == [] and result.resumed == []
     assert TrialFolder.of(tmp_path / "s", 0).read()["state"] == "completed"
     assert coordination_for(config, tmp_path).leases.expired("trial:") == []
+
+
+def test_torch_threads_default_to_the_cores_shared_by_the_workers_on_this_host(
+    tmp_path: Path,
+) -> None:
+    import os
+
+    study, config = _study(tmp_path, n_trials=2)
+    seen: list[int | None] = []
+
+    def objective(context: TrialContext) -> float:
+        seen.append(context.torch_threads)
+        if len(seen) == 1:  # a second worker starts on this host
+            neighbour = Worker(pid=os.getpid())
+            store = coordination_for(config, tmp_path).leases
+            store.acquire(f"worker:{neighbour.owner}", neighbour)
+        return 0.5
+
+    run_study(study, config, SPACE, {}, objective, tmp_path / "s")
+    cores = os.cpu_count() or 1
+    assert seen == [cores, max(1, cores // 2)]
+    fixed, fixed_config = _study(tmp_path, n_trials=3, torch_threads=1)
+    run_study(fixed, fixed_config, SPACE, {}, objective, tmp_path / "s")
+    assert seen[-1] == 1
