@@ -17,10 +17,9 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import optuna
 from optuna.exceptions import UpdateFinishedTrialError
@@ -32,6 +31,15 @@ from mental_health_hpo.hpo.leases import Heartbeat, Lease, trial_resource, worke
 from mental_health_hpo.hpo.search_space import SearchSpace
 from mental_health_hpo.hpo.study import StudyConfig, derived_seed, make_sampler
 from mental_health_hpo.hpo.tally import FINISHED, SURPLUS, Progress, Tally
+from mental_health_hpo.hpo.trial_context import (
+    LeaseLost,
+    Objective,
+    StudyHooks,
+    StudyRun,
+    StudyStoppedError,
+    TrialContext,
+    TrialStopped,
+)
 from mental_health_hpo.hpo.trial_folder import TrialFolder
 from mental_health_hpo.ops import (
     HubAuthGate,
@@ -44,85 +52,6 @@ from mental_health_hpo.ops import (
 logger = logging.getLogger(__name__)
 
 _FINAL = {TrialState.COMPLETE: "completed", TrialState.PRUNED: "pruned"}
-
-
-class TrialStopped(Exception):  # noqa: N818  (a signal, like StopIteration)
-    """Raised by an objective to stop a trial early: pruned, or past its time budget."""
-
-    def __init__(self, reason: str, value: float | None = None) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.value = value
-
-
-class LeaseLost(Exception):  # noqa: N818  (a signal)
-    """Another worker took this trial over (this one stalled past its lease): stop, tell nothing."""
-
-
-class StudyStoppedError(RuntimeError):
-    """The study cannot go on (storage exhausted): the worker stops with a non-zero exit."""
-
-
-@dataclass
-class TrialContext:
-    """What an objective gets: the Optuna trial, its folder, its sampled values and a deadline."""
-
-    trial: optuna.Trial
-    folder: TrialFolder
-    sampled: dict[str, Any]
-    resumed: bool
-    deadline: float | None
-    reported: set[int] = field(default_factory=set)
-    lease_lost: Callable[[], bool] = lambda: False
-    torch_threads: int | None = None
-    study_name: str = ""
-    timed_out: bool = False
-
-    def should_stop(self, value: float, step: int) -> str | None:
-        """Feed the pruner; the reason to stop (pruned, out of time) or None to go on.
-
-        A resumed trial replays epochs it already reported; those are not reported twice.
-        """
-        if self.lease_lost():
-            raise LeaseLost(f"trial {self.trial.number} was taken over by another worker")
-        if step not in self.reported:
-            self.trial.report(value, step)
-            self.reported.add(step)
-        if self.trial.should_prune():
-            return f"pruned by the pruner at epoch {step}"
-        if self.deadline is not None and time.monotonic() > self.deadline:
-            self.timed_out = True  # its best value so far stays eligible
-            return f"timed out at epoch {step}"
-        return None
-
-
-class Objective(Protocol):
-    def __call__(self, context: TrialContext) -> float: ...
-
-
-@dataclass
-class StudyHooks:
-    """Callbacks of the Kedro shell: tracking, retention, progress. All optional.
-
-    ``on_trial_end`` must be idempotent: a worker that takes over a trial killed while
-    finishing calls it again.
-    """
-
-    on_trial_end: Callable[[FrozenTrial, TrialFolder], None] | None = None
-    on_progress: Callable[[Progress], None] | None = None
-    #: Once this worker's lease is held: other workers now see it as live.
-    on_start: Callable[[], None] | None = None
-
-
-@dataclass
-class StudyRun:
-    """What one worker's :meth:`StudyRunner.run` did, and the study as it left it."""
-
-    study: optuna.Study
-    study_dir: Path
-    ran: list[int] = field(default_factory=list)
-    resumed: list[int] = field(default_factory=list)
-    tally: Tally | None = None
 
 
 @dataclass(frozen=True)
@@ -313,16 +242,16 @@ class StudyRunner:
                 if _storage_exhausted(error):
                     self.coordination.leases.release(lease)  # free at once for the next worker
                     raise StudyStoppedError(
-                        f"{self.tally().status()}; this worker stopped: the disk is full. Trial "
-                        f"{trial.number} stays RUNNING and resumes from its last checkpoint "
-                        f"once space is freed. {error}"
+                        f"{self.tally().status(mine=1)}; this worker stopped: the disk is "
+                        f"full. Trial {trial.number} stays RUNNING and resumes from its last "
+                        f"checkpoint once space is freed. {error}"
                     ) from error
                 if isinstance(error, KeyboardInterrupt | SystemExit):
                     self.coordination.leases.release(lease)
                     logger.warning(
                         "Interrupted: %s. Trial %d stays RUNNING and resumes from its last "
                         "checkpoint on the next start or on another worker",
-                        self.tally().status(),
+                        self.tally().status(mine=1),
                         trial.number,
                     )
                 raise  # a paused trial (hub refused) keeps its lease while it waits
@@ -463,3 +392,17 @@ def run_study(
         auth_gate,
     )  # fmt: skip
     return runner.run()
+
+
+__all__ = [
+    "LeaseLost",
+    "Objective",
+    "Progress",
+    "StudyHooks",
+    "StudyRun",
+    "StudyRunner",
+    "StudyStoppedError",
+    "TrialContext",
+    "TrialStopped",
+    "run_study",
+]

@@ -52,10 +52,11 @@ class Tally:
     def complete(self) -> bool:
         return self.finished >= self.n_trials and self.running == 0
 
-    def status(self) -> str:
-        """``study 6/8 finished, 2 running on other workers``."""
+    def status(self, mine: int = 0) -> str:
+        """``study 6/8 finished, 2 running on other workers`` (``mine``: this worker's own)."""
         line = f"study {self.finished}/{self.n_trials} finished"
-        return f"{line}, {self.running} running on other workers" if self.running else line
+        others = max(self.running - mine, 0)
+        return f"{line}, {others} running on other workers" if others else line
 
 
 def best_of(study: optuna.Study, trials: Sequence[FrozenTrial]) -> FrozenTrial | None:
