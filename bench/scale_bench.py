@@ -3,7 +3,8 @@
     PYTHONPATH=src python bench/scale_bench.py [--trials 6] [--epochs 2] [--lease-s 3]
 
 1. Throughput: the same trials (random sampler, same seed, tiny BERT, synthetic data) run by
-   1 worker, then by 2 workers with 1 torch thread each, on one SQLite study (one host).
+   1 worker (all cores), 1 worker with 1 thread, then 2 workers with 1 torch thread each, on
+   one SQLite study (one host).
 2. Recovery: 2 workers on one study with ``lease_s``; one is SIGKILLed after its trial's first
    committed epoch; the time until the survivor's first step on that trial (its "started" line
    in the trial's work log), against the lease period. The survivor is on the same host, so the
@@ -149,6 +150,7 @@ def main() -> None:
     result: dict = {"cpu_count": os.cpu_count(), "load_before": os.getloadavg()}
     if not args.skip_throughput:
         result["one_worker"] = _throughput(1, os.cpu_count() or 1, args, model)
+        result["one_worker_one_thread"] = _throughput(1, 1, args, model)
         result["two_workers"] = _throughput(2, 1, args, model)
     result["recovery"] = _recovery(args, model)
     result["load_after"] = os.getloadavg()
