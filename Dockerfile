@@ -1,4 +1,9 @@
-# mental_health_hpo: the Kedro project in a container (see docs/docker.md).
+# syntax=docker/dockerfile:1.7
+# mental_health_hpo: the Kedro project in a container (see docs/docker.md). BuildKit (the default
+# builder of Docker 23+) is needed for the pip cache mounts.
+#
+# Targets: `runtime` (default: what `kedro run` needs, the project installed as a package) and
+# `dev` (the dev extras, the project editable from /app/src; the devcontainer uses it).
 #
 # CPU (default; torch from the PyTorch CPU index, no multi-GB CUDA download):
 #   docker build -t mental-health-hpo:cpu .
@@ -13,10 +18,10 @@
 #   python3.11 + venv from the deadsnakes PPA (Ubuntu bases only).
 
 ARG BASE_IMAGE=python:3.11-slim-bookworm
-FROM ${BASE_IMAGE}
 
-# Extra index for torch only; empty = PyPI's default build (CUDA on Linux x86_64).
-ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
+# ---- base: Python 3.11, the non-root user "app", the environment every stage shares ----------
+FROM ${BASE_IMAGE} AS base
+
 # Match your host user's ids so bind-mounted data/ and experiments/ stay writable by both.
 ARG APP_UID=1000
 ARG APP_GID=1000
@@ -32,7 +37,6 @@ ENV KEDRO_DISABLE_TELEMETRY=1 \
     TOKENIZERS_PARALLELISM=false \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
-    PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     NVIDIA_DRIVER_CAPABILITIES=compute,utility \
     VIRTUAL_ENV=/opt/venv \
@@ -54,43 +58,91 @@ RUN if ! command -v python3.11 >/dev/null 2>&1; then \
     && { userdel -r ubuntu 2>/dev/null || true; } \
     && { getent group "${APP_GID}" >/dev/null || groupadd --gid "${APP_GID}" app; } \
     && useradd --uid "${APP_UID}" --gid "${APP_GID}" --create-home --shell /bin/bash app \
-    && install -d -o "${APP_UID}" -g "${APP_GID}" /app /opt/venv /cache/huggingface
+    && install -d -o "${APP_UID}" -g "${APP_GID}" /app /app/src /opt/venv /cache/huggingface
 
-# Everything from here on runs as "app", so the venv belongs to it (the devcontainer's
-# postCreateCommand can pip install into it without root). Numeric, for runAsNonRoot checks.
+# ---- requirements: the runtime dependency list, and nothing else, out of pyproject.toml ------
+# A stage of its own so that the layers below are reused while only tool settings (ruff, mypy,
+# import-linter...) change in pyproject.toml: COPY --from compares the extracted list's content.
+FROM base AS requirements
+COPY pyproject.toml /tmp/pyproject.toml
+RUN python3.11 -c "import tomllib; \
+deps = tomllib.load(open('/tmp/pyproject.toml', 'rb'))['project']['dependencies']; \
+print('\n'.join(deps))" > /tmp/requirements.txt
+
+# ---- deps: every runtime dependency at its constraints.txt version; no project code --------
+# Rebuilt only when constraints.txt or the dependency list change, never for a code change.
+# The pip cache is a BuildKit cache mount: a rebuild downloads only what changed, and no wheel
+# cache ends up in a layer.
+FROM base AS deps
+ENV PIP_CACHE_DIR=/tmp/pip-cache
+# Extra index for torch only; empty = PyPI's default build (CUDA on Linux x86_64).
+ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
+ARG APP_UID=1000
+ARG APP_GID=1000
 USER ${APP_UID}:${APP_GID}
 WORKDIR /app
-
-# Versions come from constraints.txt (FR-016), hence no "==" on the command lines (DL3013).
 COPY --chown=${APP_UID}:${APP_GID} constraints.txt ./
-# hadolint ignore=DL3013
-RUN python3.11 -m venv /opt/venv \
-    && python -m pip install -c constraints.txt --upgrade pip
+COPY --from=requirements --chown=${APP_UID}:${APP_GID} /tmp/requirements.txt ./requirements.txt
+# Versions come from constraints.txt (one file pins every machine), hence no "==" here (DL3013).
+# torch first, alone: the CPU index's 2.13.0+cpu wins over PyPI's 2.13.0 (pinned by the file).
+# hadolint ignore=DL3013,DL3042
+RUN --mount=type=cache,target=/tmp/pip-cache,uid=${APP_UID},gid=${APP_GID} \
+    python3.11 -m venv /opt/venv \
+    && python -m pip install -c constraints.txt --upgrade pip \
+    && python -m pip install -c constraints.txt \
+        ${TORCH_INDEX_URL:+--extra-index-url "$TORCH_INDEX_URL"} torch \
+    && python -m pip install -c constraints.txt -r requirements.txt
 
-# torch alone first: the largest download gets its own layer, reused while only the code changes.
-# Version 2.13.0 is pinned by constraints.txt; the CPU index's 2.13.0+cpu wins over PyPI's 2.13.0.
-# hadolint ignore=DL3013
-RUN python -m pip install -c constraints.txt \
-        ${TORCH_INDEX_URL:+--extra-index-url "$TORCH_INDEX_URL"} torch
-
-# The project itself, EDITABLE: /app/src is the code that runs, both as built and when the working
-# tree is mounted over /app (docker run -v "$PWD:/app", compose, devcontainer), so the image never
-# runs stale baked-in code behind mounted sources, and subpackages the wheel build would drop
-# (folders without __init__.py, namespaces=false) still import. No torch index here: torch is
-# installed and pinned, everything else comes from PyPI. build/ and src/*.egg-info are leftovers
-# of the build (the metadata lives in the venv).
+# ---- build: the project itself, as a regular (non-editable) package in the venv -------------
+# A built wheel holds every subpackage and the YAML/JSON files beside the code (namespace
+# discovery in pyproject.toml), so the runtime image needs no source tree.
+FROM deps AS build
+ARG APP_UID=1000
+ARG APP_GID=1000
 COPY --chown=${APP_UID}:${APP_GID} pyproject.toml README.md ./
 COPY --chown=${APP_UID}:${APP_GID} src ./src
-RUN python -m pip install -c constraints.txt -e . \
-    && rm -rf build src/*.egg-info
+# hadolint ignore=DL3042
+RUN --mount=type=cache,target=/tmp/pip-cache,uid=${APP_UID},gid=${APP_GID} \
+    python -m pip install --no-deps -c constraints.txt . \
+    && python -m pip check
 
-# Kedro's configuration and the (empty) data/experiments skeleton; the real contents are mounted.
+# ---- dev: the dev extras, the project editable from /app/src (devcontainer, compose app) ----
+FROM deps AS dev
+ARG APP_UID=1000
+ARG APP_GID=1000
+COPY --chown=${APP_UID}:${APP_GID} pyproject.toml README.md ./
+COPY --chown=${APP_UID}:${APP_GID} src ./src
+# hadolint ignore=DL3042
+RUN --mount=type=cache,target=/tmp/pip-cache,uid=${APP_UID},gid=${APP_GID} \
+    python -m pip install -c constraints.txt -e '.[dev]' \
+    && rm -rf build src/*.egg-info
+COPY --chown=${APP_UID}:${APP_GID} conf ./conf
+COPY --chown=${APP_UID}:${APP_GID} data ./data
+COPY --chown=${APP_UID}:${APP_GID} experiments ./experiments
+CMD ["sleep", "infinity"]
+
+# ---- runtime (default): the venv, Kedro's configuration and the empty data skeleton ---------
+FROM base AS runtime
+ARG APP_UID=1000
+ARG APP_GID=1000
+COPY --from=build --chown=${APP_UID}:${APP_GID} /opt/venv /opt/venv
+USER ${APP_UID}:${APP_GID}
+WORKDIR /app
+# pyproject.toml is Kedro's project marker ([tool.kedro]); /app/src stays an empty folder, which
+# Kedro requires and puts first on sys.path: mount the working tree over /app and `kedro run`
+# runs the mounted code rather than the installed copy.
 # .dockerignore keeps conf/local/* (credentials) and all runtime state out of the image.
+COPY --chown=${APP_UID}:${APP_GID} pyproject.toml ./
 COPY --chown=${APP_UID}:${APP_GID} conf ./conf
 COPY --chown=${APP_UID}:${APP_GID} data ./data
 COPY --chown=${APP_UID}:${APP_GID} experiments ./experiments
 
-# 5000: MLflow UI (kedro mlflow ui --host 0.0.0.0); 4141: kedro viz (kedro viz run --host 0.0.0.0)
-EXPOSE 5000 4141
+# 5000: MLflow UI (kedro mlflow ui --host 0.0.0.0); 4141: kedro viz; 8080: optuna-dashboard
+EXPOSE 5000 4141 8080
 
-CMD ["kedro", "run", "--pipeline", "hpo"]
+# Healthy when the environment imports (a batch job has no port); a service started from this
+# image sets HEALTHCHECK_URL (deploy/compose.yml does) and is healthy while that URL answers 200.
+HEALTHCHECK --interval=30s --timeout=10s --start-period=120s --retries=3 \
+    CMD ["python", "-c", "import os, sys, urllib.request as r; url = os.environ.get('HEALTHCHECK_URL'); import mental_health_hpo; sys.exit(0 if not url or r.urlopen(url, timeout=5).status == 200 else 1)"]
+
+CMD ["kedro", "run", "--pipelines", "hpo", "--only-missing-outputs"]

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Regenerate constraints.txt (FR-016: exact versions of every package the project installs).
+# Regenerate constraints.txt (exact versions of every package the project installs, so every machine runs the same code).
 #
 #   scripts/update_constraints.sh [OUTPUT]      # OUTPUT defaults to constraints.txt at the repo root
 #
@@ -26,7 +26,7 @@ trap 'rm -rf "$TMP"' EXIT
 "$TMP/venv/bin/python" -m pip install --quiet -e '.[dev]'
 
 {
-  echo "# Exact versions of every package mental_health_hpo installs (runtime + [dev]); FR-016."
+  echo "# Exact versions of every package mental_health_hpo installs (runtime + [dev])."
   echo "# Use: pip install -c constraints.txt -e '.[dev]'   (or '.' for the runtime only)."
   echo "# Made by scripts/update_constraints.sh on $(date -u +%Y-%m-%d): a fresh venv with"
   echo "# $("$PYTHON" --version) and pip $("$TMP/venv/bin/python" -m pip --version | cut -d' ' -f2),"

@@ -1,11 +1,16 @@
-"""Fixtures shared by the whole suite: tiny models, the shared ReDSM5 sample, offline hub."""
+"""Fixtures shared by the whole suite: tiny models, the shared ReDSM5 sample, offline hub,
+real servers (tests/servers.py) and child processes that are always stopped in teardown."""
 
 from __future__ import annotations
 
 import os
+import subprocess
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from servers import MlflowServer, PostgresServer, postgres_binaries, stop_process_group
 
 # The suite never reaches a hub or a telemetry endpoint.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -83,3 +88,65 @@ def run_pipeline(project: Path, name: str, params: dict | None = None) -> None:
     finally:
         while mlflow.active_run():  # kedro-mlflow's hook is a process-wide singleton
             mlflow.end_run()
+
+
+@pytest.fixture(scope="session")
+def _mlflow_server_of_the_session(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[MlflowServer]:
+    server = MlflowServer(tmp_path_factory.mktemp("mlflow-server"))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def mlflow_server(_mlflow_server_of_the_session: MlflowServer) -> MlflowServer:
+    """A real ``mlflow server`` on 127.0.0.1, healthy on /health; stopped at the session's end.
+
+    One server for the session, since starting one takes up to a minute on a loaded machine;
+    tests use their own experiments. A test may ``stop()`` and ``start()`` it (same port, same
+    store) to stage an outage; the next test that asks for it gets it running again.
+    """
+    return _mlflow_server_of_the_session.start()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A throwaway PostgreSQL cluster on 127.0.0.1 for the whole session; removed at the end."""
+    bindir = postgres_binaries()
+    if bindir is None:
+        pytest.skip("PostgreSQL server not installed (apt-get install -y postgresql), or not root")
+    server = PostgresServer(bindir)
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> str:
+    """SQLAlchemy URL of the session's PostgreSQL database ``optuna``."""
+    return postgres_server.url()
+
+
+@pytest.fixture
+def spawn() -> Iterator[Callable[..., subprocess.Popen[Any]]]:
+    """``spawn(args, **popen_kwargs)``: a child in its own process group, killed in teardown.
+
+    Teardown SIGTERMs then SIGKILLs the whole group, so a failing test leaves no process behind
+    (kedro runs, dashboards and their workers included).
+    """
+    started: list[subprocess.Popen[Any]] = []
+
+    def start(args: list[str], **kwargs: Any) -> subprocess.Popen[Any]:
+        process = subprocess.Popen(args, start_new_session=True, **kwargs)
+        started.append(process)
+        return process
+
+    try:
+        yield start
+    finally:
+        for process in started:
+            stop_process_group(process)

@@ -1,19 +1,117 @@
-"""Project hooks: masking and structured-log context for every kedro command."""
+"""Project hooks: masking and log context for every kedro command, and what
+``kedro run --only-missing-outputs`` must treat as missing."""
 
 from __future__ import annotations
 
+import contextlib
+import logging
 from typing import Any
 
 from kedro.framework.hooks import hook_impl
+from kedro.io import DataCatalog
+from kedro.pipeline import Pipeline
+
+from mental_health_hpo.pipelines.data_ingest.freshness import outdated_reason
+from mental_health_hpo.pipelines.data_ingest.pipeline import create_pipeline as data_ingest
+
+logger = logging.getLogger(__name__)
+
+#: Nodes with this tag, or named here, run on every ``--only-missing-outputs`` run: the study
+#: node decides by itself what is left to do (top the study up to ``n_trials``, resume a killed
+#: trial, or nothing), so existing outputs of an earlier study must not skip it.
+ALWAYS_RUN_TAG = "always_run"
+ALWAYS_RUN_NODES = ("run_hpo_study",)
+FINGERPRINT = "dataset_fingerprint"
+INGEST_PARAMETERS = "params:data_ingest"
 
 
 class ProjectHooks:
-    """Installs log masking/context and MLflow param/tag masking before anything is logged."""
+    """Installs log masking/context, MLflow masking and short user-error messages first."""
 
     @hook_impl(tryfirst=True)
     def after_context_created(self, context: Any) -> None:
+        from mental_health_hpo.data.errors import (
+            DataConfigError,
+            DatasetSourceError,
+            DataValidationError,
+        )
         from mental_health_hpo.ops.logs import install_project_logging
+        from mental_health_hpo.ops.user_errors import install_short_user_errors
         from mental_health_hpo.tracking.masking import install_mlflow_masking
 
         install_project_logging()
         install_mlflow_masking()
+        # After kedro's logging set up rich's traceback hook, which this one wraps.
+        install_short_user_errors((DataConfigError, DataValidationError, DatasetSourceError))
+
+
+class CleanBarsHooks:
+    """While a pipeline runs on a terminal, log records are drawn above the progress bars
+    (``training.progress.clean_bars``) instead of through them; off a terminal, nothing."""
+
+    def __init__(self) -> None:
+        self._active = contextlib.ExitStack()
+
+    @hook_impl
+    def before_pipeline_run(self) -> None:
+        from mental_health_hpo.training.progress import clean_bars
+
+        self._active.enter_context(clean_bars())
+
+    @hook_impl
+    def after_pipeline_run(self) -> None:
+        self._active.close()
+
+    @hook_impl
+    def on_pipeline_error(self) -> None:
+        self._active.close()
+
+
+class FreshnessHooks:
+    """Marks outputs that exist but are out of date, so that Kedro's own missing-output filter
+    re-runs their nodes.
+
+    - data_ingest's outputs, when ``dataset_fingerprint`` records other ``data_ingest``
+      parameters than this run's (``--params data_ingest.source...`` on a later run);
+    - the outputs of nodes tagged ``always_run`` or named in ``ALWAYS_RUN_NODES`` (the study).
+    Without ``--only-missing-outputs`` Kedro runs every node anyway, and nothing is marked.
+    """
+
+    @hook_impl
+    def before_pipeline_run(
+        self, run_params: dict[str, Any], pipeline: Pipeline, catalog: DataCatalog
+    ) -> None:
+        if not run_params.get("only_missing_outputs"):
+            return
+        outdated: dict[str, str] = {}
+        ingest_reason = self._ingest_outdated(pipeline, catalog)
+        if ingest_reason:
+            logger.warning("%s: ingesting again", ingest_reason)
+            ingest_names = {n.name for n in data_ingest().nodes}
+            for node in pipeline.nodes:
+                if node.name in ingest_names:
+                    outdated.update(dict.fromkeys(node.outputs, ingest_reason))
+        for node in pipeline.nodes:
+            if ALWAYS_RUN_TAG in node.tags or node.name in ALWAYS_RUN_NODES:
+                reason = f"node {node.name} runs on every run"
+                outdated.update({name: reason for name in node.outputs if name not in outdated})
+        from mental_health_hpo.datasets import OutdatedDataset  # torch: only when a run starts
+
+        replacing = logging.getLogger("kedro.io.data_catalog")
+        previous = replacing.level
+        replacing.setLevel(logging.ERROR)  # its "Replacing dataset" warning: intended here
+        try:
+            for name, reason in outdated.items():
+                dataset = catalog.get(name)
+                if dataset is not None and not isinstance(dataset, OutdatedDataset):
+                    catalog[name] = OutdatedDataset(dataset, reason)
+        finally:
+            replacing.setLevel(previous)
+
+    @staticmethod
+    def _ingest_outdated(pipeline: Pipeline, catalog: DataCatalog) -> str | None:
+        """Why the ingested data is out of date for this run (None: current, or not run here)."""
+        if FINGERPRINT not in pipeline.all_outputs() or not catalog.exists(FINGERPRINT):
+            return None
+        current = catalog.load(INGEST_PARAMETERS) if INGEST_PARAMETERS in catalog else {}
+        return outdated_reason(catalog.load(FINGERPRINT), current)

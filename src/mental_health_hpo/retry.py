@@ -1,4 +1,4 @@
-"""Retries with exponential backoff for calls that reach a hub (FR-005).
+"""Retries with exponential backoff for calls that reach a hub (its outages are brief and common).
 
 Up to ``len(delays)`` attempts, waiting ``delays[i]`` after failed attempt ``i`` (1, 2, 4, 8 s by
 default); errors listed in ``fatal`` are raised at once, since trying again will not help.

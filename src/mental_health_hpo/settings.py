@@ -6,6 +6,11 @@ the rest of its group.
 
 from kedro.config import OmegaConfigLoader
 
+from mental_health_hpo.dependency_warnings import ignore_dependency_warnings
+from mental_health_hpo.hooks import CleanBarsHooks, FreshnessHooks, ProjectHooks
+
+ignore_dependency_warnings()  # see dependency_warnings.py
+
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {
     "base_env": "base",
@@ -16,11 +21,7 @@ CONFIG_LOADER_ARGS = {
 # No usage data leaves the machine (kedro-telemetry comes with kedro-viz).
 DISABLE_HOOKS_FOR_PLUGINS = ("kedro-telemetry",)
 
-# `kedro run --pipeline hpo` runs data_ingest only where its outputs are missing.
-from mental_health_hpo.session import ProjectSession  # noqa: E402
-
-SESSION_CLASS = ProjectSession
-
-from mental_health_hpo.hooks import ProjectHooks  # noqa: E402
-
-HOOKS = (ProjectHooks(),)
+# `kedro run --only-missing-outputs` (Kedro's own filter) re-runs data_ingest when its
+# parameters changed and always runs the study node: FreshnessHooks. Log lines above the
+# progress bars on a terminal: CleanBarsHooks.
+HOOKS = (ProjectHooks(), FreshnessHooks(), CleanBarsHooks())

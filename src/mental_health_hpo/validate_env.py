@@ -10,12 +10,14 @@ checks pass) or 1.
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import os
 import sqlite3
 import struct
 import sys
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -96,13 +98,42 @@ def _check_sqlite(path: Path) -> tuple[bool, str]:
     return True, f"{path} readable"
 
 
+def _health_request(url: str) -> urllib.request.Request:
+    """A GET of ``<url>/health`` with the URL's ``user:password@`` sent as basic auth.
+
+    Why: urllib does not strip credentials from a URL (the host became ``user:password@host``,
+    "Name or service not known"), while MLflow's requests-based client sends them as an
+    Authorization header, so ``kedro run`` worked with a URL that validate_env rejected.
+    """
+    parts = urllib.parse.urlsplit(url)
+    netloc = parts.hostname or ""
+    if ":" in netloc:  # an IPv6 literal
+        netloc = f"[{netloc}]"
+    if parts.port is not None:
+        netloc = f"{netloc}:{parts.port}"
+    bare = urllib.parse.urlunsplit(
+        (parts.scheme, netloc, parts.path.rstrip("/") + "/health", "", "")
+    )
+    request = urllib.request.Request(bare, method="GET")
+    if parts.username is not None or parts.password is not None:
+        user = urllib.parse.unquote(parts.username or "")
+        password = urllib.parse.unquote(parts.password or "")
+        token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+        request.add_header("Authorization", f"Basic {token}")
+    return request
+
+
 def _check_http(url: str) -> tuple[bool, str]:
-    health = url.rstrip("/") + "/health"
     try:
-        with urllib.request.urlopen(health, timeout=TIMEOUT_S) as response:
+        with urllib.request.urlopen(_health_request(url), timeout=TIMEOUT_S) as response:
             return True, f"{url} answered {response.status}"
-    except urllib.error.HTTPError as error:  # it answered: reachable
-        return True, f"{url} answered {error.code}"
+    except urllib.error.HTTPError as error:
+        if error.code in (401, 403):
+            return False, (
+                f"{url} refused the credentials (HTTP {error.code}): check the user and password "
+                f"in mlflow_tracking_uri, or MLFLOW_TRACKING_USERNAME/MLFLOW_TRACKING_PASSWORD"
+            )
+        return True, f"{url} answered {error.code}"  # it answered: reachable
     except Exception as error:
         return False, f"{url} unreachable: {error}"
 

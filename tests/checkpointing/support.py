@@ -31,6 +31,7 @@ def open_manager(
     check_disk: bool = True,
     on_commit: Callable[[Any], None] | None = None,
     snapshot_pool: SnapshotPool | None = None,
+    writer: str | None = None,
 ) -> Any:
     """A checkpointer; background writers get their own pool unless one is given."""
     mode = "disabled" if not enabled else "dry_run" if dry_run else "write"
@@ -38,7 +39,7 @@ def open_manager(
         metric_name=metric_name,
         policy=policy or RetentionPolicy(),
         mode=mode,
-        writer="async" if async_save else "sync",
+        writer=writer or ("async" if async_save else "sync"),  # type: ignore[arg-type]
         architecture=architecture,
         config_hash=config_hash,
         watch_disk=check_disk,

@@ -94,3 +94,19 @@ def test_keep_last_n_two_survives_a_corrupt_newest(tmp_path: Path) -> None:
     with open_manager(directory, policy=policy, check_disk=False) as restarted:
         loaded = restarted.load_latest()
         assert loaded is not None and loaded.record.epoch == 0
+
+
+def test_deferred_writer_fixes_the_bytes_before_returning(tmp_path: Path) -> None:
+    """The deferred writer writes from the live tensors, so what it saves is the state at the
+    call, even though the next step changes the tensors while the fsync is still pending."""
+    directory = tmp_path / "study_1" / "trial_0000" / "checkpoints"
+    weights = {"w": torch.full((1024,), 1.0)}
+    with open_manager(directory, writer="deferred", check_disk=False) as manager:
+        result = manager.save(epoch=0, step=1, metrics={"f1": 0.5}, weights=weights)
+        assert result.pending and not result.written
+        weights["w"].fill_(9.0)  # the next optimizer step, in place
+        manager.flush()
+        loaded = manager.load(result.checkpoint_id)
+        assert torch.equal(loaded.weights["w"], torch.full((1024,), 1.0))
+        manager.save(epoch=1, step=2, metrics={"f1": 0.6}, weights=weights)
+    assert [r.epoch for r in open_manager(directory, writer="deferred").records()] == [1]

@@ -135,18 +135,15 @@ def test_retention_invariants(
     assert records[-1].id in plan.kept
     scores = [r.metric("m") for r in records]
     top = max(scores)
-    never_moved = len(records) > 1 and min(scores) == top
     if top > float("-inf"):
         cobest = {r.id for r in records if r.metric("m") == top}
-        if never_moved:  # a degenerate tie: only the newest is best, no copies multiply
-            cobest = {records[-1].id}
         assert cobest <= set(plan.kept)
         for ckpt in cobest:
             assert "best" in plan.flags[ckpt]
             assert ("co_best" in plan.flags[ckpt]) == (len(cobest) > 1)
     # caps: at most keep_last_n full; best copies capped unless co-best ties need more
     assert len(plan.keep_full) <= policy.keep_last_n
-    n_cobest = 1 if never_moved else sum(1 for s in scores if s == top and top > float("-inf"))
+    n_cobest = sum(1 for s in scores if s == top and top > float("-inf"))
     extra_weights = [i for i in plan.keep_weights if i != records[-1].id]
     assert len(extra_weights) <= max(policy.keep_best_k_max, n_cobest)
     # demoted ones are full records kept weights-only
@@ -155,7 +152,7 @@ def test_retention_invariants(
     if plan.over_budget:
         protected = {fulls[-1].id} if fulls else set()
         protected |= {records[-1].id}
-        if top > float("-inf") and not never_moved:
+        if top > float("-inf"):
             protected |= {r.id for r in records if r.metric("m") == top}
         assert set(plan.kept) <= protected | set(plan.keep_full)
 
@@ -174,14 +171,3 @@ def test_retained_count_is_bounded_however_many_epochs(values: list[float]) -> N
         ties = sum(1 for r in kept if r.metric("m") == top)
         assert len(kept) <= 1 + max(2, ties)
         assert kept[-1].id == f"c{i:03d}" and kept[-1].is_full
-
-
-def test_a_metric_that_never_moved_keeps_one_copy_not_one_per_epoch() -> None:
-    records = [rec(0, 0.0), rec(1, 0.0)]
-    plan = plan_retention(records, RetentionPolicy(), "m")
-    assert plan.kept == ("c001",) and plan.delete == ("c000",)
-    assert plan.flags["c001"] == ("last", "best")
-    moved = [rec(0, 0.5), rec(1, 0.7), rec(2, 0.7)]  # a real tie at the top stays co-best
-    plan = plan_retention(moved, RetentionPolicy(keep_last_n=1), "m")
-    assert {"c001", "c002"} <= set(plan.kept)
-    assert "co_best" in plan.flags["c001"] and "co_best" in plan.flags["c002"]

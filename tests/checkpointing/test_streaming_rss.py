@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-PROBE = Path(__file__).with_name("rss_probe.py")
+PROBE = Path(__file__).resolve().parents[2] / "bench" / "rss_probe.py"
 STATE_MB = 300
 
 

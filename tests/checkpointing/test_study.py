@@ -82,3 +82,13 @@ def test_disk_is_bounded_however_many_trials(tmp_path_factory, n_trials: int, ke
         if per_trial is None:
             per_trial = trial_bytes(study)
         assert trial_bytes(study) <= keep * per_trial
+
+
+def test_a_trial_whose_metric_never_moved_keeps_one_copy(tmp_path: Path) -> None:
+    study = tmp_path / "study_1"
+    run_trial(study, "trial_0000", [0.0, 0.0])  # a model stuck at 0.0 in both epochs
+    run_trial(study, "trial_0001", [0.5, 0.5, 0.2])  # a real tie at the top stays co-best
+    stuck = read_manifest(study / "trial_0000" / "checkpoints")
+    tied = read_manifest(study / "trial_0001" / "checkpoints")
+    assert [r.epoch for r in stuck.checkpoints] == [1]
+    assert [r.epoch for r in tied.checkpoints] == [0, 1]

@@ -46,3 +46,16 @@ def test_threshold_one_leaves_paraphrases_unaligned(shared_sample_dir: Path) -> 
 def test_threshold_out_of_range_names_the_field() -> None:
     with pytest.raises(ValueError, match="fuzzy_threshold"):
         AlignmentConfig(fuzzy_threshold=0.0)
+
+
+def test_sentences_covered_marks_the_sentences_a_span_mostly_covers() -> None:
+    from mental_health_hpo.data.alignment import sentences_covered, split_sentences
+
+    text = "I slept badly. I ate nothing at all today. Fine."
+    sentences = split_sentences(text)
+    second = (text.index("I ate"), text.index("Fine") - 1)
+    assert sentences_covered(sentences, [second]) == [1]
+    assert sentences_covered(sentences, [(0, second[1])]) == [0, 1]  # a two-sentence match
+    assert sentences_covered(sentences, [(0, second[0] + 3)]) == [0]  # a stray overlap: no
+    assert sentences_covered(sentences, [(second[0] + 2, second[0] + 9)]) == [1]  # a phrase
+    assert sentences_covered(sentences, [(-1, -1)]) == []

@@ -175,3 +175,66 @@ def test_good_input_passes(tmp_path: Path) -> None:
         )
     )
     assert len(raw.posts) == 2
+
+
+def _csv_folder(tmp_path: Path, posts_bytes: bytes) -> Path:
+    """A folder with good annotations and the given bytes as its posts file."""
+    folder = _write(tmp_path / "src", GOOD_POSTS, GOOD_ANNOTATIONS)
+    (folder / "redsm5_posts.csv").write_bytes(posts_bytes)
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("posts_bytes", "expected"),
+    [
+        (b"", r"file is empty"),
+        ("post_id,text\na,caf\u00e9\n".encode("latin-1"), r"not UTF-8.*iconv"),
+        (bytes(range(256)) * 8, r"not UTF-8|not valid CSV"),
+        (b'post_id,text\na,"I never close this quote\nb,Fine.\n', r"not valid CSV.*quote"),
+    ],
+    ids=["empty", "latin-1", "binary", "unterminated-quote"],
+)
+def test_unreadable_csv_names_the_file_what_was_expected_and_the_fix(
+    tmp_path: Path, posts_bytes: bytes, expected: str
+) -> None:
+    folder = _csv_folder(tmp_path, posts_bytes)
+    with pytest.raises(DatasetSourceError, match=expected) as error:
+        load_source(SourceConfig(kind="csv", csv_path=str(folder)))
+    message = str(error.value)
+    assert str(folder / "redsm5_posts.csv") in message
+    assert "expected a UTF-8 CSV with a header line ['post_id', 'text']" in message
+    assert "Fix:" in message
+
+
+def test_a_csv_path_that_is_a_file_says_a_folder_is_expected(
+    shared_sample_dir: Path,
+) -> None:
+    path = shared_sample_dir / "redsm5_posts.csv"
+    with pytest.raises(DatasetSourceError, match=r"which is a file; a folder was expected") as e:
+        load_source(SourceConfig(kind="csv", csv_path=str(path)))
+    assert f"perhaps {shared_sample_dir}" in str(e.value)
+
+
+POST_LEVEL = pd.DataFrame(
+    {
+        "text": ["I can't sleep.", "Fine."],
+        "labels": ["['SLEEP_ISSUES']", "[]"],
+        "explanation": ["sleep", ""],
+    }
+)
+
+
+def test_the_post_level_variant_is_named_in_the_error(tmp_path: Path) -> None:
+    variant = tmp_path / "post-level"
+    variant.mkdir()
+    POST_LEVEL.to_csv(variant / "redsm5_posts.csv", index=False)
+    GOOD_ANNOTATIONS.to_csv(variant / "redsm5_annotations.csv", index=False)
+    with pytest.raises(DataValidationError, match="post-level ReDSM5 variant"):
+        load_source(SourceConfig(kind="csv", csv_path=str(variant)))
+    only = tmp_path / "only-variant"
+    only.mkdir()
+    POST_LEVEL.to_csv(only / "redsm5.csv", index=False)
+    with pytest.raises(DatasetSourceError, match=r"redsm5\.csv.*post-level ReDSM5 variant"):
+        load_source(SourceConfig(kind="csv", csv_path=str(only)))
+    with pytest.raises(DatasetSourceError, match=r"a file; a folder.*post-level ReDSM5 variant"):
+        load_source(SourceConfig(kind="csv", csv_path=str(only / "redsm5.csv")))

@@ -93,3 +93,36 @@ def test_synthetic_model_input_runs_the_ingest_steps_in_memory() -> None:
     assert len(table) == 30 * len(CRITERIA)
     assert set(table["split"]) == {"train", "validation"}
     assert table.groupby("post_id")["split"].nunique().max() == 1
+
+
+def test_the_public_sample_gets_a_post_in_every_split(shared_sample_dir) -> None:
+    from mental_health_hpo.data.sources import load_csv
+
+    raw = load_csv(shared_sample_dir)
+    aligned, _ = align_annotations(raw.posts, raw.annotations, AlignmentConfig())
+    splits = assign_splits(raw.posts, aligned, SplitConfig())
+    counts = splits.value_counts().to_dict()
+    assert set(counts) == {"train", "validation", "test"}, counts  # it used to be 14/3/0
+    assert sum(counts.values()) == len(raw.posts)
+    assert counts["train"] > counts["validation"] and counts["train"] > counts["test"]
+    assert splits.equals(assign_splits(raw.posts, aligned, SplitConfig()))
+    check_disjoint_splits(raw.posts, splits)
+
+
+def test_too_few_posts_fail_naming_the_minimum() -> None:
+    posts = pd.DataFrame({"post_id": ["a", "b"], "text": ["one", "two"]})
+    empty = pd.DataFrame(columns=["post_id", "DSM5_symptom", "status"])
+    with pytest.raises(DataValidationError, match=r"at least 3 posts") as error:
+        assign_splits(posts, empty, SplitConfig())
+    assert "data_ingest.splits" in str(error.value)
+    two_splits = SplitConfig(train=0.5, validation=0.5, test=0.0)
+    assert sorted(assign_splits(posts, empty, two_splits)) == ["train", "validation"]
+
+
+def test_evaluate_refuses_an_empty_split_before_loading_a_model() -> None:
+    from mental_health_hpo.evaluation.run import evaluate_checkpoints
+    from mental_health_hpo.model import ModelConfig
+
+    config = ModelConfig.from_params({"encoder": "no-such-encoder-is-ever-loaded"})
+    with pytest.raises(DataValidationError, match=r"split to evaluate has no rows"):
+        evaluate_checkpoints(config, [], pd.DataFrame(columns=["post_id", "text", "split"]))

@@ -61,3 +61,29 @@ def test_evidence_sentences_are_found_in_their_posts() -> None:
 def test_bad_size_parameters_name_their_field(field: str, value: object) -> None:
     with pytest.raises(ValueError, match=field):
         SyntheticConfig(**{field: value})  # type: ignore[arg-type]
+
+
+def test_reported_speech_hides_the_speaker_from_a_bag_of_words() -> None:
+    """Evidence ("..., I said: X") and a quote ("..., my sister said: X") share their words."""
+    import random
+    import re
+
+    from mental_health_hpo.data.synthetic import _reported
+
+    own = _reported(random.Random(3), "FATIGUE", poster_speaks=True)
+    quoted = _reported(random.Random(3), "FATIGUE", poster_speaks=False)
+    assert own != quoted
+
+    def words(sentence: str) -> list[str]:
+        return sorted(re.findall(r"(?u)\b\w\w+\b", sentence.lower()))  # TF-IDF's tokens
+
+    assert words(own) == words(quoted)
+
+
+def test_quoted_symptoms_are_annotated_but_not_evidence() -> None:
+    _, annotations = generate_synthetic(SyntheticConfig(n_posts=200, seed=4))
+    sentences = annotations["sentence_text"].str.split().str.join(" ")
+    someone_else = sentences.str.contains(r"(?i), (?!i )[^:]+: ", regex=True)
+    quoted = annotations[someone_else]
+    assert len(quoted) > 50
+    assert set(quoted["status"]) == {0}

@@ -1,7 +1,8 @@
-"""CheckpointDataset: the catalog hands the best verified checkpoint from hpo to evaluate."""
+"""CheckpointDataset: publishes the best checkpoint(s) of hpo and hands them to evaluate lazily."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -10,121 +11,132 @@ from kedro.io import DataCatalog
 from kedro.io.core import DatasetError
 
 from mental_health_hpo.checkpointing import RetentionPolicy
-from mental_health_hpo.datasets import BestCheckpoint, CheckpointDataset, CheckpointPayload
-from tests.checkpointing.support import finish, open_manager
+from mental_health_hpo.datasets import BestCheckpoint, CheckpointDataset, CheckpointReference
+from tests.checkpointing.support import open_manager
 
 
-def write_trial(study: Path, name: str, values: list[float]) -> None:
+def write_trial(study: Path, name: str, values: list[float]) -> Path:
+    """A trial still retaining its last and its best checkpoint (not finished)."""
     with open_manager(
         study / name / "checkpoints",
         metric_name="f1",
         async_save=False,
         check_disk=False,
-        policy=RetentionPolicy(keep_best_trials=5),
+        policy=RetentionPolicy(keep_last_n=1, keep_best_k=1, keep_best_trials=5),
     ) as manager:
         for epoch, value in enumerate(values):
-            weights = {"w": torch.full((3,), float(value))}
             manager.save(
                 epoch=epoch,
                 step=epoch,
                 metrics={"f1": value},
-                weights=weights,
+                weights={"w": torch.full((3,), float(value))},
                 training_state={"epoch": epoch},
             )
-        finish(manager)
+    config = {"model": {"encoder": "tiny"}, "trainer": {"optimization_metric": "f1"}}
+    number = int(name.rsplit("_", 1)[-1])
+    (study / name / "trial.json").write_text(
+        json.dumps({"state": "completed", "number": number, "config": config})
+    )
+    return study / name
 
 
-def test_loads_best_of_study(tmp_path: Path) -> None:
-    study = tmp_path / "study_1"
-    write_trial(study, "trial_0", [0.2, 0.6])
-    write_trial(study, "trial_1", [0.9, 0.4])
-    dataset = CheckpointDataset(filepath=study, metric_name="f1")
-    assert dataset.exists()
-    best = dataset.load()
+def _publish(tmp_path: Path, trial: Path) -> CheckpointDataset:
+    best = CheckpointDataset(filepath=trial, metric_name="f1").load()
+    handoff = CheckpointDataset(filepath=tmp_path / "best_checkpoint")
+    handoff.save(CheckpointReference(trial / "checkpoints", best.record.checkpoint_ids))
+    return handoff
+
+
+def test_publish_then_load_reads_the_record_not_the_weights(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    study = tmp_path / "study_demo"
+    write_trial(study, "trial_0000", [0.2, 0.6])
+    trial = write_trial(study, "trial_0001", [0.9, 0.4])
+    handoff = _publish(tmp_path, trial)
+
+    import mental_health_hpo.checkpointing.verify as verify
+
+    def no_weights(*args: object, **kwargs: object) -> None:
+        raise AssertionError("loading best_checkpoint must not read weights")
+
+    monkeypatch.setattr(verify, "load_checkpoint_ref", no_weights)
+    best = handoff.load()
     assert isinstance(best, BestCheckpoint)
-    assert best.trial_dir.name == "trial_1" and best.value == 0.9
-    assert torch.equal(best.weights["w"], torch.full((3,), 0.9))
-    assert best.checkpoint_dir == study / "trial_1" / "checkpoints" / best.record.id
+    record = best.record
+    assert (record.study_id, record.trial_id, record.trial_number) == ("demo", "trial_0001", 1)
+    assert record.metric_name == "f1" and record.value == pytest.approx(0.9)
+    assert record.model_config == {"encoder": "tiny"}
+    assert best.trial_dir == trial and best.study_dir == study
+    (published,) = best.checkpoints
+    assert published.checkpoints_dir == tmp_path / "best_checkpoint" / "checkpoints"
+    source = trial / "checkpoints" / published.record.id / "model.safetensors"
+    assert (published.path / "model.safetensors").stat().st_ino == source.stat().st_ino
+    # the trial's other retained checkpoint, ranked by the metric, for a corrupt best
+    assert [r.value for r in best.fallbacks] == [pytest.approx(0.4)]
 
 
-def test_corrupt_best_falls_back_to_next_valid(tmp_path: Path, caplog) -> None:
-    study = tmp_path / "study_1"
-    write_trial(study, "trial_0", [0.6])
-    write_trial(study, "trial_1", [0.9])
-    victim = next((study / "trial_1").rglob("model.safetensors"))
-    victim.write_bytes(victim.read_bytes()[:-4])
-    best = CheckpointDataset(filepath=study, metric_name="f1").load()
-    assert best.trial_dir.name == "trial_0"
-    assert "skipping" in caplog.text
+def test_a_new_publish_replaces_the_previous_one(tmp_path: Path) -> None:
+    study = tmp_path / "study_demo"
+    better = write_trial(study, "trial_0001", [0.9])
+    worse = write_trial(study, "trial_0000", [0.6])
+    handoff = _publish(tmp_path, better)
+    _publish(tmp_path, worse)
+    assert handoff.load().record.trial_id == "trial_0000"  # exactly the new one
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".best_checkpoint")]
+    with pytest.raises(DatasetError, match="not in"):
+        handoff.save(CheckpointReference(worse / "checkpoints", ["ckpt-nope"]))
+    assert handoff.load().record.trial_id == "trial_0000"  # a failed publish keeps the old one
+    handoff.save(CheckpointReference(study, []))
+    assert not handoff.exists()
 
 
-def test_missing_study_raises_dataset_error(tmp_path: Path) -> None:
-    dataset = CheckpointDataset(filepath=tmp_path / "study_none", metric_name="f1")
-    assert not dataset.exists()
-    with pytest.raises(DatasetError, match="no committed checkpoint"):
-        dataset.load()
+def test_save_means_publish(tmp_path: Path) -> None:
+    with pytest.raises(DatasetError, match="publishes a CheckpointReference"):
+        CheckpointDataset(filepath=tmp_path / "best_checkpoint").save({"weights": {}})  # type: ignore[arg-type]
 
 
-def test_save_then_load_roundtrip_through_catalog(tmp_path: Path) -> None:
-    trial = tmp_path / "study_2" / "trial_3"
+def test_study_name_selects_another_study_through_the_catalog(tmp_path: Path) -> None:
+    experiments = tmp_path / "experiments"
+    write_trial(experiments / "study_other", "trial_0000", [0.3])
+    write_trial(experiments / "study_other", "trial_0001", [0.8, 0.5])
     catalog = DataCatalog.from_config(
         {
             "best_checkpoint": {
                 "type": "mental_health_hpo.datasets.CheckpointDataset",
-                "filepath": str(trial),
-                "metric_name": "f1",
-                "save_args": {"policy": {"keep_last_n": 1, "keep_best_k": 1}},
-                "load_args": {"with_training_state": True},
+                "filepath": str(tmp_path / "best_checkpoint"),  # nothing published here
+                "load_args": {"study_name": "other", "experiments_dir": str(experiments)},
             }
         }
     )
-    catalog.save(
-        "best_checkpoint",
-        CheckpointPayload(0, 5, {"f1": 0.7}, {"w": torch.ones(2)}, {"epoch": 0}),
-    )
-    second = {"epoch": 1, "step": 9, "metrics": {"f1": 0.3}, "weights": {"w": torch.zeros(2)}}
-    catalog.save("best_checkpoint", {**second, "training_state": {"epoch": 1}})
+    assert catalog.exists("best_checkpoint")
     best = catalog.load("best_checkpoint")
-    assert best.record.epoch == 0 and torch.equal(best.weights["w"], torch.ones(2))
-    assert best.training_state is None  # demoted to weights-only: it is not the latest
-    assert (trial / "checkpoints" / "manifest.json").exists()
+    assert (best.record.study_id, best.record.trial_id) == ("other", "trial_0001")
+    assert best.value == pytest.approx(0.8)
+    assert best.checkpoints[0].checkpoints_dir == experiments / "study_other/trial_0001/checkpoints"
+
+
+def test_nothing_to_load_says_what_to_run(tmp_path: Path) -> None:
+    dataset = CheckpointDataset(filepath=tmp_path / "best_checkpoint")
+    assert not dataset.exists()
+    with pytest.raises(DatasetError, match="kedro run --pipelines hpo"):
+        dataset.load()
+    missing = CheckpointDataset(
+        filepath=tmp_path / "best_checkpoint",
+        load_args={"study_name": "none", "experiments_dir": str(tmp_path)},
+    )
+    with pytest.raises(DatasetError, match="study_none"):
+        missing.load()
 
 
 def test_describe_reads_like_kedro_datasets(tmp_path: Path) -> None:
     dataset = CheckpointDataset(
-        filepath=tmp_path / "study_1", metric_name="f1", metadata={"kedro-viz": {"layer": "models"}}
+        filepath=tmp_path / "best_checkpoint",
+        metric_name="f1",
+        metadata={"kedro-viz": {"layer": "models"}},
     )
     text = str(dataset)
-    assert "CheckpointDataset" in text and "study_1" in text and "f1" in text
+    assert "CheckpointDataset" in text and "best_checkpoint" in text and "f1" in text
     assert dataset.metadata == {"kedro-viz": {"layer": "models"}}
     with pytest.raises(TypeError):
-        CheckpointDataset(tmp_path, "f1")  # keyword-only
-
-
-def test_a_reference_is_published_by_hard_links_and_replaces_the_previous_one(
-    tmp_path: Path,
-) -> None:
-    from mental_health_hpo.datasets import CheckpointReference
-
-    study = tmp_path / "study_1"
-    write_trial(study, "trial_0", [0.2, 0.6])
-    write_trial(study, "trial_1", [0.9, 0.4])
-    handoff = CheckpointDataset(filepath=tmp_path / "best_checkpoint")
-    best = CheckpointDataset(filepath=study / "trial_1", metric_name="f1").load()
-    handoff.save(CheckpointReference(study / "trial_1" / "checkpoints", [best.record.id]))
-    loaded = handoff.load()
-    assert loaded.value == pytest.approx(0.9) and loaded.record.id == best.record.id
-    source = best.checkpoint_dir / "model.safetensors"
-    published = loaded.checkpoint_dir / "model.safetensors"
-    assert published.stat().st_ino == source.stat().st_ino  # a hard link, no copy
-
-    other = CheckpointDataset(filepath=study / "trial_0", metric_name="f1").load()
-    handoff.save(CheckpointReference(study / "trial_0" / "checkpoints", [other.record.id]))
-    assert handoff.load().value == pytest.approx(0.6)  # exactly the new one, not the better old
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".best_checkpoint")]
-
-    with pytest.raises(DatasetError, match="not in"):
-        handoff.save(CheckpointReference(study / "trial_0" / "checkpoints", ["ckpt-nope"]))
-    assert handoff.load().value == pytest.approx(0.6)  # a failed publish keeps the old one
-    handoff.save(CheckpointReference(study, []))
-    assert not handoff.exists()
+        CheckpointDataset(tmp_path, "f1")  # type: ignore[misc]  # keyword-only

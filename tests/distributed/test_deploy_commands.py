@@ -9,7 +9,6 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,7 +16,7 @@ import sqlalchemy as sa
 import yaml
 from conftest import copy_project
 from mlflow.tracking import MlflowClient
-from servers import free_port, postgres_cluster, stop_group
+from servers import PostgresServer, free_port, stop_process_group
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
@@ -26,10 +25,15 @@ COMPOSE = REPO / "deploy" / "compose.workers.yml"
 SHELL_ENV = {"POSTGRES_PASSWORD": "hpo"}
 
 
-@pytest.fixture(scope="module")
-def postgres_base() -> Iterator[str]:
-    with postgres_cluster("optuna", "mlflow") as base:
-        yield base
+@pytest.fixture
+def postgres_base(postgres_server: PostgresServer) -> str:
+    """The session's cluster, with the ``mlflow`` database the compose file's init SQL creates."""
+    engine = sa.create_engine(postgres_server.url("postgres"), isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        exists = connection.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = 'mlflow'"))
+        if exists.scalar() is None:
+            connection.execute(sa.text("CREATE DATABASE mlflow"))
+    return postgres_server.url("").rstrip("/")
 
 
 def _command(service: str, base: str, shared: Path, mlflow_url: str) -> list[str]:
@@ -103,5 +107,5 @@ def test_every_compose_command_runs(
         assert ran.returncode == 0, ran.stdout[-3000:] + ran.stderr[-3000:]
         assert (shared / "experiments/study_redsm5_minilm/study_result.json").exists()
     finally:
-        stop_group(process)
+        stop_process_group(process)
         log.close()

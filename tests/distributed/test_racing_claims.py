@@ -7,29 +7,22 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import optuna
 import pytest
 from optuna.trial import TrialState
-from servers import postgres_cluster, stop_group
+from servers import stop_process_group
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
-
-
-@pytest.fixture(scope="module")
-def postgres_base() -> Iterator[str]:
-    with postgres_cluster("race") as base:
-        yield base
 
 
 WORKERS = 6
 N_TRIALS = 48
 
 
-def test_six_racing_workers_run_exactly_n_trials(postgres_base: str, tmp_path: Path) -> None:
-    url = f"{postgres_base}/race"
+def test_six_racing_workers_run_exactly_n_trials(postgres_url: str, tmp_path: Path) -> None:
+    url = postgres_url
     worker = Path(__file__).with_name("race_worker.py")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     outs = [tmp_path / f"worker{i}.jsonl" for i in range(WORKERS)]
@@ -55,7 +48,7 @@ def test_six_racing_workers_run_exactly_n_trials(postgres_base: str, tmp_path: P
         errors = [p.stderr.read() for p in processes if p.stderr is not None]
     finally:
         for process in processes:
-            stop_group(process)
+            stop_process_group(process)
     assert codes == [0] * WORKERS, [e[-4000:] for e in errors]
 
     runs = [json.loads(line) for o in outs if o.exists() for line in o.read_text().splitlines()]

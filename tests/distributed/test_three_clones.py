@@ -16,7 +16,6 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import optuna
@@ -24,27 +23,15 @@ import pytest
 from conftest import copy_project
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
-from servers import mlflow_server, postgres_cluster, stop_group
+from servers import MlflowServer, stop_process_group
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
-
-
-@pytest.fixture(scope="module")
-def postgres_base() -> Iterator[str]:
-    with postgres_cluster("optuna") as base:
-        yield base
 
 
 N_TRIALS = 3
 EPOCHS = 2
 LEASE_S = 3.0
 SRC = Path(__file__).resolve().parents[2] / "src"
-
-
-@pytest.fixture
-def tracking(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    with mlflow_server(tmp_path / "mlflow") as server:
-        yield server
 
 
 def _flat(params: dict) -> str:
@@ -99,10 +86,10 @@ def _committed(shared: Path, number: int) -> int:
 
 
 def test_three_clones_one_killed_mid_epoch(
-    postgres_base: str, tracking: tuple[str, Path], tmp_path: Path, tiny_model_dir: Path
+    postgres_url: str, mlflow_server: MlflowServer, tmp_path: Path, tiny_model_dir: Path
 ) -> None:
-    tracking_url, mlflow_db = tracking
-    storage = f"{postgres_base}/optuna"
+    tracking_url, mlflow_db = mlflow_server.url, mlflow_server.root / "server.db"
+    storage = postgres_url
     shared = tmp_path / "shared_experiments"
     params = {
         "data_ingest": {"source": {"synthetic": {"n_posts": 40}}},
@@ -127,7 +114,9 @@ def test_three_clones_one_killed_mid_epoch(
     clones = [_clone(tmp_path / f"clone{i}", tracking_url) for i in range(4)]
     # kedro-mlflow's get-or-create of the experiment races when workers start together; the
     # deployments create it once before the workers start (deploy/compose.workers.yml: init).
-    MlflowClient(tracking_url).create_experiment("mental_health_hpo")
+    client = MlflowClient(tracking_url)
+    if client.get_experiment_by_name("mental_health_hpo") is None:  # one server per session
+        client.create_experiment("mental_health_hpo")
     workers = [_kedro(clone, "hpo", params) for clone in clones[:3]]
     try:
         # Kill a worker once a trial of its has committed an epoch and is training the next.
@@ -189,19 +178,26 @@ def test_three_clones_one_killed_mid_epoch(
         ), "the fourth copy trained"
     finally:
         for worker in workers:
-            stop_group(worker)
+            stop_process_group(worker)
 
-    with sqlite3.connect(mlflow_db) as db:
+    with sqlite3.connect(mlflow_db) as db:  # this study's runs (the server serves the session)
+        ours = "SELECT run_uuid FROM tags WHERE key = 'study_id' AND value = 'dist'"
         duplicated = db.execute(
-            "SELECT run_uuid, key, step, COUNT(*) FROM metrics "
+            f"SELECT run_uuid, key, step, COUNT(*) FROM metrics WHERE run_uuid IN ({ours}) "
             "GROUP BY run_uuid, key, step HAVING COUNT(*) > 1"
         ).fetchall()
-        running = db.execute("SELECT name, status FROM runs WHERE status = 'RUNNING'").fetchall()
-        names = {row[0] for row in db.execute("SELECT name FROM runs").fetchall()}
+        running = db.execute(
+            f"SELECT name, status FROM runs WHERE status = 'RUNNING' AND run_uuid IN ({ours})"
+        ).fetchall()
+        names = {row[0] for row in db.execute(f"SELECT name FROM runs WHERE run_uuid IN ({ours})")}
         parents = db.execute(
             "SELECT COUNT(*) FROM tags WHERE key = 'hpo.study_parent' AND value = 'dist'"
+        ).fetchone()[0]
+        sessions = db.execute(
+            f"SELECT COUNT(*) FROM tags WHERE key = 'mlflow.parentRunId' AND run_uuid IN ({ours})"
         ).fetchone()[0]
     assert duplicated == []
     assert running == []
     assert parents == 1, "every worker nests under one study-level parent run"
     assert {f"dist.trial_{n:04d}" for n in range(N_TRIALS)} <= names
+    assert sessions >= N_TRIALS + 4, "trial runs and the workers' session runs nest under it"

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from .support import FINGERPRINT, fake_selection
+from .support import FINGERPRINT, fake_baselines, fake_selection
 
 
 @pytest.fixture
@@ -18,7 +18,7 @@ def make_report(tmp_path: Path) -> Callable[..., dict[str, Any]]:
 
     def make(n_checkpoints: int = 1) -> dict[str, Any]:
         selection, evaluations = fake_selection(tmp_path, n_checkpoints)
-        report = build_report(selection, evaluations, FINGERPRINT)
+        report = build_report(selection, evaluations, FINGERPRINT, baselines=fake_baselines())
         return json.loads(json.dumps(report))  # plain JSON types, like a report read back
 
     return make

@@ -9,6 +9,7 @@ import pandas as pd
 
 from mental_health_hpo.checkpointing import CheckpointRef
 from mental_health_hpo.checkpointing.manifest import WEIGHTS_FILE, CheckpointRecord, FileEntry
+from mental_health_hpo.evaluation.baselines import BaselineResult, split_ids
 from mental_health_hpo.evaluation.run import CheckpointEvaluation
 from mental_health_hpo.evaluation.selection import Selection, TrialSelection
 from mental_health_hpo.metrics import validation_metrics
@@ -73,3 +74,20 @@ def fake_selection(tmp_path: Path, n_checkpoints: int = 1) -> tuple[Selection, l
 
 
 FINGERPRINT = {"source": "synthetic", "fingerprint": "f" * 16}
+
+
+def fake_baselines(merged: pd.DataFrame | None = None) -> BaselineResult:
+    """A baseline scored on the hand-made posts: always negative, no evidence (weaker than the
+    hand-made model on criteria, and with no sentence evidence at all)."""
+    frame = hand_made_merged() if merged is None else merged
+    weak = frame.assign(prob=0.0, pred_start=-1, pred_end=-1)
+    metrics = validation_metrics(weak)
+    ids = split_ids(frame)
+    return BaselineResult(
+        metrics={
+            "criteria": metrics["criteria"],
+            "sentence_evidence": metrics["sentence_evidence"],
+        },
+        selected={"criteria_C": 1.0},
+        splits={"train": ids, "validation": ids, "test": ids},
+    )

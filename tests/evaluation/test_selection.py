@@ -28,7 +28,7 @@ from mental_health_hpo.model import ModelConfig, build_model
 from mental_health_hpo.training.trainer import evaluate
 from tests.checkpointing.support import finish, open_manager
 
-from .support import FINGERPRINT
+from .support import FINGERPRINT, fake_baselines
 
 METRIC = "val_f1_macro"
 
@@ -144,7 +144,9 @@ def test_co_best_checkpoints_are_all_evaluated(tie_study: Path) -> None:
     config = ModelConfig.from_params(selection.trial.record["config"]["model"])
     frame = _frame()
     evaluations = evaluate_checkpoints(config, selection.checkpoints, frame)
-    report = build_report(selection, evaluations, FINGERPRINT)
+    report = build_report(
+        selection, evaluations, FINGERPRINT, baselines=fake_baselines(evaluations[0].merged)
+    )
     validate_report(json.loads(json.dumps(report)))
     entries = report["evaluated_checkpoints"]
     assert [e["checkpoint_id"] for e in entries] == [r.record.id for r in selection.checkpoints]

@@ -140,19 +140,25 @@ def test_every_span_head_and_input_format(
     labels = 1 if input_format == "binary_pairs" else len(CRITERIA)
     _, outputs, losses = run_step(encoder, batch, span_head=span_head, input_format=input_format)
     assert outputs["criteria_logits"].shape == (size, labels)
+    sentences = int(batch["sentence_ids"].max()) + 1
+    if span_head == "sentence_evidence":
+        assert outputs["sentence_evidence_logits"].shape == (size, labels, sentences)
+        assert losses["evidence_loss"] > 0
+        return
     assert outputs["start_logits"].shape == (size, labels, length)
     assert outputs["end_logits"].shape == (size, labels, length)
     if span_head == "biaffine":
         assert outputs["span_logits"].shape == (size, labels, length, length)
     if span_head == "sentence_reranker":
-        sentences = int(batch["sentence_ids"].max()) + 1
         assert outputs["sentence_logits"].shape == (size, labels, 1 + sentences)
     assert losses["evidence_loss"] > 0
 
 
 @pytest.mark.parametrize(
     ("method", "span_head"),
-    covering(COUPLING_METHODS, ("start_end_mlp", "biaffine", "sentence_reranker")),
+    covering(
+        COUPLING_METHODS, ("sentence_evidence", "start_end_mlp", "biaffine", "sentence_reranker")
+    ),
 )
 def test_every_coupling_method(
     encoder: LoadedEncoder, batches: dict[str, Any], method: str, span_head: str
@@ -232,7 +238,7 @@ def test_unaligned_positives_are_ignored_by_the_span_loss(
     encoder: LoadedEncoder, batches: dict[str, Any]
 ) -> None:
     batch = dict(batches["binary_pairs"])
-    for key in ("start_positions", "end_positions", "sentence_targets"):
+    for key in ("start_positions", "end_positions", "sentence_targets", "sentence_evidence"):
         batch[key] = torch.full_like(batch[key], IGNORE_INDEX)
     for span_head in SPAN_HEADS:
         _, _, losses = run_step(encoder, batch, span_head=span_head)

@@ -89,3 +89,32 @@ def test_filter_masks_message_args_exception_and_extra() -> None:
         assert secret not in rendered
         assert secret not in str(record.__dict__)
     assert "RuntimeError" in rendered
+
+
+AWS_LIKE = "AKIAIOSFODNN7EXAMPLE"  # upper case and digits only: no value pattern catches it
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["api_key", "hub.apiKey", "hf_token", "AWS_SECRET_ACCESS_KEY", "db_password", "credentials",
+     "gcp.credential_file", "client_secret", "passphrase"],
+)  # fmt: skip
+def test_values_under_secret_looking_names_are_masked_whole(name: str) -> None:
+    from mental_health_hpo.ops.masking import is_secret_name, mask_named
+
+    assert is_secret_name(name)
+    assert mask_named(name, AWS_LIKE) == MASK
+    assert mask_obj({"outer": {name: AWS_LIKE}}) == {"outer": {name: MASK}}
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["token_env", "max_answer_tokens", "tokenizer", "run_id", "config_hash", "study_id",
+     "mlflow.parentRunId", "encoder", "sort_keys", "key_id"],
+)  # fmt: skip
+def test_names_that_only_look_alike_keep_their_values(name: str) -> None:
+    from mental_health_hpo.ops.masking import is_secret_name, mask_named
+
+    assert not is_secret_name(name)
+    assert mask_named(name, "HF_TOKEN") == "HF_TOKEN"
+    assert mask_named("api_key", 3) == 3  # numbers pass through

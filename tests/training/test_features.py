@@ -274,3 +274,63 @@ def test_collator_pads_to_the_longest_in_the_batch(
     assert (batch["sentence_ids"][batch["attention_mask"] == 0] == -1).all()
     assert batch["labels"].dtype == torch.float32
     assert batch["start_positions"].shape == (2, features.num_labels)
+
+
+def test_sentence_evidence_targets_mark_the_gold_sentence_in_every_window(
+    features: WindowFeatures,
+) -> None:
+    """The long post's evidence is sentence 30; an unaligned positive is unknown, not 'none'."""
+    pairs = features.pairs.set_index(["post_id", "criterion"])
+    assert pairs.loc[("long", "SLEEP_ISSUES"), "gold_sentences"] == [30]
+    assert pairs.loc[("short", "ANHEDONIA"), "gold_sentences"] == [0]
+    assert pairs.loc[("short", "FATIGUE"), "gold_sentences"] == []
+    seen_gold = 0
+    for window in range(len(features)):
+        target = features.sentence_evidence[window]
+        criteria = features.window_criteria(window)
+        local_count = int(features.sentence_ids[window].max()) + 1
+        assert target.shape == (len(criteria), local_count)
+        post_id, first = features.window_post_ids[window], features.window_first_sentence[window]
+        for row, criterion in enumerate(criteria):
+            if (post_id, criterion) == ("short", "FATIGUE"):
+                assert (target[row] == -1).all()  # unaligned positive: ignored
+                continue
+            gold = pairs.loc[(post_id, criterion), "gold_sentences"]
+            expected = [int(first + s in gold) for s in range(local_count)]
+            assert target[row].tolist() == expected
+            seen_gold += sum(expected)
+    assert seen_gold >= 2
+
+
+def test_span_predictions_map_to_sentences_and_sentence_probs_take_the_window_max(
+    features: WindowFeatures,
+) -> None:
+    count, labels = len(features), features.num_labels
+    decoded = DecodedWindows(
+        np.arange(count),
+        np.full((count, labels), 0.9),
+        np.full((count, labels), -1),
+        np.full((count, labels), -1),
+        np.zeros((count, labels)),
+        np.zeros((count, labels)),
+    )
+    merged = merge_window_predictions(features, decoded)
+    assert all(p == [] for p in merged["pred_sentences"])  # a span head that found nothing
+
+    probs = []
+    for window in range(count):
+        local = int(features.sentence_ids[window].max()) + 1
+        values = np.full((labels, local), 0.1)
+        first = features.window_first_sentence[window]
+        if features.window_post_ids[window] == "long" and first <= 30 < first + local:
+            rows = [
+                i for i, c in enumerate(features.window_criteria(window)) if c == "SLEEP_ISSUES"
+            ]
+            values[rows, 30 - first] = 0.8 if window % 2 else 0.6
+        probs.append(values)
+    decoded.sentence_probs = probs
+    merged = merge_window_predictions(features, decoded).set_index(["post_id", "criterion"])
+    row = merged.loc[("long", "SLEEP_ISSUES")]
+    assert row["pred_sentences"] == [30]
+    assert max(row["sentence_probs"]) in (0.6, 0.8)
+    assert merged.loc[("short", "ANHEDONIA"), "pred_sentences"] == []

@@ -7,14 +7,16 @@ so a crash in between only leaves orphans that the start-up sweep removes.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import shutil
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mental_health_hpo.checkpointing.atomic import atomic_write_bytes, fsync_dir, remove_durably
-from mental_health_hpo.checkpointing.disk import human_bytes
+from mental_health_hpo.checkpointing.disk import human_bytes, insufficient_space_error
 from mental_health_hpo.checkpointing.errors import CheckpointError
 from mental_health_hpo.checkpointing.layout import RECORD_NAME
 from mental_health_hpo.checkpointing.manifest import (
@@ -25,6 +27,9 @@ from mental_health_hpo.checkpointing.manifest import (
 )
 from mental_health_hpo.checkpointing.policy import RetentionPolicy
 from mental_health_hpo.checkpointing.retention import apply_plan, plan_emergency, plan_retention
+
+if TYPE_CHECKING:  # serialize imports this module
+    from mental_health_hpo.checkpointing.serialize import StagedCheckpoint
 
 logger = logging.getLogger(__name__)
 
@@ -109,3 +114,19 @@ def prune_unprotected(directory: Path, manifest: Manifest) -> int:
     if not plan.changes_anything:
         return 0
     return commit_records(directory, manifest, apply_plan(manifest.checkpoints, plan))
+
+
+@contextlib.contextmanager
+def failing_save(
+    directory: Path, ckpt: str, needed: int, scan: Path, staged: StagedCheckpoint | None = None
+) -> Iterator[None]:
+    """On any error: drop what this save left uncommitted; a full disk says how to make room."""
+    try:
+        yield
+    except BaseException as exc:
+        if staged is not None:
+            staged.discard()
+        discard_uncommitted(directory, ckpt)
+        if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+            raise insufficient_space_error(directory, needed, [scan]) from exc
+        raise

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import errno
 import logging
 import threading
 import time
@@ -23,7 +22,7 @@ from typing import Any
 import torch
 
 from mental_health_hpo.checkpointing import commit as store
-from mental_health_hpo.checkpointing import disk, pressure, protocol, serialize, writers
+from mental_health_hpo.checkpointing import pressure, protocol, serialize, writers
 from mental_health_hpo.checkpointing.atomic import make_dir_durable
 from mental_health_hpo.checkpointing.disk import OVERHEAD_BYTES, tensor_bytes
 from mental_health_hpo.checkpointing.errors import CheckpointError
@@ -170,12 +169,15 @@ class CheckpointManager(CommittedCheckpoints, ContextManaged):
         background = writer.background
         return SaveResult(ckpt, written=not background, pending=background, waited_s=waited)
 
-    def _commit_journal_only(self, entry: MetricRecord) -> None:
-        with self._commit_lock:
-            manifest = self._manifest()
-            journaled = entry if manifest.journal(entry) else None
-            store.commit_records(self.directory, manifest, manifest.checkpoints)
-        self._notify(journaled)
+    def _commit_journal_only(self, entry: MetricRecord) -> Callable[[], None]:
+        def commit() -> None:
+            with self._commit_lock:
+                manifest = self._manifest()
+                journaled = entry if manifest.journal(entry) else None
+                store.commit_records(self.directory, manifest, manifest.checkpoints)
+            self._notify(journaled)
+
+        return commit
 
     def _write_and_commit(
         self,
@@ -186,19 +188,30 @@ class CheckpointManager(CommittedCheckpoints, ContextManaged):
         timestamp: str,
         weights: dict[str, torch.Tensor],
         state: dict[str, Any] | None,
-    ) -> None:
-        try:
-            with self._commit_lock:
+    ) -> Callable[[], None]:
+        """Write and hash the files now; return the step that makes them durable and commits.
+
+        A writer runs both steps at once, or the second one on its thread: the bytes are fixed
+        once written, so only the wait for the disk is left to overlap training.
+        """
+        needed = tensor_bytes(weights) + tensor_bytes(state) + OVERHEAD_BYTES
+        with self._commit_lock:
+            if self._manifest().record(ckpt) is not None:
+                ckpt = f"{ckpt}-r{len(self._manifest().history)}"
+        with self._failing_save(ckpt, needed):
+            staged = self._write_files(ckpt, epoch, step, weights, state)
+
+        def commit() -> None:
+            with self._failing_save(ckpt, needed, staged), self._commit_lock:
+                staged.make_durable()
                 manifest = self._manifest()
-                if manifest.record(ckpt) is not None:
-                    ckpt = f"{ckpt}-r{len(manifest.history)}"
                 record = CheckpointRecord(
                     id=ckpt,
                     epoch=epoch,
                     step=step,
                     metrics=metrics,
                     kind=manifest_kind(state),
-                    files=self._write_files(ckpt, epoch, step, weights, state),
+                    files=staged.files,
                     created_at=timestamp,
                     code_version=self.options.code_version,
                     config_hash=self.config_hash,
@@ -208,14 +221,15 @@ class CheckpointManager(CommittedCheckpoints, ContextManaged):
                 journaled = entry if manifest.journal(entry) else None
                 manifest.architecture = manifest.architecture or self.architecture
                 store.commit_new_checkpoint(self.directory, manifest, record, self.policy)
-        except BaseException as exc:
-            store.discard_uncommitted(self.directory, ckpt)
-            if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
-                needed = tensor_bytes(weights) + tensor_bytes(state) + OVERHEAD_BYTES
-                study = [self.study.path] if self.study else [self.directory]
-                raise disk.insufficient_space_error(self.directory, needed, study) from exc
-            raise
-        self._notify(journaled)
+            self._notify(journaled)
+
+        return commit
+
+    def _failing_save(
+        self, ckpt: str, needed: int, staged: serialize.StagedCheckpoint | None = None
+    ) -> contextlib.AbstractContextManager[None]:
+        scan = self.study.path if self.study else self.directory
+        return store.failing_save(self.directory, ckpt, needed, scan, staged)
 
     def _write_files(
         self,
@@ -224,8 +238,8 @@ class CheckpointManager(CommittedCheckpoints, ContextManaged):
         step: int,
         weights: dict[str, torch.Tensor],
         state: dict[str, Any] | None,
-    ) -> dict[str, Any]:
-        return serialize.write_checkpoint_files(self.directory, ckpt, epoch, step, weights, state)
+    ) -> serialize.StagedCheckpoint:
+        return serialize.stage_checkpoint_files(self.directory, ckpt, epoch, step, weights, state)
 
     def _prune_unprotected(self) -> int:
         """Under disk pressure: drop every checkpoint of this trial but the newest full and best."""

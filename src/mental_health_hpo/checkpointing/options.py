@@ -14,11 +14,13 @@ from mental_health_hpo.checkpointing.policy import RetentionPolicy
 #: ``dry_run`` plans every save and logs what it would write and prune, writing nothing.
 CheckpointMode = Literal["write", "disabled", "dry_run"]
 
-#: ``sync`` writes before ``save`` returns, streamed straight from the live tensors (no copy).
-#: ``async`` snapshots into one reused buffer set (pinned on CUDA) and writes on a thread.
-#: ``auto`` is async when the state lives on an accelerator and sync on CPU, where a writer
-#: thread only takes cores from training (measured in docs/benchmarks.md).
-WriterKind = Literal["auto", "sync", "async"]
+#: ``sync`` writes and commits before ``save`` returns, straight from the live tensors (no copy).
+#: ``deferred`` writes and hashes before ``save`` returns, and leaves the fsync, rename and commit
+#: to a thread (waiting for the disk costs no CPU). ``async`` snapshots into one reused buffer set
+#: (pinned on CUDA) and writes on a thread. ``auto`` is async when the state lives on an
+#: accelerator and deferred on CPU, where a serializing thread takes cores from training
+#: (measured in docs/benchmarks.md).
+WriterKind = Literal["auto", "sync", "deferred", "async"]
 
 
 def code_version() -> str:
@@ -54,9 +56,10 @@ class CheckpointOptions:
             raise ValueError(
                 f"hpo.checkpointing.mode must be write, disabled or dry_run, got {self.mode!r}"
             )
-        if self.writer not in ("auto", "sync", "async"):
+        if self.writer not in ("auto", "sync", "deferred", "async"):
             raise ValueError(
-                f"hpo.checkpointing.writer must be auto, sync or async, got {self.writer!r}"
+                "hpo.checkpointing.writer must be auto, sync, deferred or async, "
+                f"got {self.writer!r}"
             )
 
     @classmethod

@@ -47,30 +47,18 @@ def _order(records: Sequence[CheckpointRecord]) -> list[CheckpointRecord]:
 
 
 def best_records(records: Sequence[CheckpointRecord], metric_name: str) -> list[CheckpointRecord]:
-    """All records sharing the maximal metric value (co-best ties), oldest first.
-
-    A tie is kept as co-best because two models that score the same may still differ in what
-    they learned. When the metric never moved, though (every checkpoint of the trial has the
-    same value, as with a model stuck at 0.0), the ties say nothing: only the newest counts as
-    best. It is the one retention keeps anyway as the latest, so no copy is multiplied.
-    """
+    """All records sharing the maximal metric value (co-best ties), oldest first."""
     values = [r.metric(metric_name) for r in records]
     if not values or max(values) == float("-inf"):
         return []
     top = max(values)
-    ordered = _order(records)
-    if len(ordered) > 1 and min(values) == top:
-        return ordered[-1:]
-    return [r for r in ordered if r.metric(metric_name) == top]
+    return [r for r in _order(records) if r.metric(metric_name) == top]
 
 
 def _chosen_best(
     records: Sequence[CheckpointRecord], policy: RetentionPolicy, metric_name: str
 ) -> list[CheckpointRecord]:
     cobest = best_records(records, metric_name)
-    values = {r.metric(metric_name) for r in records}
-    if len(values) == 1:  # the metric never moved: no ranking to keep copies for
-        return cobest
     ranked = sorted(
         (r for r in records if r.metric(metric_name) > float("-inf")),
         key=lambda r: (-r.metric(metric_name), r.step, r.id),

@@ -66,10 +66,25 @@ class HashingWriter:
         return self._digest.hexdigest()
 
 
-def _commit_temp(tmp: Path, target: Path, sha256: str, size: int) -> WrittenFile:
-    tmp.replace(target)
-    fsync_dir(target.parent)
-    return WrittenFile(target, sha256, size)
+@dataclass
+class PendingFile:
+    """A file whose bytes are written (and hashed) into a temp file beside its target, but not
+    yet durable: :meth:`make_durable` fsyncs it, renames it into place and fsyncs the folder."""
+
+    tmp: Path
+    target: Path
+    sha256: str
+    size: int
+
+    def make_durable(self) -> WrittenFile:
+        _fsync_path(self.tmp)
+        self.tmp.replace(self.target)
+        fsync_dir(self.target.parent)
+        return WrittenFile(self.target, self.sha256, self.size)
+
+    def discard(self) -> None:
+        with contextlib.suppress(OSError):
+            self.tmp.unlink()
 
 
 def _fsync_path(path: Path) -> None:
@@ -101,35 +116,61 @@ def _contiguous_cpu(weights: Mapping[str, torch.Tensor]) -> dict[str, torch.Tens
     return result
 
 
-def write_weights(
+def stage_weights(
     target: Path, weights: Mapping[str, torch.Tensor], metadata: Mapping[str, str]
-) -> WrittenFile:
-    """Write ``weights`` as safetensors at ``target``, durably; returns its digest."""
+) -> PendingFile:
+    """Write ``weights`` as safetensors into a temp file beside ``target``, and hash it."""
     tmp = temp_path_for(target)
     try:
         save_file(_contiguous_cpu(weights), str(tmp), metadata=dict(metadata))
-        _fsync_path(tmp)
-        return _commit_temp(tmp, target, sha256_file(tmp), tmp.stat().st_size)
+        return PendingFile(tmp, target, sha256_file(tmp), tmp.stat().st_size)
     except BaseException:
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
 
 
-def write_torch_state(target: Path, state: Any) -> WrittenFile:
-    """``torch.save`` ``state`` into ``target`` through a hashing writer, durably."""
+def stage_torch_state(target: Path, state: Any) -> PendingFile:
+    """``torch.save`` ``state`` through a hashing writer into a temp file beside ``target``."""
     tmp = temp_path_for(target)
     try:
         with tmp.open("xb") as handle:
             writer = HashingWriter(handle)
             torch.save(state, writer)  # type: ignore[arg-type]
             handle.flush()
-            os.fsync(handle.fileno())
-        return _commit_temp(tmp, target, writer.sha256, writer.size)
+        return PendingFile(tmp, target, writer.sha256, writer.size)
     except BaseException:
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
+
+
+def write_weights(
+    target: Path, weights: Mapping[str, torch.Tensor], metadata: Mapping[str, str]
+) -> WrittenFile:
+    """Write ``weights`` as safetensors at ``target``, durably; returns its digest."""
+    return stage_weights(target, weights, metadata).make_durable()
+
+
+def write_torch_state(target: Path, state: Any) -> WrittenFile:
+    """``torch.save`` ``state`` into ``target`` through a hashing writer, durably."""
+    return stage_torch_state(target, state).make_durable()
+
+
+@dataclass
+class StagedCheckpoint:
+    """One checkpoint's files, written and hashed, waiting to be made durable."""
+
+    files: dict[str, FileEntry]
+    pending: list[PendingFile]
+
+    def make_durable(self) -> None:
+        for item in self.pending:
+            item.make_durable()
+
+    def discard(self) -> None:
+        for item in self.pending:
+            item.discard()
 
 
 _SAFE_LEAVES = (str, int, float, bool, type(None), torch.dtype, torch.device, torch.Size)
@@ -156,21 +197,27 @@ def check_weights_only_safe(obj: Any, where: str = "training_state") -> None:
     )
 
 
-def write_checkpoint_files(
+def stage_checkpoint_files(
     directory: Path,
     ckpt: str,
     epoch: int,
     step: int,
     weights: Mapping[str, torch.Tensor],
     state: Any | None,
-) -> dict[str, FileEntry]:
-    """Write one checkpoint's folder (weights, and the training state when given), durably."""
+) -> StagedCheckpoint:
+    """Write one checkpoint's files (weights, and the training state when given) into temp
+    files in its folder; :meth:`StagedCheckpoint.make_durable` renames them into place."""
     folder = directory / ckpt
     if folder.exists():  # an uncommitted leftover of the same id
         remove_tree(folder)
     make_dir_durable(folder)
     meta = {"checkpoint_id": ckpt, "epoch": str(epoch), "step": str(step)}
-    written = {WEIGHTS_FILE: write_weights(folder / WEIGHTS_FILE, weights, meta)}
-    if state is not None:
-        written[STATE_FILE] = write_torch_state(folder / STATE_FILE, state)
-    return {n: FileEntry(f"{ckpt}/{n}", w.sha256, w.size) for n, w in written.items()}
+    pending = [stage_weights(folder / WEIGHTS_FILE, weights, meta)]
+    try:
+        if state is not None:
+            pending.append(stage_torch_state(folder / STATE_FILE, state))
+    except BaseException:
+        pending[0].discard()
+        raise
+    files = {p.target.name: FileEntry(f"{ckpt}/{p.target.name}", p.sha256, p.size) for p in pending}
+    return StagedCheckpoint(files, pending)

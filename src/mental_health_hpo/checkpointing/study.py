@@ -101,9 +101,24 @@ def find_best_checkpoints(path: str | Path, metric_name: str | None = None) -> l
     return [r for r in refs if r.value == refs[0].value]
 
 
-def _best_only(records: Iterable[CheckpointRecord], metric_name: str) -> list[CheckpointRecord]:
+def metric_never_moved(manifest: Manifest, metric_name: str) -> bool:
+    """True when every journaled epoch of a trial has the same value (a model stuck at 0.0)."""
+    values = {h.metrics.get(metric_name) for h in manifest.history}
+    return len(manifest.history) > 1 and len(values) == 1
+
+
+def _best_only(manifest: Manifest, metric_name: str) -> list[CheckpointRecord]:
+    """The best weights a finished trial keeps: its best checkpoint and co-best ties.
+
+    A tie is kept because two models that score the same may still differ. When the metric
+    never moved over the whole trial, though, the ties say nothing, and only the newest is kept:
+    a trial stuck at 0.0 keeps one copy, not one per epoch.
+    """
+    best = best_records(list(manifest.checkpoints), metric_name)
+    if best and metric_never_moved(manifest, metric_name):
+        best = best[-1:]
     result = []
-    for record in best_records(list(records), metric_name):
+    for record in best:
         files = {k: v for k, v in record.files.items() if k != STATE_FILE}
         result.append(CheckpointRecord(**{**record.__dict__, "files": files, "kind": KIND_WEIGHTS}))
     return result
@@ -115,7 +130,7 @@ def finish_trial(checkpoints_dir: Path, metric_name: str | None = None) -> int:
     if manifest is None:
         return 0
     name = metric_name or manifest.metric_name
-    records = _best_only(manifest.checkpoints, name)
+    records = _best_only(manifest, name)
     if manifest.finished and records == manifest.checkpoints:
         return 0  # finished before: nothing to rewrite
     manifest.finished = True
@@ -155,7 +170,7 @@ def apply_study_retention(
         name = metric_name or manifest.metric_name
         if rank < keep_best_trials:
             report.kept_trials.append(trial)
-            records = _best_only(manifest.checkpoints, name)
+            records = _best_only(manifest, name)
         else:
             report.pruned_trials.append(trial)
             records = []

@@ -18,6 +18,9 @@ from mental_health_hpo.checkpointing.async_writer import AsyncWriter
 from mental_health_hpo.checkpointing.options import WriterKind
 from mental_health_hpo.checkpointing.snapshot import SnapshotLease, SnapshotPool, shared_pool
 
+#: A save job writes its bytes and returns the step that makes them durable and commits them.
+SaveJob = Callable[[], Callable[[], None]]
+
 
 class CheckpointWriter(Protocol):
     """Runs save jobs; re-raises a failed job's error at the next call, never drops it."""
@@ -25,10 +28,10 @@ class CheckpointWriter(Protocol):
     background: bool
 
     def stage(self, name: str, obj: Any) -> Any:
-        """What the job may read later: the live object (sync) or a snapshot of it (async)."""
+        """What the job may read later: the live object, or a snapshot of it."""
         ...
 
-    def submit(self, job: Callable[[], None]) -> None: ...
+    def submit(self, job: SaveJob) -> None: ...
 
     def flush(self) -> None: ...
 
@@ -43,8 +46,8 @@ class SyncWriter:
     def stage(self, name: str, obj: Any) -> Any:
         return obj
 
-    def submit(self, job: Callable[[], None]) -> None:
-        job()
+    def submit(self, job: SaveJob) -> None:
+        job()()
 
     def flush(self) -> None:
         return None
@@ -67,12 +70,12 @@ class BackgroundWriter:
         self._thread.flush()
         return self._lease.snapshot(name, obj)
 
-    def submit(self, job: Callable[[], None]) -> None:
+    def submit(self, job: SaveJob) -> None:
         self._lease.drop_untouched()
 
         def run() -> None:
             self._lease.wait_copied()  # device -> pinned host copies issued non-blocking
-            job()
+            job()()
 
         self._thread.submit(run)
 
@@ -86,6 +89,34 @@ class BackgroundWriter:
             self._lease.release()
 
 
+class DeferredSyncWriter:
+    """Writes and hashes in the caller's thread, from the live tensors (no snapshot), then
+    fsyncs, renames and commits on a thread.
+
+    Once ``write`` has returned, the kernel holds the bytes, so the next optimizer step cannot
+    change them; what is left is waiting for the disk, which costs no CPU. This is the choice
+    for CPU training, where a writer thread that serializes would take cores from training.
+    """
+
+    background = True
+
+    def __init__(self) -> None:
+        self._thread = AsyncWriter(name="checkpoint-fsync")
+
+    def stage(self, name: str, obj: Any) -> Any:
+        return obj
+
+    def submit(self, job: SaveJob) -> None:
+        self._thread.flush()  # the previous save is committed before this one writes
+        self._thread.submit(job())
+
+    def flush(self) -> None:
+        self._thread.flush()
+
+    def close(self) -> None:
+        self._thread.close()
+
+
 def state_on_accelerator(weights: dict[str, torch.Tensor]) -> bool:
     return any(t.device.type != "cpu" for t in weights.values())
 
@@ -93,6 +124,10 @@ def state_on_accelerator(weights: dict[str, torch.Tensor]) -> bool:
 def make_writer(
     kind: WriterKind, on_accelerator: bool, pool: SnapshotPool | None = None
 ) -> CheckpointWriter:
-    """The writer for ``kind``; ``auto`` is background only where training runs on a device."""
-    background = kind == "async" or (kind == "auto" and on_accelerator)
-    return BackgroundWriter(pool) if background else SyncWriter()
+    """The writer for ``kind``. ``auto``: a snapshot written in the background where training
+    runs on an accelerator, a write in place with the fsync deferred on CPU."""
+    if kind == "async" or (kind == "auto" and on_accelerator):
+        return BackgroundWriter(pool)
+    if kind in ("deferred", "auto"):
+        return DeferredSyncWriter()
+    return SyncWriter()

@@ -4,16 +4,22 @@ Framework-free: nothing here imports kedro or mlflow.
 """
 
 from mental_health_hpo.data.alignment import AlignmentConfig, align_annotations
-from mental_health_hpo.data.errors import DatasetSourceError, DataValidationError
+from mental_health_hpo.data.errors import DataConfigError, DatasetSourceError, DataValidationError
 from mental_health_hpo.data.fingerprint import dataset_fingerprint
 from mental_health_hpo.data.model_input import build_model_input
 from mental_health_hpo.data.sources import RawReDSM5, SourceConfig, load_source
-from mental_health_hpo.data.splits import SplitConfig, assign_splits, check_disjoint_splits
+from mental_health_hpo.data.splits import (
+    SplitConfig,
+    assign_splits,
+    check_disjoint_splits,
+    require_rows,
+)
 from mental_health_hpo.data.synthetic import SyntheticConfig, generate_synthetic
 from mental_health_hpo.data.validation import validate_raw
 
 __all__ = [
     "AlignmentConfig",
+    "DataConfigError",
     "DataValidationError",
     "DatasetSourceError",
     "RawReDSM5",
@@ -27,5 +33,6 @@ __all__ = [
     "dataset_fingerprint",
     "generate_synthetic",
     "load_source",
+    "require_rows",
     "validate_raw",
 ]

@@ -99,6 +99,29 @@ def split_sentences(text: str) -> list[tuple[int, int]]:
     return spans
 
 
+def sentences_covered(
+    sentences: list[tuple[int, int]], spans: list[list[int]] | list[tuple[int, int]]
+) -> list[int]:
+    """Indices of the ``sentences`` that the gold ``spans`` cover (sentence-level evidence).
+
+    A sentence counts when its overlap with a span is at least half of the shorter of the two:
+    an aligned annotation that is one post sentence marks that sentence; a fuzzy match of two
+    adjacent sentences marks both; a span whose sentence the splitter cut in two marks the
+    halves it mostly covers, and a stray overlap of a few characters marks nothing.
+    """
+    covered: list[int] = []
+    for index, (begin, end) in enumerate(sentences):
+        for span in spans:
+            start, stop = int(span[0]), int(span[1])
+            if start < 0 or stop <= start:
+                continue
+            overlap = min(end, stop) - max(begin, start)
+            if overlap > 0 and 2 * overlap >= min(end - begin, stop - start):
+                covered.append(index)
+                break
+    return covered
+
+
 def _similarity(a: str, b: str) -> float:
     """Mean of char-sequence similarity and word overlap: robust to paraphrase and reordering."""
     a_norm, _ = _normalize_with_map(a)

@@ -9,3 +9,7 @@ class DataValidationError(ValueError):
 
 class DatasetSourceError(RuntimeError):
     """A source could not be read: the message names the id, revision, splits and the fix."""
+
+
+class DataConfigError(ValueError):
+    """A ``data_ingest`` parameter is wrong; the message names the key, the value and the fix."""

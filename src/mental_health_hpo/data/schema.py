@@ -16,3 +16,7 @@ ANNOTATION_COLUMNS: Final[tuple[str, ...]] = (
     "status",
     "explanation",
 )
+
+# The post-level variant of ReDSM5 (one row per post, a labels list): recognised only to name it
+# in the error, since it has no sentence-level evidence.
+POST_LEVEL_COLUMNS: Final[tuple[str, ...]] = ("text", "labels", "explanation")

@@ -17,7 +17,8 @@ from typing import Any, Literal
 import pandas as pd
 
 from mental_health_hpo.constants import SPLITS
-from mental_health_hpo.data.errors import DatasetSourceError
+from mental_health_hpo.data.csv_files import read_csv_folder
+from mental_health_hpo.data.errors import DataConfigError, DatasetSourceError
 from mental_health_hpo.data.schema import ANNOTATIONS_FILE, POSTS_FILE
 from mental_health_hpo.data.synthetic import SyntheticConfig, generate_synthetic
 from mental_health_hpo.data.validation import validate_raw
@@ -68,7 +69,7 @@ class SourceConfig:
         """Build from plain parameters, naming the field when one is wrong."""
         kind = params.get("kind", "synthetic")
         if kind not in ("synthetic", "csv", "hf"):
-            raise ValueError(
+            raise DataConfigError(
                 f"data_ingest.source.kind must be 'synthetic', 'csv' or 'hf', got {kind!r}"
             )
         synthetic = dict(params.get("synthetic") or {})
@@ -82,7 +83,7 @@ class SourceConfig:
                 hf=HFSourceConfig(**(params.get("hf") or {})),
             )
         except TypeError as error:
-            raise ValueError(f"data_ingest.source: {error}") from error
+            raise DataConfigError(f"data_ingest.source: {error}") from error
 
 
 @dataclass
@@ -98,20 +99,9 @@ class RawReDSM5:
     post_splits: dict[str, str] | None = None
 
 
-def _read_csv(path: Path, what: str) -> pd.DataFrame:
-    if not path.is_file():
-        raise DatasetSourceError(
-            f"{what} file not found: {path}. A csv source is a folder holding {POSTS_FILE} and "
-            f"{ANNOTATIONS_FILE} in the official ReDSM5 format; set "
-            f"data_ingest.source.csv.path to such a folder."
-        )
-    return pd.read_csv(path, dtype={"post_id": str, "sentence_id": str}, keep_default_na=False)
-
-
 def load_csv(folder: Path) -> RawReDSM5:
     """Read a folder in the official file format, like the public sample."""
-    posts = _read_csv(folder / POSTS_FILE, "posts")
-    annotations = _read_csv(folder / ANNOTATIONS_FILE, "annotations")
+    posts, annotations = read_csv_folder(folder)
     return RawReDSM5(posts, annotations, {"source": "csv", "path": str(folder)})
 
 

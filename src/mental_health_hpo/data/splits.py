@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from mental_health_hpo.constants import CRITERIA, SPLITS
-from mental_health_hpo.data.errors import DataValidationError
+from mental_health_hpo.data.errors import DataConfigError, DataValidationError
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,7 @@ class SplitConfig:
     def __post_init__(self) -> None:
         ratios = (self.train, self.validation, self.test)
         if any(r < 0 for r in ratios) or abs(sum(ratios) - 1.0) > 1e-6:
-            raise ValueError(
+            raise DataConfigError(
                 f"data_ingest.splits ratios must be >= 0 and sum to 1, got train={self.train}, "
                 f"validation={self.validation}, test={self.test}"
             )
@@ -85,9 +85,18 @@ def assign_splits(posts: pd.DataFrame, annotations: pd.DataFrame, config: SplitC
         symptoms = set().union(*(positives_by_post.get(p, set()) for p in members))
         strata[_stratum(symptoms, counts)].append(members)
 
+    wanted = [s for s in SPLITS if config.ratios[s] > 0]
+    n_units = sum(len(group) for group in strata.values())
+    if n_units < len(wanted):
+        raise DataValidationError(
+            f"{len(posts)} post(s) with {n_units} distinct text(s) cannot fill the "
+            f"{len(wanted)} splits {wanted}: every split with a ratio above 0 needs at least one "
+            f"post, so the data needs at least {len(wanted)} posts with different texts. Add "
+            f"posts, or set the ratio of a split you do not need to 0 in data_ingest.splits."
+        )
     rng = random.Random(config.seed)
     ratios = config.ratios
-    assignment: dict[str, str] = {}
+    placed: list[tuple[str, list[str]]] = []  # (split, members) in a seed-fixed order
     for name in sorted(strata):
         group = strata[name]
         rng.shuffle(group)
@@ -95,9 +104,47 @@ def assign_splits(posts: pd.DataFrame, annotations: pd.DataFrame, config: SplitC
         for i, members in enumerate(group, start=1):
             split = max(SPLITS, key=lambda s: (ratios[s] * i - taken[s], ratios[s]))
             taken[split] += 1
-            for post_id in members:
-                assignment[post_id] = split
+            placed.append((split, members))
+    _fill_empty_splits(placed, wanted, ratios)
+    assignment = {post_id: split for split, members in placed for post_id in members}
     return pd.Series(assignment, name="split").rename_axis("post_id")
+
+
+def _fill_empty_splits(
+    placed: list[tuple[str, list[str]]], wanted: list[str], ratios: dict[str, float]
+) -> None:
+    """Move one unit into each wanted split that stratification left empty.
+
+    Why: on small data every stratum is one or two posts, and the largest-deficit rule sends
+    each of them to train, so the 17-post public sample used to split 14/3/0 and evaluate then
+    had no test rows. The donor is the split furthest above its target share; the unit moved is
+    its last one in the seed-fixed order, so the result stays deterministic.
+    """
+    for split in wanted:
+        if any(s == split for s, _ in placed):
+            continue
+        total = len(placed)
+        sizes = {s: sum(1 for t, _ in placed if t == s) for s in SPLITS}
+        donor = max(
+            (s for s in SPLITS if sizes[s] > 1),
+            key=lambda s: (sizes[s] - ratios[s] * total, sizes[s]),
+        )
+        index = max(i for i, (s, _) in enumerate(placed) if s == donor)
+        placed[index] = (split, placed[index][1])
+
+
+def require_rows(table: pd.DataFrame, what: str) -> None:
+    """Refuse an empty split table before it reaches code that indexes its rows.
+
+    ``what`` names the table for the user (``"the split to evaluate"``).
+    """
+    if table.empty:
+        raise DataValidationError(
+            f"{what} has no rows (0 posts). Re-run data_ingest with more posts: each split "
+            f"needs at least one; or change data_ingest.splits so that this split gets a share "
+            f"above 0 (data_ingest fails naming the minimum number of posts when there are too "
+            f"few)."
+        )
 
 
 def check_disjoint_splits(posts: pd.DataFrame, splits: pd.Series) -> None:

@@ -1,10 +1,23 @@
 """A synthetic ReDSM5-format corpus, generated deterministically from a seed.
 
 Why: the real corpus is gated and this project must run offline. The generator writes the official
-two-table schema and is built so that a model has to learn, not look one sentence up: every symptom
-has many phrasings assembled from parts, symptoms share vocabulary ("tired", "can't", "nights"),
-explicit negatives reuse the symptom's own words, evidence sits among filler sentences, and some
-sentences carry typos or lose their casing.
+two-table schema, with evidence as whole sentences as in ReDSM5.
+
+What a model must learn, and why a bag of words is not enough (version 1 was: a TF-IDF sentence
+classifier scored sentence-evidence macro-F1 0.94 on it, so "evidence" was a word lookup):
+
+- a sentence is evidence when the *poster* reports the symptom. Symptom sentences also come as
+  reported speech: "After my roommate asked, I said: I can't fall asleep until dawn." is the
+  poster's evidence, "After I asked, my roommate said: I can't fall asleep until dawn." is
+  someone else's and evidence for nothing (even when the poster has that symptom too). Both
+  hold the same words ("I" is a one-letter token a bag of words drops): only who speaks differs;
+- explicit denials ("I sleep fine at night") and topic mentions ("I read an article about
+  insomnia") reuse the symptom's vocabulary and are not evidence;
+- every symptom has many phrasings assembled from parts (openers, cores, tails), symptoms share
+  vocabulary ("tired", "can't", "nights"), evidence sits among filler that shares words with
+  symptoms too, and some sentences carry typos or lose their casing.
+
+So the evidence of a sentence depends on who speaks in it, not only on which words it holds.
 
 Example:
     >>> posts, annotations = generate_synthetic(SyntheticConfig(n_posts=20, seed=7))
@@ -22,7 +35,7 @@ import pandas as pd
 from mental_health_hpo.constants import CRITERIA, SPECIAL_CASE
 from mental_health_hpo.data.schema import ANNOTATION_COLUMNS, POST_COLUMNS
 
-GENERATOR_VERSION = "1"
+GENERATOR_VERSION = "2"
 
 # Each symptom: (openers, cores, tails). A sentence is opener + core + tail, so each symptom has
 # hundreds of surface forms. Cores are first-person, as on Reddit.
@@ -160,6 +173,56 @@ _NEGATIVES: dict[str, list[str]] = {
     "SUICIDAL_THOUGHTS": ["I'm not suicidal", "I have no thoughts of ending my life"],
 }
 
+# Other people whose words the poster quotes: the quoted sentence is not the poster's evidence.
+_OTHERS = [
+    "my roommate",
+    "my sister",
+    "my brother",
+    "my mom",
+    "my dad",
+    "my best friend",
+    "a coworker",
+    "my girlfriend",
+    "my boyfriend",
+    "my cousin",
+    "a guy in my class",
+    "my neighbour",
+    "my aunt",
+    "a friend from work",
+    "my grandma",
+    "someone on a forum",
+]
+# Reported speech with the speaker and the listener swapped: "After my sister asked, I said:"
+# (the poster speaks: evidence) against "After I asked, my sister said:" (someone else speaks:
+# not evidence). Both hold the same words, since "I" is a one-letter token; only who does what
+# differs, which a bag of words cannot see.
+_SPEECH_FRAMES = [
+    "after {a} asked, {b} said",
+    "when {a} called, {b} admitted",
+    "once {a} texted, {b} replied",
+    "before {a} left, {b} confessed",
+    "since {a} kept asking, {b} finally said",
+    "when {a} checked in, {b} wrote",
+]
+# Topic mentions: the symptom's subject, in nobody's experience.
+_TOPICS: dict[str, list[str]] = {
+    "DEPRESSED_MOOD": ["sadness and hopelessness", "why people feel empty"],
+    "ANHEDONIA": ["losing interest in hobbies", "why people stop enjoying music"],
+    "APPETITE_CHANGE": ["appetite and weight loss", "binge eating"],
+    "SLEEP_ISSUES": ["insomnia", "how much sleep people need"],
+    "PSYCHOMOTOR": ["restlessness and pacing", "slowed speech in patients"],
+    "FATIGUE": ["chronic tiredness", "why people have no energy"],
+    "WORTHLESSNESS": ["guilt and self-blame", "feeling worthless"],
+    "COGNITIVE_ISSUES": ["trouble concentrating", "brain fog"],
+    "SUICIDAL_THOUGHTS": ["suicide prevention", "people who think about death"],
+}
+_TOPIC_FRAMES = [
+    "I read an article about {topic}",
+    "we had a lecture on {topic} today",
+    "I watched a documentary about {topic}",
+    "my teacher talked about {topic} in class",
+]
+
 _SPECIAL_CASES = [
     "I was diagnosed with bipolar disorder a few years ago",
     "my therapist thinks it might be PTSD",
@@ -196,7 +259,7 @@ _CLOSERS = ["Thanks for reading.", "Any advice?", "I don't know what to do.", "S
 
 _EXPLANATIONS = {
     1: "The sentence describes {name} directly, consistent with the DSM-5 criterion.",
-    0: "The sentence mentions {name} but explicitly denies it.",
+    0: "The sentence mentions {name} but does not report it for the poster.",
 }
 
 
@@ -215,6 +278,12 @@ class SyntheticConfig:
         annotation_variant_rate: chance that an annotation's sentence_text differs from the post's
             sentence in case or spacing (exercises the normalized alignment path).
         filler_sentences: (min, max) filler sentences per post.
+        quoted_rate: chance, tried twice per post, that it quotes someone else's symptom
+            sentence (any symptom, the poster's own included): the words of evidence, but not
+            evidence.
+        reported_rate: chance that a poster's own evidence sentence is reported speech, in the
+            same frames as the quotes with speaker and listener swapped.
+        topic_rate: chance of a topic mention of a symptom (not evidence either).
     """
 
     n_posts: int = 300
@@ -226,6 +295,9 @@ class SyntheticConfig:
     noise_rate: float = 0.1
     annotation_variant_rate: float = 0.05
     filler_sentences: tuple[int, int] = (2, 4)
+    quoted_rate: float = 0.5
+    reported_rate: float = 0.3
+    topic_rate: float = 0.2
 
     def __post_init__(self) -> None:
         if self.n_posts < 1:
@@ -235,7 +307,16 @@ class SyntheticConfig:
                 f"synthetic.max_symptoms_per_post must be in 1..{len(CRITERIA)}, "
                 f"got {self.max_symptoms_per_post}"
             )
-        for name in ("no_symptom_rate", "negative_rate", "special_case_rate", "noise_rate"):
+        rates = (
+            "no_symptom_rate",
+            "negative_rate",
+            "special_case_rate",
+            "noise_rate",
+            "quoted_rate",
+            "reported_rate",
+            "topic_rate",
+        )
+        for name in rates:
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"synthetic.{name} must be within [0, 1], got {value}")
@@ -250,6 +331,15 @@ def _sentence(rng: random.Random, symptom: str) -> str:
     opener = rng.choice(openers)
     body = f"{opener}{core}{rng.choice(tails)}" if opener else f"{core}{rng.choice(tails)}"
     return body[0].upper() + body[1:] + rng.choice([".", ".", ".", "!", "..."])
+
+
+def _reported(rng: random.Random, symptom: str, *, poster_speaks: bool) -> str:
+    """A symptom sentence as reported speech; the poster's own words only if ``poster_speaks``."""
+    quote = _sentence(rng, symptom).rstrip(".!")
+    other = rng.choice(_OTHERS)
+    a, b = (other, "I") if poster_speaks else ("I", other)
+    frame = rng.choice(_SPEECH_FRAMES).format(a=a, b=b)
+    return f"{frame[0].upper()}{frame[1:]}: {quote}."
 
 
 def _plain(rng: random.Random, text: str) -> str:
@@ -318,9 +408,20 @@ def _generate_post(
     # (sentence, symptom or None, status)
     tagged: list[tuple[str, str | None, int]] = []
     for symptom in positives:
-        tagged.append((_sentence(rng, symptom), symptom, 1))
+        if rng.random() < config.reported_rate:
+            tagged.append((_reported(rng, symptom, poster_speaks=True), symptom, 1))
+        else:
+            tagged.append((_sentence(rng, symptom), symptom, 1))
     for symptom in negatives:
         tagged.append((_plain(rng, rng.choice(_NEGATIVES[symptom])), symptom, 0))
+    for _ in range(2):  # up to two quotes: as many hard negatives as there are evidence cells
+        if rng.random() < config.quoted_rate:
+            symptom = rng.choice(CRITERIA)
+            tagged.append((_reported(rng, symptom, poster_speaks=False), symptom, 0))
+    if rng.random() < config.topic_rate:
+        symptom = rng.choice(CRITERIA)
+        topic = rng.choice(_TOPIC_FRAMES).format(topic=rng.choice(_TOPICS[symptom]))
+        tagged.append((_plain(rng, topic), symptom, 0))
     if rng.random() < config.special_case_rate:
         tagged.append((_plain(rng, rng.choice(_SPECIAL_CASES)), SPECIAL_CASE, 1))
     low, high = config.filler_sentences

@@ -3,8 +3,17 @@
 from mental_health_hpo.datasets.checkpoint_dataset import (
     BestCheckpoint,
     CheckpointDataset,
-    CheckpointPayload,
     CheckpointReference,
 )
+from mental_health_hpo.datasets.outdated_dataset import OutdatedDataset
+from mental_health_hpo.datasets.plotly_html_dataset import PlotlyHTMLDataset
+from mental_health_hpo.datasets.published_record import PublishedRecord
 
-__all__ = ["BestCheckpoint", "CheckpointDataset", "CheckpointPayload", "CheckpointReference"]
+__all__ = [
+    "BestCheckpoint",
+    "CheckpointDataset",
+    "CheckpointReference",
+    "OutdatedDataset",
+    "PlotlyHTMLDataset",
+    "PublishedRecord",
+]

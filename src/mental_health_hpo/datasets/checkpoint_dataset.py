@@ -1,79 +1,77 @@
-"""``CheckpointDataset``: hands the best checkpoint of a study (or trial) between pipelines."""
+"""``CheckpointDataset``: hands the best checkpoint(s) of a study from hpo to evaluate.
+
+Saving means one thing: publish. hpo saves a ``CheckpointReference`` (committed checkpoints of
+its best trial); the dataset hard-links them into its folder (verified, swapped in atomically)
+beside a ``published.json`` record of the trial. Loading is lazy: it reads that record and the
+checkpoints' manifest, never the weights, and returns a ``BestCheckpoint`` whose refs evaluate
+verifies and loads once each (falling back, past a corrupt one, to the trial's other retained
+checkpoints). ``load_args.study_name`` selects another study's best trial the same way, from
+``experiments/study_<name>``, so evaluate never looks around the catalog.
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
-from copy import deepcopy
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, ClassVar
 
-import torch
 from kedro.io.core import AbstractDataset, DatasetError
 
-from mental_health_hpo.checkpointing import (
-    CheckpointError,
-    CheckpointOptions,
-    CheckpointRecord,
-    RetentionPolicy,
-    StudyRetention,
-    find_best_checkpoints,
-    load_checkpoint_ref,
-    load_policy,
-    open_checkpoints,
-    policy_from_dict,
-    ranked_checkpoints,
-)
-from mental_health_hpo.checkpointing.layout import is_study_dir, study_of
+from mental_health_hpo.checkpointing import CheckpointError, CheckpointRef, ranked_checkpoints
 from mental_health_hpo.checkpointing.publish import clear_published, publish_checkpoints
-from mental_health_hpo.checkpointing.study import finish_trial
+from mental_health_hpo.datasets.published_record import (
+    RECORD_NAME,
+    STUDY_PREFIX,
+    PublishedRecord,
+    best_of_folder,
+    read_record,
+    record_of,
+    write_record,
+)
 
 logger = logging.getLogger(__name__)
 
 
-@dataclass
+@dataclass(frozen=True)
 class BestCheckpoint:
-    """The loaded best checkpoint: its weights, its record and where it lives."""
+    """The study's best trial and where its checkpoints are; no weights are loaded yet."""
 
-    weights: dict[str, torch.Tensor]
-    record: CheckpointRecord
-    checkpoint_dir: Path
-    trial_dir: Path
-    metric_name: str
-    value: float
-    co_best: list[str] = field(default_factory=list)
-    training_state: dict[str, Any] | None = None
+    record: PublishedRecord
+    checkpoints: list[CheckpointRef]  # best and co-best, first by epoch
+    fallbacks: list[CheckpointRef]  # the trial's other retained checkpoints, best first
 
+    @property
+    def trial_dir(self) -> Path:
+        return Path(self.record.trial_dir)
 
-@dataclass
-class CheckpointPayload:
-    """What ``save`` writes: one checkpoint of one trial."""
+    @property
+    def study_dir(self) -> Path:
+        return Path(self.record.study_dir)
 
-    epoch: int
-    step: int
-    metrics: dict[str, float]
-    weights: Mapping[str, torch.Tensor]
-    training_state: dict[str, Any] | None = None
+    @property
+    def metric_name(self) -> str:
+        return self.record.metric_name
+
+    @property
+    def value(self) -> float:
+        return self.record.value
 
 
 @dataclass(frozen=True)
 class CheckpointReference:
-    """What hpo hands over: committed checkpoints of the best trial, to publish, not rewrite.
-
-    Saving a reference publishes those checkpoints (hard links, verified, swapped in atomically)
-    into the dataset's folder, which then holds exactly them.
-    """
+    """What hpo hands over: committed checkpoints of the best trial, to publish, not rewrite."""
 
     checkpoints_dir: Path
     checkpoint_ids: list[str]
 
 
-class CheckpointDataset(AbstractDataset[CheckpointPayload | Mapping[str, Any], BestCheckpoint]):
-    """Loads the best verified checkpoint under a study or trial folder; saves one checkpoint.
+def _by_epoch(refs: list[CheckpointRef]) -> list[CheckpointRef]:
+    return sorted(refs, key=lambda r: (r.record.epoch, r.record.step, r.record.id))
 
-    Loading walks the candidates best first and skips (with a warning) any that fail their
-    SHA-256 or architecture check, so a corrupt best falls back to the next valid one.
+
+class CheckpointDataset(AbstractDataset[CheckpointReference, BestCheckpoint]):
+    """Publishes a study's best checkpoint(s); loads them back lazily, with their trial record.
 
     Examples:
         Using the YAML API:
@@ -81,34 +79,24 @@ class CheckpointDataset(AbstractDataset[CheckpointPayload | Mapping[str, Any], B
         ```yaml
         best_checkpoint:
           type: mental_health_hpo.datasets.CheckpointDataset
-          filepath: experiments/study_${runtime_params:study_id}
-          metric_name: val_f1_macro
+          filepath: data/06_models/best_checkpoint
           load_args:
-            with_training_state: false
-          save_args:
-            policy: default
+            study_name: ${runtime_params:evaluate.study_name,null}
+            experiments_dir: experiments
         ```
 
         Using the Python API:
 
-        >>> from mental_health_hpo.datasets import CheckpointDataset, CheckpointPayload
-        >>> import torch
-        >>> dataset = CheckpointDataset(filepath=tmp_path / "trial_0", metric_name="f1")
-        >>> dataset.save(CheckpointPayload(0, 10, {"f1": 0.5}, {"w": torch.ones(2)}))
+        >>> from mental_health_hpo.datasets import CheckpointDataset, CheckpointReference
+        >>> dataset = CheckpointDataset(filepath=tmp_path / "best_checkpoint")
+        >>> dataset.save(CheckpointReference(trial_dir / "checkpoints", ["ckpt-e0001-s000040"]))
         >>> best = dataset.load()
-        >>> assert best.value == 0.5
+        >>> assert best.record.checkpoint_ids == ["ckpt-e0001-s000040"]
     """
 
     DEFAULT_LOAD_ARGS: ClassVar[dict[str, Any]] = {
-        "with_training_state": False,
-        "architecture": None,
-    }
-    DEFAULT_SAVE_ARGS: ClassVar[dict[str, Any]] = {
-        "policy": "default",
-        "config_hash": "",
-        "architecture": None,
-        "trial_name": "trial_final",
-        "finish": False,
+        "study_name": None,
+        "experiments_dir": "experiments",
     }
 
     def __init__(
@@ -117,26 +105,22 @@ class CheckpointDataset(AbstractDataset[CheckpointPayload | Mapping[str, Any], B
         filepath: str | Path,
         metric_name: str | None = None,
         load_args: dict[str, Any] | None = None,
-        save_args: dict[str, Any] | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> None:
         """Creates a new instance of ``CheckpointDataset``.
 
         Args:
-            filepath: A study folder (``experiments/study_<id>``), a trial folder or a trial's
-                ``checkpoints`` folder.
+            filepath: The published folder (``data/06_models/best_checkpoint``); a study or
+                trial folder also loads (its best trial), but is never written.
             metric_name: The optimization metric (maximised); defaults to the manifest's.
-            load_args: ``with_training_state`` (also load optimizer/RNG state when the best is a
-                full checkpoint), ``architecture`` (a signature dict to check against).
-            save_args: ``policy`` (a named policy, a YAML path or a mapping), ``config_hash``,
-                ``architecture``, ``trial_name`` (used when ``filepath`` is a study folder) and
-                ``finish`` (mark the trial finished after the save).
+            load_args: ``study_name`` (load that study's best trial from
+                ``<experiments_dir>/study_<name>`` instead of the published one) and
+                ``experiments_dir`` (default ``experiments``).
             metadata: Any arbitrary metadata; ignored by Kedro, used by plugins.
         """
         self._filepath = PurePosixPath(Path(filepath).as_posix())
         self._metric_name = metric_name
         self._load_args = {**self.DEFAULT_LOAD_ARGS, **(load_args or {})}
-        self._save_args = {**self.DEFAULT_SAVE_ARGS, **(save_args or {})}
         self.metadata = metadata
 
     @property
@@ -147,92 +131,67 @@ class CheckpointDataset(AbstractDataset[CheckpointPayload | Mapping[str, Any], B
         return {
             "filepath": self._filepath,
             "metric_name": self._metric_name,
-            "load_args": {k: v for k, v in self._load_args.items() if k != "architecture"},
-            "save_args": {k: v for k, v in self._save_args.items() if k != "architecture"},
+            "load_args": self._load_args,
         }
 
-    def load(self) -> BestCheckpoint:
-        candidates = ranked_checkpoints(self._path, self._metric_name)
-        candidates = [c for c in candidates if c.value > float("-inf")]
-        if not candidates:
-            raise DatasetError(f"no committed checkpoint with a metric value under {self._path}")
-        co_best = [c.record.id for c in candidates if c.value == candidates[0].value]
-        for ref in candidates:
-            try:
-                loaded = load_checkpoint_ref(ref, self._load_args.get("architecture"))
-            except CheckpointError as exc:
-                logger.warning("skipping checkpoint %s: %s", ref.path, exc)
-                continue
-            state = loaded.training_state if self._load_args["with_training_state"] else None
-            return BestCheckpoint(
-                weights=loaded.weights,
-                record=ref.record,
-                checkpoint_dir=ref.path,
-                trial_dir=ref.trial_dir,
-                metric_name=ref.metric_name,
-                value=ref.value,
-                co_best=co_best,
-                training_state=state,
-            )
-        raise DatasetError(f"every checkpoint under {self._path} failed verification")
+    def _source(self) -> Path:
+        """Where to load from: the named study, else this dataset's folder."""
+        name = self._load_args.get("study_name")
+        if name:
+            return Path(str(self._load_args["experiments_dir"])) / f"{STUDY_PREFIX}{name}"
+        return self._path
 
-    def save(self, data: CheckpointPayload | CheckpointReference | Mapping[str, Any]) -> None:
-        if isinstance(data, CheckpointReference):
-            if not data.checkpoint_ids:  # a study without a completed trial: hand over nothing
-                logger.warning("no best checkpoint to publish; clearing %s", self._path)
-                clear_published(self._path)
-                return
-            try:
-                publish_checkpoints(Path(data.checkpoints_dir), data.checkpoint_ids, self._path)
-            except CheckpointError as exc:
-                raise DatasetError(f"cannot publish the best checkpoint: {exc}") from exc
-            return
-        payload = data if isinstance(data, CheckpointPayload) else CheckpointPayload(**data)
-        weights = payload.weights
-        if isinstance(weights, torch.nn.Module):
-            weights = weights.state_dict()
-        if not self._metric_name:
-            raise DatasetError("CheckpointDataset.save needs metric_name")
-        options = CheckpointOptions(
-            metric_name=self._metric_name,
-            policy=self._policy(),
-            writer="sync",
-            architecture=self._save_args.get("architecture"),
-            config_hash=str(self._save_args.get("config_hash", "")),
-        )
-        directory = self._trial_checkpoints_dir()
-        with open_checkpoints(directory, options) as manager:
-            manager.save(
-                epoch=payload.epoch,
-                step=payload.step,
-                metrics=payload.metrics,
-                weights=weights,
-                training_state=payload.training_state,
-                force=True,
+    def load(self) -> BestCheckpoint:
+        source = self._source()
+        record = read_record(source)
+        holder = source  # the folder that holds the record's checkpoints
+        if record is None:  # a study or trial folder (evaluate.study_name), not a published one
+            record = best_of_folder(source, self._metric_name)
+            holder = Path(record.trial_dir) if record else source
+        if record is None:
+            raise DatasetError(
+                f"no committed checkpoint with a metric value under {source}: run "
+                f"`kedro run --pipelines hpo` first (or check evaluate.study_name)"
             )
-        if self._save_args.get("finish"):
-            study = study_of(directory)
-            if study is None:
-                finish_trial(directory, self._metric_name)
-            else:
-                retention = StudyRetention(study.path, options.policy, self._metric_name)
-                retention.trial_finished(directory.parent)
+        published = {r.record.id: r for r in ranked_checkpoints(holder, record.metric_name)}
+        missing = [i for i in record.checkpoint_ids if i not in published]
+        if missing:
+            raise DatasetError(
+                f"{source / RECORD_NAME} names checkpoint(s) {missing} that {holder} does not "
+                f"hold: rerun `kedro run --pipelines hpo` to publish the best checkpoint again"
+            )
+        chosen = set(record.checkpoint_ids)
+        fallbacks = [
+            r
+            for r in ranked_checkpoints(Path(record.trial_dir), record.metric_name)
+            if r.record.id not in chosen and r.value > float("-inf")
+        ]
+        return BestCheckpoint(
+            record=record,
+            checkpoints=_by_epoch([published[i] for i in record.checkpoint_ids]),
+            fallbacks=fallbacks,
+        )
+
+    def save(self, data: CheckpointReference) -> None:
+        if not isinstance(data, CheckpointReference):
+            raise DatasetError(
+                f"CheckpointDataset publishes a CheckpointReference, got {type(data).__name__}"
+            )
+        if not data.checkpoint_ids:  # a study without a completed trial: hand over nothing
+            logger.warning("no best checkpoint to publish; clearing %s", self._path)
+            clear_published(self._path)
+            return
+        checkpoints_dir = Path(data.checkpoints_dir)
+        refs = {r.record.id: r for r in ranked_checkpoints(checkpoints_dir, self._metric_name)}
+        try:
+            publish_checkpoints(checkpoints_dir, data.checkpoint_ids, self._path)
+        except CheckpointError as exc:
+            raise DatasetError(f"cannot publish the best checkpoint: {exc}") from exc
+        chosen = _by_epoch([refs[i] for i in data.checkpoint_ids])
+        write_record(self._path, record_of(checkpoints_dir.parent, chosen))
 
     def _exists(self) -> bool:
-        return bool(find_best_checkpoints(self._path, self._metric_name))
-
-    def _policy(self) -> RetentionPolicy:
-        policy = self._save_args.get("policy", "default")
-        if isinstance(policy, RetentionPolicy):
-            return policy
-        if isinstance(policy, Mapping):
-            return policy_from_dict(deepcopy(dict(policy)))
-        return load_policy(policy)
-
-    def _trial_checkpoints_dir(self) -> Path:
-        path = self._path
-        if path.name == "checkpoints":
-            return path
-        if is_study_dir(path):
-            return path / str(self._save_args["trial_name"]) / "checkpoints"
-        return path / "checkpoints"
+        source = self._source()
+        return (source / RECORD_NAME).is_file() or best_of_folder(
+            source, self._metric_name
+        ) is not None

@@ -7,6 +7,12 @@ JSON path of every bad field. Files are replaced atomically (temp file + rename)
 Co-best checkpoints: every one is evaluated and carries its own ``test_metrics`` in
 ``evaluated_checkpoints``; the report's top-level ``test_metrics`` are those of the first co-best
 checkpoint by epoch (the primary one).
+
+Schema version 2 (``schema_version``; a report without one is version 1, and still valid: every
+version-1 field is kept) adds the sentence-level evidence metrics, the rates to read accuracy
+and ``null_span_accuracy`` against, the TF-IDF ``baselines`` scored on the same test posts,
+the model-versus-baseline ``comparison`` and the ReDSM5 paper's reference figures
+(``paper_reference``) next to the project's post-level figures in the paper's label space.
 """
 
 from __future__ import annotations
@@ -24,12 +30,17 @@ from typing import Any
 from jsonschema import Draft7Validator, FormatChecker
 
 from mental_health_hpo.checkpointing import atomic_write_bytes
+from mental_health_hpo.evaluation.baselines import BaselineResult, split_ids
+from mental_health_hpo.evaluation.paper import paper_reference
 from mental_health_hpo.evaluation.run import CheckpointEvaluation
 from mental_health_hpo.evaluation.selection import Selection, trial_records
+from mental_health_hpo.metrics import flatten_metrics
 
 REPORT_NAME = "evaluation_report.json"
 SUMMARY_NAME = "summary_report.json"
 SCHEMA_NAME = "report_schema.json"
+#: Version of the report layout written by this module; see the module docstring.
+REPORT_SCHEMA_VERSION = "2"
 CRITERIA_KEYS = (
     "accuracy",
     "f1_macro",
@@ -38,7 +49,17 @@ CRITERIA_KEYS = (
     "recall_macro",
     "macro_pr_auc",
 )
+CRITERIA_RATE_KEYS = ("all_negative_accuracy", "prevalence")
 EVIDENCE_KEYS = ("exact_match", "f1", "char_f1", "null_span_accuracy")
+SENTENCE_EVIDENCE_KEYS = ("f1_macro", "precision_macro", "recall_macro", "f1_micro")
+SENTENCE_EVIDENCE_COUNTS = (
+    "n_evidence_sentences",
+    "n_predicted_sentences",
+    "n_pairs",
+    "n_unaligned_positive_pairs",
+)
+#: Flat metric names (``metrics.flatten_metrics``) compared between model and baseline.
+COMPARED_METRICS = ("val_f1_macro", "val_f1_micro", "val_sentence_evidence_f1_macro")
 
 
 class ReportValidationError(ValueError):
@@ -97,6 +118,9 @@ def criteria_section(criteria: Mapping[str, Any]) -> dict[str, Any]:
     """``criteria_metrics`` output in the report's shape (per-criterion as a list)."""
     section: dict[str, Any] = {key: float(criteria[key]) for key in CRITERIA_KEYS}
     section["n_pairs"] = int(criteria.get("n_pairs", 0))
+    for key in CRITERIA_RATE_KEYS:
+        if key in criteria:
+            section[key] = float(criteria[key])
     section["per_criterion"] = [
         {
             "id": name,
@@ -117,15 +141,89 @@ def evidence_section(evidence: Mapping[str, Any]) -> dict[str, Any]:
     section: dict[str, Any] = {key: float(evidence[key]) for key in EVIDENCE_KEYS}
     section["n_with_evidence"] = int(evidence.get("n_with_evidence", 0))
     section["n_without_evidence"] = int(evidence.get("n_without_evidence", 0))
+    if "share_without_evidence" in evidence:
+        section["share_without_evidence"] = float(evidence["share_without_evidence"])
+    return section
+
+
+def sentence_evidence_section(sentences: Mapping[str, Any]) -> dict[str, Any]:
+    """``sentence_evidence_metrics`` output in the report's shape (per-criterion as a list)."""
+    section: dict[str, Any] = {key: float(sentences[key]) for key in SENTENCE_EVIDENCE_KEYS}
+    for key in SENTENCE_EVIDENCE_COUNTS:
+        section[key] = int(sentences.get(key, 0))
+    section["share_pairs_without_evidence"] = float(
+        sentences.get("share_pairs_without_evidence", 0.0)
+    )
+    section["per_criterion"] = [
+        {
+            "id": name,
+            **{key: float(values[key]) for key in ("f1", "precision", "recall")},
+            **{key: int(values[key]) for key in ("tp", "fp", "fn", "support")},
+        }
+        for name, values in sentences.get("per_criterion", {}).items()
+    ]
     return section
 
 
 def metrics_section(metrics: Mapping[str, Any]) -> dict[str, Any]:
-    """``{"criteria_matching": ..., "evidence_binding": ...}`` of ``validation_metrics``."""
-    return {
+    """``criteria_matching``, ``evidence_binding`` (spans) and, when scored,
+    ``sentence_evidence`` of ``validation_metrics``."""
+    section = {
         "criteria_matching": criteria_section(metrics["criteria"]),
         "evidence_binding": evidence_section(metrics["evidence"]),
     }
+    if "sentence_evidence" in metrics:
+        section["sentence_evidence"] = sentence_evidence_section(metrics["sentence_evidence"])
+    return section
+
+
+def baselines_section(result: BaselineResult) -> dict[str, Any]:
+    """The TF-IDF baselines: test metrics, methods, what validation chose, the split ids."""
+    return {
+        "criteria_matching": criteria_section(result.metrics["criteria"]),
+        "sentence_evidence": sentence_evidence_section(result.metrics["sentence_evidence"]),
+        "methods": dict(result.methods),
+        "selected_on_validation": {k: float(v) for k, v in result.selected.items()},
+        "splits": {name: dict(ids) for name, ids in result.splits.items()},
+    }
+
+
+def comparison(
+    model_metrics: Mapping[str, Any], baseline: BaselineResult, optimization_metric: str
+) -> list[dict[str, Any]]:
+    """Model against baseline on the test split, for each compared metric (``val_`` names).
+
+    The optimization metric comes first when the baseline has it (it always has the criteria
+    and sentence-evidence ones).
+    """
+    model_flat = flatten_metrics(dict(model_metrics), prefix="val_")
+    baseline_flat = flatten_metrics(dict(baseline.metrics), prefix="val_")
+    names = [optimization_metric, *(m for m in COMPARED_METRICS if m != optimization_metric)]
+    return [
+        {
+            "metric": name,
+            "model": float(model_flat[name]),
+            "baseline": float(baseline_flat[name]),
+            "model_beats_baseline": bool(model_flat[name] > baseline_flat[name]),
+            "is_optimization_metric": name == optimization_metric,
+        }
+        for name in names
+        if name in model_flat and name in baseline_flat
+    ]
+
+
+def comparison_warnings(entries: Sequence[Mapping[str, Any]]) -> list[str]:
+    """A sentence for each compared metric where the model does not beat its baseline."""
+    warnings = []
+    for entry in entries:
+        if entry["model_beats_baseline"]:
+            continue
+        role = " (the optimization metric)" if entry["is_optimization_metric"] else ""
+        warnings.append(
+            f"the model does not beat the TF-IDF baseline on {entry['metric']}{role}: "
+            f"test {entry['model']:.4f} vs baseline {entry['baseline']:.4f}"
+        )
+    return warnings
 
 
 def checkpoint_entry(evaluation: CheckpointEvaluation, co_best: bool) -> dict[str, Any]:
@@ -169,18 +267,32 @@ def build_report(
     evaluations: Sequence[CheckpointEvaluation],
     dataset_fingerprint: Mapping[str, Any],
     *,
+    baselines: BaselineResult,
     report_path: str | Path | None = None,
     split: str = "test",
     generated_at: str | None = None,
 ) -> dict[str, Any]:
-    """The evaluation report (not yet validated; :func:`write_report` validates)."""
+    """The evaluation report (not yet validated; :func:`write_report` validates).
+
+    ``baselines`` must have been scored on the posts the model was evaluated on: a mismatch
+    raises (a baseline on other posts is no baseline).
+    """
     if not evaluations:
         raise ValueError("no checkpoint was evaluated")
+    evaluated = split_ids(evaluations[0].merged)
+    if baselines.splits.get(split, {}).get("post_ids_sha256") != evaluated["post_ids_sha256"]:
+        raise ValueError(
+            f"baselines were scored on other {split} posts than the model "
+            f"({baselines.splits.get(split, {}).get('n_posts')} vs {evaluated['n_posts']}); "
+            f"fit them on the same model_input_{split} table"
+        )
     trial = selection.trial
     co_best = len(evaluations) > 1
     config = resolved_config(trial.record, dataset_fingerprint)
     path = Path(report_path) if report_path else trial.study_dir / REPORT_NAME
+    entries = comparison(evaluations[0].metrics, baselines, selection.metric_name)
     return {
+        "schema_version": REPORT_SCHEMA_VERSION,
         "report_id": report_id_of(
             trial.study_id,
             trial.trial_id,
@@ -197,6 +309,10 @@ def build_report(
         "best_validation_score": float(trial.best_value),
         "evaluated_checkpoints": [checkpoint_entry(e, co_best) for e in evaluations],
         "test_metrics": metrics_section(evaluations[0].metrics),
+        "baselines": baselines_section(baselines),
+        "comparison": entries,
+        "warnings": comparison_warnings(entries),
+        "paper_reference": paper_reference(evaluations[0].merged),
     }
 
 
@@ -206,8 +322,13 @@ def build_summary(
     report_path: str | Path,
     *,
     top_k: int = 5,
+    report: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Trial count by state, the top ``top_k`` completed trials and the report's path."""
+    """Trial count by state, the top ``top_k`` completed trials and the report's path.
+
+    With the ``report``: its model-versus-baseline comparison and a warning for each metric,
+    the optimization metric first, where the model does not beat the baseline.
+    """
     records = trial_records(Path(study_dir))
     states = Counter(str(record.get("state", "unknown")) for _, record in records)
     scored = [
@@ -236,4 +357,12 @@ def build_summary(
         ],
         "evaluation_report_path": str(report_path),
         "generated_at": datetime.now(UTC).isoformat(),
+        **_baseline_view(report),
     }
+
+
+def _baseline_view(report: Mapping[str, Any] | None) -> dict[str, Any]:
+    if report is None or "comparison" not in report:
+        return {}
+    entries = list(report["comparison"])
+    return {"baseline_comparison": entries, "warnings": comparison_warnings(entries)}

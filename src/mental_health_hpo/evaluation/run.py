@@ -18,11 +18,13 @@ from typing import Any
 import pandas as pd
 
 from mental_health_hpo.checkpointing import (
+    CheckpointError,
     CheckpointRef,
     architecture_signature,
     load_checkpoint_ref,
 )
 from mental_health_hpo.checkpointing.manifest import WEIGHTS_FILE
+from mental_health_hpo.data.splits import require_rows
 from mental_health_hpo.metrics import flatten_metrics, validation_metrics
 from mental_health_hpo.model import DualAgentModel, ModelConfig, build_model
 from mental_health_hpo.training.trainer import predict
@@ -101,9 +103,68 @@ def evaluate_checkpoints(
     frame: pd.DataFrame,
     **kwargs: Any,
 ) -> list[CheckpointEvaluation]:
-    """``evaluate_checkpoint`` of each ref, building the model once."""
+    """``evaluate_checkpoint`` of each ref, building the model once.
+
+    An empty ``frame`` is refused here, before the encoder loads: feature building indexes
+    the first window and would fail with an IndexError that names no split.
+    """
+    require_rows(frame, "the split to evaluate")
     model = kwargs.pop("model", None) or build_model(model_config, for_inference=True)
     return [evaluate_checkpoint(model_config, ref, frame, model=model, **kwargs) for ref in refs]
+
+
+@dataclass(frozen=True)
+class SkippedCheckpoint:
+    """A checkpoint evaluate tried and could not use (failed its SHA-256 or architecture check)."""
+
+    checkpoint_id: str
+    path: str
+    reason: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"checkpoint_id": self.checkpoint_id, "path": self.path, "reason": self.reason}
+
+
+class NoValidCheckpointError(RuntimeError):
+    """Every candidate checkpoint failed verification; the message lists what was tried."""
+
+
+def evaluate_with_fallback(
+    model_config: ModelConfig,
+    best: list[CheckpointRef],
+    fallbacks: list[CheckpointRef],
+    frame: pd.DataFrame,
+    **kwargs: Any,
+) -> tuple[list[CheckpointEvaluation], list[SkippedCheckpoint]]:
+    """Every valid best / co-best checkpoint; when none is valid, the first valid fallback.
+
+    ``fallbacks`` are the trial's other retained checkpoints, best first by the metric, so a
+    corrupt best never stops the evaluation while a checkpoint of the trial still verifies.
+    """
+    model = kwargs.pop("model", None) or build_model(model_config, for_inference=True)
+    evaluations: list[CheckpointEvaluation] = []
+    skipped: list[SkippedCheckpoint] = []
+
+    def attempt(ref: CheckpointRef) -> bool:
+        try:
+            evaluations.append(evaluate_checkpoint(model_config, ref, frame, model=model, **kwargs))
+        except CheckpointError as error:
+            skipped.append(SkippedCheckpoint(ref.record.id, str(ref.path), str(error)))
+            return False
+        return True
+
+    for ref in best:
+        attempt(ref)
+    if not evaluations:
+        next((ref for ref in fallbacks if attempt(ref)), None)
+    if not evaluations:
+        tried = "; ".join(f"{s.checkpoint_id} ({s.path}): {s.reason}" for s in skipped)
+        raise NoValidCheckpointError(
+            f"no checkpoint of the best trial verifies; tried {tried or 'nothing'}. Fix: rerun "
+            f"`kedro run --pipelines hpo` to retrain the trial, or evaluate another study "
+            f"(--params evaluate.study_name=NAME)"
+        )
+    return evaluations, skipped
 
 
 def metrics_table(metrics: Mapping[str, Any], title: str = "") -> str:
@@ -115,9 +176,20 @@ def metrics_table(metrics: Mapping[str, Any], title: str = "") -> str:
     headline += ["macro_pr_auc"]
     lines.append("criteria matching")
     lines += [f"  {name:<20}{float(criteria.get(name, 0.0)):>10.4f}" for name in headline]
-    lines.append("evidence binding")
-    for name in ("exact_match", "f1", "char_f1", "null_span_accuracy"):
-        lines.append(f"  {name:<20}{float(evidence.get(name, 0.0)):>10.4f}")
+    for name in ("all_negative_accuracy", "prevalence"):  # what accuracy is read against
+        if name in criteria:
+            lines.append(f"  {name:<20}{float(criteria[name]):>10.4f}")
+    sentences = metrics.get("sentence_evidence", {})
+    if sentences:
+        lines.append("evidence binding, sentence level")
+        for name in ("f1_macro", "precision_macro", "recall_macro", "f1_micro"):
+            lines.append(f"  {name:<20}{float(sentences.get(name, 0.0)):>10.4f}")
+        unaligned = int(sentences.get("n_unaligned_positive_pairs", 0))
+        lines.append(f"  {'unaligned positives':<20}{unaligned:>10d}  (left out, not guessed)")
+    lines.append("evidence binding, spans")
+    for name in ("exact_match", "f1", "char_f1", "null_span_accuracy", "share_without_evidence"):
+        if name in evidence or name != "share_without_evidence":
+            lines.append(f"  {name:<20}{float(evidence.get(name, 0.0)):>10.4f}")
     lines.append("")
     lines.append(
         f"  {'criterion':<20}{'f1':>8}{'prec':>8}{'recall':>8}{'pr_auc':>8}{'support':>9}"

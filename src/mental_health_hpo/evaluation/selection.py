@@ -10,7 +10,8 @@ Rules:
 - Trial: the ``completed`` trial with the highest ``best_value`` in its ``trial.json``; ties go to
   the lowest trial number, so the choice never depends on folder listing order.
 - Checkpoints: every best / co-best checkpoint of that trial (equal metric values), ordered by
-  epoch then step. All of them are evaluated (FR-007); the first is the "primary" one.
+  epoch then step. All of them are evaluated (tied checkpoints are equally "best", so reporting
+  one would be an arbitrary pick); the first is the "primary" one.
 """
 
 from __future__ import annotations

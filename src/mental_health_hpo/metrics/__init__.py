@@ -16,6 +16,7 @@ from mental_health_hpo.metrics.evidence import (
     normalize_answer,
     token_f1,
 )
+from mental_health_hpo.metrics.sentence_evidence import sentence_evidence_metrics
 from mental_health_hpo.metrics.summary import flatten_metrics, validation_metrics
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "flatten_metrics",
     "normalize_answer",
     "precision_recall_f1",
+    "sentence_evidence_metrics",
     "token_f1",
     "validation_metrics",
 ]

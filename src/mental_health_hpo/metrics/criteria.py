@@ -81,7 +81,9 @@ def criteria_metrics(
     """Metrics of long-format predictions: one row per (post, criterion).
 
     Returns ``accuracy``, ``f1_macro``, ``f1_micro``, ``precision_macro``, ``recall_macro``,
-    ``macro_pr_auc``, ``n_pairs`` and ``per_criterion[name]`` with ``f1``, ``precision``,
+    ``macro_pr_auc``, ``n_pairs``, ``all_negative_accuracy`` and ``prevalence`` (the accuracy of
+    "always negative" and the share of positive pairs, to read accuracy against) and
+    ``per_criterion[name]`` with ``f1``, ``precision``,
     ``recall``, ``pr_auc``, ``accuracy``, ``confusion`` ([[tn, fp], [fn, tp]]) and ``support``
     (gold positives). Criteria without rows are absent from ``per_criterion``.
     """
@@ -110,6 +112,9 @@ def criteria_metrics(
         "recall_macro": _mean([m["recall"] for m in per_criterion.values()]),
         "macro_pr_auc": _mean([m["pr_auc"] for m in scored]),
         "n_pairs": float(len(y)),
+        # Next to accuracy: what "always negative" scores, and how rare positives are.
+        "all_negative_accuracy": float(np.mean(y == 0)) if len(y) else 0.0,
+        "prevalence": float(np.mean(y == 1)) if len(y) else 0.0,
         "per_criterion": per_criterion,
     }
 

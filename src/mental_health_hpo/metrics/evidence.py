@@ -72,7 +72,8 @@ def evidence_metrics(
     predicted_spans: Sequence[Sequence[int] | None],
     texts: Sequence[str],
 ) -> dict[str, float]:
-    """``exact_match``, ``f1``, ``char_f1``, ``null_span_accuracy`` and the two group sizes.
+    """``exact_match``, ``f1``, ``char_f1``, ``null_span_accuracy``, the two group sizes and
+    ``share_without_evidence`` (the share of pairs an "always none" head gets right).
 
     ``gold_spans[i]``: the gold [start, end) spans of pair i (empty: no evidence);
     ``predicted_spans[i]``: [start, end), or None / (-1, -1) for "no evidence";
@@ -106,6 +107,8 @@ def evidence_metrics(
         "null_span_accuracy": _mean(nulls),
         "n_with_evidence": float(len(ems)),
         "n_without_evidence": float(len(nulls)),
+        # What "always none" scores on every pair: null_span_accuracy 1.0 is no achievement.
+        "share_without_evidence": len(nulls) / (len(ems) + len(nulls)) if ems or nulls else 0.0,
     }
 
 

@@ -8,14 +8,20 @@ import pandas as pd
 
 from mental_health_hpo.metrics.criteria import criteria_metrics
 from mental_health_hpo.metrics.evidence import evidence_metrics
+from mental_health_hpo.metrics.sentence_evidence import sentence_evidence_metrics
+
+#: Per-criterion sentence-evidence values that reach the flat view (counts stay in the report).
+_FLAT_SENTENCE_KEYS = ("f1", "precision", "recall")
 
 
 def validation_metrics(merged: pd.DataFrame, threshold: float = 0.5) -> dict[str, Any]:
-    """``{"criteria": criteria_metrics(...), "evidence": evidence_metrics(...)}``.
+    """``{"criteria": ..., "evidence": ..., "sentence_evidence": ...}``.
 
     ``merged`` is ``training.windows.merge_window_predictions`` output (columns ``label``,
     ``prob``, ``criterion``, ``gold_spans``, ``alignment``, ``pred_start``, ``pred_end``,
-    ``text``). Evidence metrics skip positive pairs without an aligned span (unknown gold).
+    ``text``, ``gold_sentences``, ``pred_sentences``). Evidence metrics skip positive pairs
+    without an aligned span (unknown gold). A table without the sentence columns (hand-made)
+    scores its sentence evidence as empty, so the metric names are always the same.
     """
     criteria = criteria_metrics(merged["label"], merged["prob"], merged["criterion"], threshold)
     has_gold = merged["gold_spans"].map(len) > 0
@@ -26,7 +32,13 @@ def validation_metrics(merged: pd.DataFrame, threshold: float = 0.5) -> dict[str
         [(int(s), int(e)) for s, e in zip(scored["pred_start"], scored["pred_end"], strict=True)],
         list(scored["text"]),
     )
-    return {"criteria": criteria, "evidence": evidence}
+    empty = [[] for _ in range(len(merged))]
+    gold = merged.get("gold_sentences", empty)
+    predicted = merged.get("pred_sentences", empty)
+    sentences = sentence_evidence_metrics(
+        list(gold), list(predicted), list(merged["criterion"]), list(merged["label"])
+    )
+    return {"criteria": criteria, "evidence": evidence, "sentence_evidence": sentences}
 
 
 def flatten_metrics(metrics: dict[str, Any], prefix: str = "val_") -> dict[str, float]:
@@ -34,7 +46,8 @@ def flatten_metrics(metrics: dict[str, Any], prefix: str = "val_") -> dict[str, 
 
     Criteria keys keep their names, evidence keys too except token F1 (``evidence_f1``, to not
     clash with criteria names); per-criterion values become ``<metric>_<CRITERION>``
-    (confusion matrices are left out).
+    (confusion matrices are left out); sentence-evidence keys get ``sentence_evidence_``
+    (``val_sentence_evidence_f1_macro``, ``val_sentence_evidence_f1_ANHEDONIA``).
     """
     flat: dict[str, float] = {}
     criteria = metrics.get("criteria", {})
@@ -48,4 +61,11 @@ def flatten_metrics(metrics: dict[str, Any], prefix: str = "val_") -> dict[str, 
             flat[f"{prefix}{key}"] = float(value)
     for key, value in metrics.get("evidence", {}).items():
         flat[f"{prefix}{'evidence_f1' if key == 'f1' else key}"] = float(value)
+    for key, value in metrics.get("sentence_evidence", {}).items():
+        if key != "per_criterion":
+            flat[f"{prefix}sentence_evidence_{key}"] = float(value)
+            continue
+        for name, values in value.items():
+            for metric in _FLAT_SENTENCE_KEYS:
+                flat[f"{prefix}sentence_evidence_{metric}_{name}"] = float(values[metric])
     return flat

@@ -4,7 +4,7 @@ Framework-free (no kedro, no mlflow).
 """
 
 from mental_health_hpo.model.config import PACKAGED_MINILM, ModelConfig
-from mental_health_hpo.model.dual_agent import DualAgentModel, build_model
+from mental_health_hpo.model.dual_agent import DualAgentModel, MultiTaskModel, build_model
 from mental_health_hpo.model.encoder import (
     EncoderLoadError,
     LoadedEncoder,
@@ -22,6 +22,7 @@ __all__ = [
     "EncoderLoadError",
     "LoadedEncoder",
     "ModelConfig",
+    "MultiTaskModel",
     "build_model",
     "config_for_encoder",
     "encoder_id",

@@ -19,7 +19,9 @@ PACKAGED_MINILM = "packaged:all-minilm-l6-v2"
 InputFormat = Literal["binary_pairs", "multi_label"]
 Pooling = Literal["cls", "mean", "attention", "last_2_layer_mix"]
 CriteriaHead = Literal["linear", "mlp", "mlp_residual", "gated", "multi_sample_dropout"]
-SpanHead = Literal["start_end_linear", "start_end_mlp", "biaffine", "sentence_reranker"]
+SpanHead = Literal[
+    "sentence_evidence", "start_end_linear", "start_end_mlp", "biaffine", "sentence_reranker"
+]
 Activation = Literal["gelu", "silu", "relu", "leakyrelu", "mish", "tanh"]
 Coupling = Literal["independent", "coupled"]
 CouplingMethod = Literal["concat", "add", "mean", "weighted_sum", "weighted_mean"]
@@ -27,7 +29,14 @@ Loss = Literal["bce", "weighted_bce", "focal", "adaptive_focal", "hybrid"]
 
 POOLINGS: tuple[str, ...] = ("cls", "mean", "attention", "last_2_layer_mix")
 CRITERIA_HEADS: tuple[str, ...] = ("linear", "mlp", "mlp_residual", "gated", "multi_sample_dropout")
-SPAN_HEADS: tuple[str, ...] = ("start_end_linear", "start_end_mlp", "biaffine", "sentence_reranker")
+SPAN_HEADS: tuple[str, ...] = (
+    "sentence_evidence",
+    "start_end_linear",
+    "start_end_mlp",
+    "biaffine",
+    "sentence_reranker",
+)
+SentenceEvidenceLoss = Literal["weighted_bce", "focal"]
 ACTIVATIONS: tuple[str, ...] = ("gelu", "silu", "relu", "leakyrelu", "mish", "tanh")
 COUPLING_METHODS: tuple[str, ...] = ("concat", "add", "mean", "weighted_sum", "weighted_mean")
 LOSSES: tuple[str, ...] = ("bce", "weighted_bce", "focal", "adaptive_focal", "hybrid")
@@ -67,9 +76,16 @@ class ModelConfig(BaseModel):
     activation: Activation = "gelu"
     multi_sample_dropout_samples: int = Field(default=5, ge=1)
 
-    # Evidence-binding head
-    span_head: SpanHead = "start_end_linear"
+    # Evidence-binding head. sentence_evidence (one yes/no per sentence and criterion) is the
+    # default: ReDSM5 evidence is whole sentences. The span heads stay as alternatives; their
+    # spans are mapped to sentences so one metric compares every head.
+    span_head: SpanHead = "sentence_evidence"
     span_hidden_size: int = Field(default=128, ge=1)
+    sentence_evidence_loss: SentenceEvidenceLoss = "weighted_bce"
+    sentence_evidence_pos_weight: float = Field(
+        default=4.0, gt=0.0, description="weight of the rare evidence cells (most are 'no')"
+    )
+    sentence_evidence_gamma: float = Field(default=2.0, ge=0.0, description="focal exponent")
 
     # Coupling
     coupling: Coupling = "independent"

@@ -1,4 +1,6 @@
-"""``DualAgentModel``: one encoder, a criteria-matching head and an evidence-binding head.
+"""``MultiTaskModel``: one encoder, a criteria-matching head and an evidence-binding head.
+
+It was called ``DualAgentModel``; that name stays as an alias so existing imports keep working.
 
 Batch dict (from ``training.batching.DynamicPaddingCollator``), B windows, T tokens, C labels
 (C = 1 for ``binary_pairs``, 9 for ``multi_label``):
@@ -11,10 +13,13 @@ Batch dict (from ``training.batching.DynamicPaddingCollator``), B windows, T tok
 - ``start_positions``, ``end_positions`` (B, C) long: gold token span in the window, 0 = null,
   -100 = ignore (a positive pair whose evidence could not be aligned)
 - ``sentence_targets`` (B, C) long: 0 = null, k = sentence with local id k - 1, -100 ignore
+- ``sentence_evidence`` (B, C, S) long: 1 when window-local sentence s is evidence for label c,
+  0 when not, -100 unknown or padding (the ``sentence_evidence`` head's target)
 - ``window_index`` (B,) long: row in ``WindowFeatures`` (for merging; the model ignores it)
 
 ``forward(batch)`` returns ``criteria_logits`` (B, C), ``start_logits``/``end_logits``
-(B, C, T) and, by span head, ``span_logits`` (B, C, T, T) or ``sentence_logits`` (B, C, 1 + S).
+(B, C, T) and, by span head, ``span_logits`` (B, C, T, T) or ``sentence_logits`` (B, C, 1 + S);
+the default ``sentence_evidence`` head returns only ``sentence_evidence_logits`` (B, C, S).
 """
 
 from __future__ import annotations
@@ -31,6 +36,9 @@ from mental_health_hpo.model.encoder import LoadedEncoder, load_encoder_for
 from mental_health_hpo.model.heads import build_criteria_head
 from mental_health_hpo.model.losses import criteria_loss, span_loss
 from mental_health_hpo.model.pooling import Pooler
+from mental_health_hpo.model.sentence_evidence import OUTPUT_KEY as SENTENCE_EVIDENCE_OUTPUT
+from mental_health_hpo.model.sentence_evidence import TARGET_KEY as SENTENCE_EVIDENCE_TARGET
+from mental_health_hpo.model.sentence_evidence import sentence_evidence_loss
 from mental_health_hpo.model.span_heads import build_span_head
 
 _ENCODER_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
@@ -42,7 +50,7 @@ def encoder_hidden_size(encoder: nn.Module) -> int:
     return int(config.hidden_size)
 
 
-class DualAgentModel(nn.Module):
+class MultiTaskModel(nn.Module):
     """Encoder + pooling + criteria head + evidence head (+ optional coupling) + losses.
 
     Build it with ``build_model(config)``; ``tokenizer`` is attached for feature building.
@@ -133,17 +141,36 @@ class DualAgentModel(nn.Module):
         criteria = criteria_loss(
             outputs["criteria_logits"], labels, self.config, self._element_pos_weight(batch)
         )
-        evidence = span_loss(
-            outputs,
-            batch["start_positions"],
-            batch["end_positions"],
-            batch.get("sentence_targets"),
-        )
+        evidence = self._evidence_loss(outputs, batch)
         total = (
             self.config.criteria_loss_weight * criteria
             + self.config.evidence_loss_weight * evidence
         )
         return {"loss": total, "criteria_loss": criteria, "evidence_loss": evidence}
+
+    def _evidence_loss(
+        self, outputs: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]
+    ) -> torch.Tensor:
+        if SENTENCE_EVIDENCE_OUTPUT in outputs:
+            targets = batch.get(SENTENCE_EVIDENCE_TARGET)
+            if targets is None:
+                raise ValueError(
+                    "span_head sentence_evidence needs 'sentence_evidence' targets in the batch "
+                    "(build features with training.features.build_features)"
+                )
+            return sentence_evidence_loss(
+                outputs[SENTENCE_EVIDENCE_OUTPUT],
+                targets,
+                kind=self.config.sentence_evidence_loss,
+                pos_weight=self.config.sentence_evidence_pos_weight,
+                gamma=self.config.sentence_evidence_gamma,
+            )
+        return span_loss(
+            outputs,
+            batch["start_positions"],
+            batch["end_positions"],
+            batch.get("sentence_targets"),
+        )
 
     def head_types(self) -> dict[str, Any]:
         """Architecture signature for checkpoints: a load must match all of these."""
@@ -174,7 +201,7 @@ def build_model(
     encoder: LoadedEncoder | None = None,
     for_inference: bool = False,
     **load_overrides: Any,
-) -> DualAgentModel:
+) -> MultiTaskModel:
     """Load the encoder of ``config`` (local -> cache -> hub) and assemble the heads.
 
     ``encoder``: an already loaded ``LoadedEncoder`` to reuse; ``load_overrides`` go to
@@ -186,4 +213,8 @@ def build_model(
     if for_inference and pos_weight is None and config.pos_weight is None:
         pos_weight = [1.0] * len(CRITERIA) if config.loss == "weighted_bce" else None
     loaded = encoder or load_encoder_for(config, **load_overrides)
-    return DualAgentModel(config, loaded.model, loaded.tokenizer, pos_weight=pos_weight)
+    return MultiTaskModel(config, loaded.model, loaded.tokenizer, pos_weight=pos_weight)
+
+
+#: Deprecated name of :class:`MultiTaskModel`, kept so that existing imports keep working.
+DualAgentModel = MultiTaskModel

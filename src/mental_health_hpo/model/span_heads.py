@@ -10,6 +10,8 @@ scores) used by the coupled mode.
 - ``biaffine``: also ``span_logits`` (B, C, T, T), score of span [i, j]; null = [0, 0].
 - ``sentence_reranker``: ``sentence_logits`` (B, C, 1 + S): index 0 null, k the post sentence
   with window-local id k - 1 (``sentence_ids`` in the batch); start/end logits are derived.
+- ``sentence_evidence`` (the default, ``model.sentence_evidence``): ``sentence_evidence_logits``
+  (B, C, S), one yes/no logit per window sentence and criterion.
 """
 
 from __future__ import annotations
@@ -215,4 +217,9 @@ def build_span_head(
         )
     if kind == "sentence_reranker":
         return SentenceRerankerHead(hidden_size, num_labels, mlp_hidden, dropout, activation)
+    if kind == "sentence_evidence":
+        # Imported here: that module builds on this one's masking helpers.
+        from mental_health_hpo.model.sentence_evidence import SentenceEvidenceHead
+
+        return SentenceEvidenceHead(hidden_size, num_labels, mlp_hidden, dropout, activation)
     raise ValueError(f"span_head: unknown {kind!r}")

@@ -23,7 +23,13 @@ from mental_health_hpo.ops.logs import (
     study_logging,
     trial_logging,
 )
-from mental_health_hpo.ops.masking import MaskingFilter, mask_obj, mask_secrets
+from mental_health_hpo.ops.masking import (
+    MaskingFilter,
+    is_secret_name,
+    mask_named,
+    mask_obj,
+    mask_secrets,
+)
 
 __all__ = [
     "ContextFilter",
@@ -38,7 +44,9 @@ __all__ = [
     "detach_handler",
     "hub_offline",
     "is_auth_error",
+    "is_secret_name",
     "log_context",
+    "mask_named",
     "mask_obj",
     "mask_secrets",
     "needs_hub",

@@ -1,4 +1,4 @@
-"""Hugging Face hub authentication (FR-032): check the token first, pause a study on 401/403.
+"""Hugging Face hub authentication: check the token before any download, pause a study on 401/403.
 
 Why a gate rather than retries: a revoked or expired token does not heal with backoff. A study
 that meets 401/403 stops starting trials and downloads, warns once with the time and the

@@ -1,4 +1,5 @@
-"""Structured logs (FR-020) on Python's logging: a JSON formatter, context from ``contextvars``.
+"""Structured logs, machine-readable per study and trial: JSON on Python's logging, with context
+from ``contextvars``.
 
 Every warning and error goes to human-readable stdout (Kedro's rich handler, configured in
 ``conf/logging.yml``) and to JSON-lines files: one per study (``study_<id>/logs/study.jsonl``)

@@ -1,7 +1,12 @@
-"""Mask secrets before anything is written (FR-032): logs, stdout, errors, MLflow, reports.
+"""Mask secrets before anything is written (a leaked token outlives the run that leaked it): logs,
+stdout, errors, MLflow, reports.
 
 Why regexes on text rather than a list of known secrets: secrets reach us through config values,
 URLs and third-party exception messages we do not control. What is masked:
+
+- the whole value of anything *named* like a secret (``*key*``, ``*token*``, ``*secret*``,
+  ``*password*``, ``*credential*``: params, tags, record fields, config keys), see
+  :func:`mask_named`;
 
 - Hugging Face tokens (``hf_`` + 30 or more letters/digits);
 - bearer tokens (``Bearer <token>``) and ``token=``/``password=``/``api_key=`` style assignments;
@@ -34,10 +39,16 @@ _EMAIL = re.compile(r"\b[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}\b")
 _OPAQUE = re.compile(r"(?<![A-Za-z0-9+/_\-])[A-Za-z0-9+/_\-]{32,}={0,2}(?![A-Za-z0-9+/_\-])")
 _HEX = re.compile(r"[0-9a-fA-F]+")
 _UUID = re.compile(r"[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}")
-# Keys of the project's own id/hash fields: their values are never masked as opaque keys.
-_SAFE_KEYS = re.compile(r"(?i)(^|[._])[a-z0-9_]*(id|ids|hash|sha256|sha|fingerprint)$")
 _SEGMENTS = re.compile(r"[/+_\-]")
-_SECRET_KEYS = re.compile(r"(?i)(password|passwd|secret|token|api[_\-]?key|access[_\-]?key)")
+# Words of a name (``hub.apiKey`` -> hub, api, key) and the words that make it a secret's name:
+# key, token, secret, password, credential, alone or with a prefix (apikey, authtoken), but not
+# "tokens" or "tokenizer" (max_answer_tokens is a length).
+_NAME_WORDS = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
+_SECRET_WORD = re.compile(
+    r"[a-z0-9]*(key|token|secrets?|passw(or)?d|pwd|passphrase|credentials?)", re.IGNORECASE
+)
+# A last word that says the value only names or identifies a secret: token_env: HF_TOKEN.
+_REFERENCE_WORDS = frozenset({"env", "id", "ids", "hash", "sha", "sha256", "fingerprint"})
 
 
 def _is_opaque_key(candidate: str) -> bool:
@@ -72,19 +83,40 @@ def mask_secrets(text: str) -> str:
     return _OPAQUE.sub(_mask_opaque, masked)
 
 
+def is_secret_name(name: str) -> bool:
+    """True for a param, tag or field named like a secret (``api_key``, ``hub.token``...)."""
+    words = [w.lower() for w in _NAME_WORDS.findall(name)]
+    if not words or words[-1] in _REFERENCE_WORDS:
+        return False
+    return any(_SECRET_WORD.fullmatch(word) for word in words)
+
+
+def mask_named(name: str, value: Any) -> Any:
+    """``value`` masked whole when ``name`` looks like a secret's name, else ``mask_secrets``.
+
+    Why by name too: a key such as ``AKIAIOSFODNN7EXAMPLE`` (20 upper-case letters and digits)
+    looks like no secret at all, but a param called ``api_key`` holds one whatever it looks like.
+    Numbers, booleans and None pass through (no secret is a number here).
+    """
+    if not isinstance(value, str):
+        return value
+    if value and is_secret_name(name):
+        return MASK
+    return mask_secrets(value)
+
+
 def _mask_value(key: str | None, value: Any) -> Any:
     if isinstance(value, str):
-        if key is not None and _SECRET_KEYS.search(key) and not _SAFE_KEYS.search(key) and value:
-            return MASK  # a field named like a secret: mask it whole, whatever it looks like
-        return mask_secrets(value)
+        return mask_named(key, value) if key is not None else mask_secrets(value)
     return mask_obj(value)
 
 
 def mask_obj(obj: Any) -> Any:
     """A copy of ``obj`` (dicts, lists, tuples, strings) with secrets masked; keys are kept.
 
-    Values of fields named like secrets (``password``, ``token``, ``api_key``...) are masked
-    whole; other strings go through :func:`mask_secrets`; numbers and None pass through.
+    Values of fields named like secrets (``password``, ``token``, ``api_key``, ``credentials``...)
+    are masked whole (:func:`mask_named`); other strings go through :func:`mask_secrets`;
+    numbers and None pass through.
     """
     if isinstance(obj, str):
         return mask_secrets(obj)

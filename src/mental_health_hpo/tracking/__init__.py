@@ -1,6 +1,25 @@
-"""MLflow publishing for trials and the disk-backed outage buffer. Never imports kedro."""
+"""MLflow publishing for trials, the disk-backed outage buffer, pending runs, the circuit breaker
+and the sweep of abandoned runs. Never imports kedro."""
 
+from mental_health_hpo.tracking.abandoned import end_abandoned_runs
+from mental_health_hpo.tracking.breaker import (
+    BreakerOptions,
+    CircuitBreaker,
+    TrackerUnavailableError,
+)
 from mental_health_hpo.tracking.buffer import MetricPoint, MetricsBuffer
 from mental_health_hpo.tracking.mlflow_tracker import TrialTracker, flatten_params
+from mental_health_hpo.tracking.pending import PendingRuns, is_pending
 
-__all__ = ["MetricPoint", "MetricsBuffer", "TrialTracker", "flatten_params"]
+__all__ = [
+    "BreakerOptions",
+    "CircuitBreaker",
+    "MetricPoint",
+    "MetricsBuffer",
+    "PendingRuns",
+    "TrackerUnavailableError",
+    "TrialTracker",
+    "end_abandoned_runs",
+    "flatten_params",
+    "is_pending",
+]

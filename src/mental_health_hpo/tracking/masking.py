@@ -1,25 +1,39 @@
-"""Mask secrets in every MLflow param and tag, whoever writes them (kedro-mlflow included).
+"""Mask secrets in every MLflow param and tag, whoever writes them (kedro-mlflow included), and in
+the "View run ... at: <url>" lines MLflow itself prints.
 
 kedro-mlflow logs node parameters and run tags through the fluent API, which goes through
 ``MlflowClient``; wrapping the four client methods that write params and tags covers it and the
-trial tracker alike.
+trial tracker alike. Values are masked by what they look like (``mask_secrets``) and by the name
+they are stored under (``mask_named``: ``api_key``, ``*token*``, ``*password*``...).
+
+MLflow prints its run links with ``sys.stdout.write`` in ``TrackingServiceClient._log_url``
+(mlflow/tracking/_tracking_service/client.py), built from the tracking URI, so a URI with
+``user:password@`` printed the password at every run end; no logging filter sees those lines.
+The wrapper captures what ``_log_url`` writes and prints it masked.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import io
+import sys
 from typing import Any
 
 from mlflow.entities import Param, RunTag
 from mlflow.tracking import MlflowClient
 
-from mental_health_hpo.ops import mask_obj, mask_secrets
+from mental_health_hpo.ops import mask_named, mask_obj, mask_secrets
 
 _INSTALLED = False
 
 
+def _masked(key: str, value: Any) -> str:
+    return str(mask_named(key, str(value)))
+
+
 def install_mlflow_masking() -> None:
-    """Idempotent: wrap MlflowClient.log_param/set_tag/log_batch/create_run with masking."""
+    """Idempotent: wrap MlflowClient's param/tag writers and MLflow's run-link printer."""
     global _INSTALLED
     if _INSTALLED:
         return
@@ -29,11 +43,11 @@ def install_mlflow_masking() -> None:
 
     @functools.wraps(log_param)
     def _log_param(self: MlflowClient, run_id: str, key: str, value: Any, *a: Any, **k: Any) -> Any:
-        return log_param(self, run_id, key, mask_secrets(str(value)), *a, **k)
+        return log_param(self, run_id, key, _masked(key, value), *a, **k)
 
     @functools.wraps(set_tag)
     def _set_tag(self: MlflowClient, run_id: str, key: str, value: Any, *a: Any, **k: Any) -> Any:
-        return set_tag(self, run_id, key, mask_secrets(str(value)), *a, **k)
+        return set_tag(self, run_id, key, _masked(key, value), *a, **k)
 
     @functools.wraps(log_batch)
     def _log_batch(
@@ -45,8 +59,8 @@ def install_mlflow_masking() -> None:
         *a: Any,
         **k: Any,
     ) -> Any:
-        params = [Param(p.key, mask_secrets(str(p.value))) for p in params or ()]
-        tags = [RunTag(t.key, mask_secrets(str(t.value))) for t in tags or ()]
+        params = [Param(p.key, _masked(p.key, p.value)) for p in params or ()]
+        tags = [RunTag(t.key, _masked(t.key, t.value)) for t in tags or ()]
         return log_batch(self, run_id, metrics, params, tags, *a, **k)
 
     @functools.wraps(create_run)
@@ -64,3 +78,22 @@ def install_mlflow_masking() -> None:
     MlflowClient.set_tag = _set_tag  # type: ignore[method-assign]
     MlflowClient.log_batch = _log_batch  # type: ignore[method-assign]
     MlflowClient.create_run = _create_run  # type: ignore[method-assign]
+    _mask_run_links()
+
+
+def _mask_run_links() -> None:
+    from mlflow.tracking._tracking_service.client import TrackingServiceClient
+
+    log_url = TrackingServiceClient._log_url
+
+    @functools.wraps(log_url)
+    def _log_url(self: Any, run_id: str) -> Any:
+        captured = io.StringIO()
+        try:
+            with contextlib.redirect_stdout(captured):
+                return log_url(self, run_id)
+        finally:
+            if captured.getvalue():
+                sys.stdout.write(mask_secrets(captured.getvalue()))
+
+    TrackingServiceClient._log_url = _log_url  # type: ignore[method-assign]

@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from mental_health_hpo.model.losses import IGNORE_INDEX
+
 
 class LengthGroupedSampler:
     """Yields lists of indices; windows of similar length share a batch.
@@ -149,5 +151,24 @@ class DynamicPaddingCollator:
         batch["labels"] = torch.from_numpy(np.stack([item["labels"] for item in items])).float()
         for key in ("criterion_ids", "start_positions", "end_positions", "sentence_targets"):
             batch[key] = torch.from_numpy(np.stack([item[key] for item in items])).long()
+        if "sentence_evidence" in items[0]:
+            batch["sentence_evidence"] = _pad_sentence_evidence(
+                [item["sentence_evidence"] for item in items]
+            )
         batch["window_index"] = torch.tensor([item["window_index"] for item in items])
         return batch
+
+
+def _pad_sentence_evidence(targets: Sequence[np.ndarray]) -> torch.Tensor:
+    """(B, C, S_max) long of per-window (C, S_i) targets; padding and unknown are ignored (-100).
+
+    The model masks sentences a window does not have, so padded columns never carry a loss.
+    """
+    labels = max(t.shape[0] for t in targets)
+    sentences = max(1, max(t.shape[1] for t in targets))
+    padded = np.full((len(targets), labels, sentences), IGNORE_INDEX, dtype=np.int64)
+    for row, target in enumerate(targets):
+        values = target.astype(np.int64)
+        values[values < 0] = IGNORE_INDEX
+        padded[row, : values.shape[0], : values.shape[1]] = values
+    return torch.from_numpy(padded)

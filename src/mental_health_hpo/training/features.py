@@ -7,7 +7,14 @@
 Each example becomes one or more windows (the tokenizer's overflow with ``stride``). Per window
 and label the span target is the token span of the primary evidence when it lies wholly inside
 the window, else the null position 0; positive pairs whose evidence could not be aligned get
-``IGNORE_INDEX`` (no span loss). ``FeatureCache`` tokenizes once per tokenizer/settings/data.
+``IGNORE_INDEX`` (no span loss).
+
+Sentence-level evidence (the default formulation, as ReDSM5 annotates it): each pair's gold
+spans become the post sentences they cover (``data.alignment.sentences_covered``), and each
+window gets a (labels, window sentences) 0/1 target of "this sentence is evidence for this
+criterion"; a positive pair whose evidence could not be aligned gets ``IGNORE_INDEX`` for every
+sentence (unknown, never guessed as "none"). ``FeatureCache`` tokenizes once per
+tokenizer/settings/data.
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ import pandas as pd
 
 from mental_health_hpo.checkpointing.atomic import atomic_write_file, make_dir_durable
 from mental_health_hpo.constants import CRITERIA, CRITERION_DESCRIPTIONS
-from mental_health_hpo.data.alignment import split_sentences
+from mental_health_hpo.data.alignment import sentences_covered, split_sentences
 from mental_health_hpo.model.config import InputFormat, ModelConfig
 from mental_health_hpo.model.losses import IGNORE_INDEX
 from mental_health_hpo.training.windows import char_span_to_tokens, token_sentence_ids
@@ -35,7 +42,7 @@ from mental_health_hpo.training.windows import char_span_to_tokens, token_senten
 logger = logging.getLogger(__name__)
 
 REQUIRED_COLUMNS = ("post_id", "text", "criterion", "label", "evidence_start", "evidence_end")
-FEATURES_VERSION = 1  # bump when the feature layout changes: invalidates on-disk caches
+FEATURES_VERSION = 2  # bump when the feature layout changes: invalidates on-disk caches
 CRITERION_INDEX = {name: i for i, name in enumerate(CRITERIA)}
 
 
@@ -44,11 +51,15 @@ class WindowFeatures:
     """All windows of one table. ``features[i]`` is the dict the collator pads into a batch.
 
     ``pairs`` holds one row per (post, criterion) with the gold (``post_id``, ``criterion``,
-    ``label``, ``alignment``, ``gold_spans`` as a list of [start, end]); ``texts`` maps post id to
-    text; ``window_post_ids[i]`` / ``window_criterion[i]`` (None for multi_label: all nine) say
-    which pairs window i predicts; ``offsets[i]`` (T, 2) char offsets in the post, -1 elsewhere;
+    ``label``, ``alignment``, ``gold_spans`` as a list of [start, end], ``gold_sentences`` the
+    post sentence ids those spans cover); ``texts`` maps post id to text; ``sentence_spans``
+    maps post id to its sentences' [start, end) chars; ``window_post_ids[i]`` /
+    ``window_criterion[i]`` (None for multi_label: all nine) say which pairs window i predicts;
+    ``offsets[i]`` (T, 2) char offsets in the post, -1 elsewhere;
     ``sentence_ids[i]`` window-local sentence ids (``split_sentences`` of the post, -1 outside
-    the post), global id = local + ``window_first_sentence[i]``.
+    the post), global id = local + ``window_first_sentence[i]``; ``sentence_evidence[i]``
+    (C, S_i) int8: 1 when window-local sentence s is gold evidence for label c, 0 when not,
+    ``IGNORE_INDEX`` (stored as -1 in int8 and widened by the collator) when unknown.
     """
 
     input_format: InputFormat
@@ -69,6 +80,8 @@ class WindowFeatures:
     window_first_sentence: list[int]  # global post sentence id = local id + this
     pairs: pd.DataFrame
     texts: dict[str, str]
+    sentence_evidence: list[np.ndarray] = field(default_factory=list)
+    sentence_spans: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
     metadata: dict[str, Any] = field(default_factory=dict)
 
     def __len__(self) -> int:
@@ -86,6 +99,8 @@ class WindowFeatures:
             "end_positions": self.end_positions[index],
             "sentence_targets": self.sentence_targets[index],
         }
+        if self.sentence_evidence:
+            item["sentence_evidence"] = self.sentence_evidence[index]
         if self.token_type_ids is not None:
             item["token_type_ids"] = self.token_type_ids[index]
         return item
@@ -105,7 +120,9 @@ class WindowFeatures:
         return CRITERIA if criterion is None else (criterion,)
 
 
-def _pairs_table(table: pd.DataFrame) -> pd.DataFrame:
+def _pairs_table(
+    table: pd.DataFrame, sentence_spans: dict[str, list[tuple[int, int]]]
+) -> pd.DataFrame:
     missing = [c for c in REQUIRED_COLUMNS if c not in table.columns]
     if missing:
         raise ValueError(f"model_input table lacks columns {missing}")
@@ -122,8 +139,12 @@ def _pairs_table(table: pd.DataFrame) -> pd.DataFrame:
     if "alignment" not in pairs.columns:
         pairs["alignment"] = np.where(pairs["label"] == 1, "exact", "none")
     pairs["gold_spans"] = [_gold_spans(row) for row in pairs.itertuples(index=False)]
+    pairs["gold_sentences"] = [
+        sentences_covered(sentence_spans[post_id], spans)
+        for post_id, spans in zip(pairs["post_id"], pairs["gold_spans"], strict=True)
+    ]
     columns = ["post_id", "criterion", "label", "alignment", "evidence_start", "evidence_end"]
-    return pairs[[*columns, "gold_spans"]]
+    return pairs[[*columns, "gold_spans", "gold_sentences"]]
 
 
 def _gold_spans(row: Any) -> list[list[int]]:
@@ -155,10 +176,10 @@ def build_features(
     ``tokenizer`` must be a fast tokenizer (offset mapping). Raises ``ValueError`` naming
     ``stride`` when it leaves no room for the post in a window.
     """
-    pairs = _pairs_table(table)
-    texts = dict(zip(table["post_id"].astype(str), table["text"].astype(str), strict=True))
+    pairs, texts, sentence_spans = gold_evidence_table(table)
     post_ids = list(dict.fromkeys(pairs["post_id"]))
-    sentence_starts = {pid: [s for s, _ in split_sentences(texts[pid])] for pid in post_ids}
+    sentence_starts = {pid: [s for s, _ in sentence_spans[pid]] for pid in post_ids}
+    gold_sentences = _gold_sentence_sets(pairs)
 
     if input_format == "binary_pairs":
         firsts = [CRITERION_DESCRIPTIONS[c] for c in pairs["criterion"]]
@@ -216,9 +237,55 @@ def build_features(
         example_labels=example_labels,
         targets=targets,
         sentence_starts=sentence_starts,
+        gold_sentences=gold_sentences,
         pairs=pairs,
         texts=texts,
+        sentence_spans=sentence_spans,
     )
+
+
+def gold_evidence_table(
+    table: pd.DataFrame,
+) -> tuple[pd.DataFrame, dict[str, str], dict[str, list[tuple[int, int]]]]:
+    """The gold of a ``model_input`` table as the model sees it: (pairs, texts, sentence spans).
+
+    ``pairs`` has one row per (post, criterion) with ``gold_spans`` and ``gold_sentences``;
+    baselines use it so they are trained and scored on exactly the model's targets.
+    """
+    texts = dict(zip(table["post_id"].astype(str), table["text"].astype(str), strict=True))
+    sentence_spans = {pid: split_sentences(text) for pid, text in texts.items()}
+    return _pairs_table(table, sentence_spans), texts, sentence_spans
+
+
+def _gold_sentence_sets(pairs: pd.DataFrame) -> dict[tuple[str, str], set[int] | None]:
+    """(post, criterion) -> gold evidence sentence ids; None for an unaligned positive."""
+    gold: dict[tuple[str, str], set[int] | None] = {}
+    for row in pairs.itertuples(index=False):
+        unknown = int(row.label) == 1 and not row.gold_sentences
+        gold[(row.post_id, row.criterion)] = None if unknown else set(row.gold_sentences)
+    return gold
+
+
+def _sentence_evidence_target(
+    post_id: str,
+    criteria: tuple[str, ...],
+    sentence_ids: np.ndarray,
+    first_sentence: int,
+    gold_sentences: dict[tuple[str, str], set[int] | None],
+) -> np.ndarray:
+    """(C, S) int8 of one window: 1 evidence, 0 not, -1 unknown (unaligned positive)."""
+    count = int(sentence_ids.max()) + 1 if sentence_ids.size and sentence_ids.max() >= 0 else 0
+    target = np.zeros((len(criteria), count), dtype=np.int8)
+    for row, criterion in enumerate(criteria):
+        gold = gold_sentences.get((post_id, criterion), set())
+        if gold is None:
+            target[row] = -1
+            continue
+        for sentence in gold:
+            local = sentence - first_sentence
+            if 0 <= local < count:
+                target[row, local] = 1
+    return target
 
 
 def _check_room(tokenizer: Any, firsts: Sequence[str] | None, max_length: int, stride: int) -> None:
@@ -248,12 +315,15 @@ def _assemble(
     example_labels: list[list[float]],
     targets: list[list[tuple[int, int] | None]],
     sentence_starts: dict[str, list[int]],
+    gold_sentences: dict[tuple[str, str], set[int] | None],
     pairs: pd.DataFrame,
     texts: dict[str, str],
+    sentence_spans: dict[str, list[tuple[int, int]]],
 ) -> WindowFeatures:
     has_types = "token_type_ids" in encoded
     input_ids, type_ids, contexts, offsets_all, sentence_all = [], [], [], [], []
     labels, criterion_ids, starts, ends, sentence_targets = [], [], [], [], []
+    sentence_evidence: list[np.ndarray] = []
     window_posts: list[str] = []
     first_sentences: list[int] = []
     window_criteria: list[str | None] = []
@@ -273,6 +343,15 @@ def _assemble(
             window_ends.append(token_span[1])
             window_sentences.append(_sentence_target(target, token_span, sentence_ids))
         criterion = example_criteria[example]
+        sentence_evidence.append(
+            _sentence_evidence_target(
+                post_id,
+                CRITERIA if criterion is None else (criterion,),
+                sentence_ids,
+                first_sentence,
+                gold_sentences,
+            )
+        )
         input_ids.append(np.asarray(encoded["input_ids"][window], dtype=np.int32))
         if has_types:
             type_ids.append(np.asarray(encoded["token_type_ids"][window], dtype=np.int8))
@@ -313,6 +392,8 @@ def _assemble(
         window_first_sentence=first_sentences,
         pairs=pairs,
         texts=texts,
+        sentence_evidence=sentence_evidence,
+        sentence_spans=sentence_spans,
     )
 
 

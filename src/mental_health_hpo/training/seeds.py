@@ -20,7 +20,8 @@ _CUBLAS_WORKSPACE = ":4096:8"
 
 @dataclass(frozen=True)
 class SeedRecord:
-    """Every seed a run used, returned so the caller can record it (FR-027)."""
+    """Every seed a run used, returned so the caller can record it: a run is reproducible only
+    from every seed it used."""
 
     seed: int
     python: int

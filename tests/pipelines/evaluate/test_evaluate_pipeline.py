@@ -30,8 +30,14 @@ def test_only_evaluate_reads_the_test_split() -> None:
         assert TEST_INPUT not in node.inputs, node.name
     evaluate_nodes = evaluate_pipeline().nodes
     assert [n.name for n in evaluate_nodes if TEST_INPUT in n.inputs] == ["evaluate_best_trial"]
-    assert "hpo_best_trial" in evaluate_pipeline().inputs()  # the edge kedro-viz draws from hpo
-    assert "hpo_best_trial" in hpo.all_outputs()
+    # evaluate's only edge from hpo is the catalog entry hpo publishes (kedro-viz draws it)
+    assert set(evaluate_pipeline().inputs()) == {
+        "model_input_test",
+        "best_checkpoint",
+        "dataset_fingerprint",
+        "params:evaluate",
+    }
+    assert "best_checkpoint" in hpo.all_outputs()
     assert TEST_INPUT in data_ingest_pipeline().all_outputs()
 
 
@@ -129,6 +135,25 @@ def test_hpo_then_evaluate(kedro_project: Path, tiny_model_dir: Path) -> None:
     _assert_close(_flat(again["test_metrics"]), _flat(report["test_metrics"]))
 
     _assert_mlflow(kedro_project, report)
+
+    # --params evaluate.study_name selects a study through the catalog entry (here by its name)
+    run_pipeline(kedro_project, "evaluate", {"evaluate": {"study_name": "e2e"}})
+    named = json.loads((study_dir / "evaluation_report.json").read_text())
+    assert (named["best_trial_id"], named["report_id"]) == (
+        report["best_trial_id"],
+        report["report_id"],
+    )
+    assert named["skipped_checkpoints"] == []
+
+    # A corrupt published best (a hard link: the trial's file is the same) with nothing else
+    # retained in the finished trial: evaluate fails and names every checkpoint it tried.
+    published = kedro_project / "data/06_models/best_checkpoint/checkpoints"
+    weights = sorted(published.rglob("model.safetensors"))
+    for path in weights:
+        path.write_bytes(bytes(path.stat().st_size))
+    with pytest.raises(Exception, match="no checkpoint of the best trial verifies") as raised:
+        run_pipeline(kedro_project, "evaluate")
+    assert all(path.parent.name in str(raised.value) for path in weights)
 
 
 def _assert_mlflow(project: Path, report: dict[str, Any]) -> None:

@@ -10,7 +10,9 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import run_pipeline
@@ -93,7 +95,8 @@ def test_three_trial_study_with_a_failing_trial(kedro_project: Path, tiny_model_
     _assert_each_epoch_logged_once(kedro_project / "mlflow.db", len(completed), epochs=2)
 
 
-def _kedro(project: Path, params: dict) -> subprocess.Popen[bytes]:
+def _kedro(spawn: Callable[..., Any], project: Path, params: dict) -> subprocess.Popen[bytes]:
+    """``kedro run --pipeline hpo`` in its own process group, stopped by ``spawn``'s teardown."""
     flat = []
 
     def walk(prefix: str, value: object) -> None:
@@ -105,12 +108,11 @@ def _kedro(project: Path, params: dict) -> subprocess.Popen[bytes]:
 
     walk("", params)
     kedro = Path(sys.executable).parent / "kedro"
-    return subprocess.Popen(
+    return spawn(  # type: ignore[no-any-return]
         [str(kedro), "run", "--pipeline", "hpo", "--params", ",".join(flat)],
         cwd=project,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-        start_new_session=True,
         env={**os.environ, "TQDM_DISABLE": "1"},
     )
 
@@ -123,11 +125,11 @@ def _committed_epochs(trial: Path) -> int:
 
 
 def test_killed_study_resumes_to_exactly_n_trials(
-    kedro_project: Path, tiny_model_dir: Path
+    kedro_project: Path, tiny_model_dir: Path, spawn: Callable[..., Any]
 ) -> None:
     params = _params(tiny_model_dir, n_trials=3, epochs=3)
     study_dir = kedro_project / "experiments" / "study_e2e"
-    process = _kedro(kedro_project, params)
+    process = _kedro(spawn, kedro_project, params)
     deadline = time.monotonic() + 240
     while _committed_epochs(study_dir / "trial_0001") < 1:  # mid-trial: one epoch committed
         assert process.poll() is None, "kedro run ended before it could be killed"
@@ -137,7 +139,7 @@ def test_killed_study_resumes_to_exactly_n_trials(
     process.wait()
     assert _committed_epochs(study_dir / "trial_0001") < 3
 
-    rerun = _kedro(kedro_project, params)
+    rerun = _kedro(spawn, kedro_project, params)
     assert rerun.wait(timeout=300) == 0
 
     states = [

@@ -12,6 +12,7 @@ import pandas as pd
 from mental_health_hpo.constants import SPLITS
 from mental_health_hpo.data import (
     AlignmentConfig,
+    DataConfigError,
     SourceConfig,
     SplitConfig,
     align_annotations,
@@ -21,6 +22,7 @@ from mental_health_hpo.data import (
     dataset_fingerprint,
     load_source,
 )
+from mental_health_hpo.pipelines.data_ingest.freshness import PARAMETERS_KEY, normalized
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +32,9 @@ def _config(cls: type, params: dict[str, Any] | None, group: str) -> Any:
     known = {f.name for f in fields(cls)}
     unknown = sorted(set(params) - known)
     if unknown:
-        raise ValueError(f"data_ingest.{group}: unknown key(s) {unknown}; known: {sorted(known)}")
+        raise DataConfigError(
+            f"data_ingest.{group}: unknown key(s) {unknown}; known: {sorted(known)}"
+        )
     return cls(**params)
 
 
@@ -69,9 +73,15 @@ def split_and_build(
     posts: pd.DataFrame,
     aligned: pd.DataFrame,
     origin: dict[str, Any],
-    splits: dict[str, Any],
+    data_ingest: dict[str, Any],
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict[str, Any]]:
-    """Split by post (or keep the source's splits), check for leaks, expand to pair rows."""
+    """Split by post (or keep the source's splits), check for leaks, expand to pair rows.
+
+    The fingerprint also records every ``data_ingest`` parameter, so that a later
+    ``kedro run --only-missing-outputs`` can tell data built from other parameters
+    (``pipelines.data_ingest.freshness``) and ingest again.
+    """
+    splits = (data_ingest or {}).get("splits")
     source_splits = origin.get("source_splits")
     if source_splits:
         assignment = pd.Series(source_splits, name="split").rename_axis("post_id")
@@ -84,6 +94,8 @@ def split_and_build(
     fingerprint = dataset_fingerprint(
         origin_without_splits, posts, aligned.drop(columns=["alignment_score"]), counts
     )
+    # After the digest: the same data from other parameters keeps its fingerprint id.
+    fingerprint[PARAMETERS_KEY] = normalized(data_ingest)
     logger.info("Split posts %s; dataset fingerprint %s", counts, fingerprint["fingerprint"])
     parts = [table[table["split"] == name].reset_index(drop=True) for name in SPLITS]
     return parts[0], parts[1], parts[2], fingerprint

@@ -29,7 +29,7 @@ def create_pipeline(**kwargs: object) -> Pipeline:
                     "redsm5_posts",
                     "aligned_annotations",
                     "source_origin",
-                    "params:data_ingest.splits",
+                    "params:data_ingest",
                 ],
                 outputs=[
                     "model_input_train",

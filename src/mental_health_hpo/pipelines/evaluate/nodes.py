@@ -1,9 +1,11 @@
 """The evaluate node: the Kedro/MLflow shell around :mod:`mental_health_hpo.evaluation`.
 
-The only place the test split is read. It evaluates the best trial's best checkpoint (and every
-co-best one), writes the validated report and the study summary into the study folder, returns
-them (and the plots) to the catalog, and logs metrics, tags and the pyfunc model to the active
-MLflow run (kedro-mlflow's run of the ``evaluate`` pipeline).
+The only place the test split is read. Everything comes through the catalog: ``best_checkpoint``
+is the published best trial (its record and checkpoint refs, loaded lazily; another study with
+``--params evaluate.study_name=NAME``, which the catalog entry passes to the dataset). The node
+verifies and loads each checkpoint once while it evaluates it, falls back past a corrupt one,
+writes the validated report and the study summary into the study folder, returns them (and the
+plots) to the catalog, and logs metrics, tags and the pyfunc model to kedro-mlflow's run.
 """
 
 from __future__ import annotations
@@ -19,26 +21,26 @@ from mental_health_hpo.datasets import BestCheckpoint
 from mental_health_hpo.evaluation import (
     REPORT_NAME,
     SUMMARY_NAME,
+    Selection,
+    TrialSelection,
     build_report,
     build_summary,
-    evaluate_checkpoints,
     model_config_of,
-    select,
     write_json,
     write_report,
 )
+from mental_health_hpo.evaluation.baselines import fit_baselines
+from mental_health_hpo.evaluation.paper import paper_table
 from mental_health_hpo.evaluation.plots import (
     confusion_matrices_figure,
     pr_curves_figure,
     span_examples_html,
 )
-from mental_health_hpo.evaluation.run import CheckpointEvaluation
+from mental_health_hpo.evaluation.run import CheckpointEvaluation, evaluate_with_fallback
 
 logger = logging.getLogger(__name__)
 
 DEFAULTS: dict[str, Any] = {
-    "study_name": None,
-    "experiments_dir": "experiments",
     "threshold": 0.5,
     "batch_size": 32,
     "span_examples": 10,
@@ -48,62 +50,80 @@ DEFAULTS: dict[str, Any] = {
 
 
 def evaluate_study(
+    model_input_train: pd.DataFrame,
+    model_input_validation: pd.DataFrame,
     model_input_test: pd.DataFrame,
-    hpo_best_trial: dict[str, Any],
     best_checkpoint: BestCheckpoint,
     dataset_fingerprint: dict[str, Any],
     evaluate: dict[str, Any],
 ) -> tuple[dict[str, Any], dict[str, Any], Figure, Figure, str]:
-    """Evaluate the study's best checkpoint(s) on the test split; report, plot and track.
-
-    ``best_checkpoint`` is what hpo published (verified on load); unless another study is named,
-    the selection from the study folder must agree with it.
-    """
+    """Evaluate the published best checkpoint(s) on the test split; report, plot and track."""
     options = {**DEFAULTS, **(evaluate or {})}
-    selection = select(options["experiments_dir"], options["study_name"], hpo_best_trial)
-    trial = selection.trial
-    published = {best_checkpoint.record.id, *best_checkpoint.co_best}
-    if options["study_name"] is None and not published & {
-        ref.record.id for ref in selection.checkpoints
-    }:
-        raise ValueError(
-            f"best_checkpoint ({sorted(published)}) is not among the best checkpoints of "
-            f"{trial.trial_dir}: rerun `kedro run --pipeline hpo` to publish it again"
-        )
+    record = best_checkpoint.record
     logger.info(
         "Evaluating study %s, %s (%s=%.6f), checkpoint(s) %s on %d test pairs",
-        trial.study_id,
-        trial.trial_id,
-        selection.metric_name,
-        trial.best_value,
-        [ref.record.id for ref in selection.checkpoints],
+        record.study_id,
+        record.trial_id,
+        record.metric_name,
+        record.value,
+        record.checkpoint_ids,
         len(model_input_test),
     )
-    evaluations = evaluate_checkpoints(
-        model_config_of(trial.record),
-        selection.checkpoints,
+    evaluations, skipped = evaluate_with_fallback(
+        model_config_of(record.trial_record),
+        best_checkpoint.checkpoints,
+        best_checkpoint.fallbacks,
         model_input_test,
         threshold=float(options["threshold"]),
         batch_size=int(options["batch_size"]),
         device=options["device"],
     )
-    report_path = trial.study_dir / REPORT_NAME
-    report = build_report(selection, evaluations, dataset_fingerprint, report_path=report_path)
+    for entry in skipped:
+        logger.warning("checkpoint %s not evaluated: %s", entry.path, entry.reason)
+    selection = _selection(best_checkpoint, evaluations)
+    # The TF-IDF baselines: fitted on train, chosen on validation, scored on these test posts.
+    baselines = fit_baselines(model_input_train, model_input_validation, model_input_test)
+    report_path = best_checkpoint.study_dir / REPORT_NAME
+    report = build_report(
+        selection, evaluations, dataset_fingerprint, baselines=baselines, report_path=report_path
+    )
+    report["skipped_checkpoints"] = [entry.to_json() for entry in skipped]
     write_report(report)
-    summary = build_summary(trial.study_dir, selection.metric_name, report_path)
-    write_json(trial.study_dir / SUMMARY_NAME, summary)
+    logger.info("%s", paper_table(report["paper_reference"]))
+    for warning in report["warnings"]:
+        logger.warning("%s", warning)
+    summary = build_summary(
+        best_checkpoint.study_dir, record.metric_name, report_path, report=report
+    )
+    write_json(best_checkpoint.study_dir / SUMMARY_NAME, summary)
+    _track(report, evaluations[0], dataset_fingerprint, options)
+    return (report, summary, *_figures(report, evaluations[0], options))
 
-    primary = evaluations[0]
-    title = f"study {trial.study_id}, {trial.trial_id}, {primary.ref.record.id} (test)"
-    figures = (
-        confusion_matrices_figure(
-            report["test_metrics"]["criteria_matching"]["per_criterion"], title
-        ),
+
+def _selection(best: BestCheckpoint, evaluations: list[CheckpointEvaluation]) -> Selection:
+    """The report's view of what was evaluated: the published trial and the checkpoints used."""
+    record = best.record
+    trial = TrialSelection(
+        study_dir=best.study_dir,
+        trial_dir=best.trial_dir,
+        trial_id=record.trial_id,
+        number=record.trial_number,
+        best_value=record.value,
+        record=record.trial_record,
+    )
+    return Selection(trial, record.metric_name, [e.ref for e in evaluations])
+
+
+def _figures(
+    report: dict[str, Any], primary: CheckpointEvaluation, options: dict[str, Any]
+) -> tuple[Figure, Figure, str]:
+    title = f"study {report['study_id']}, {report['best_trial_id']}, {primary.ref.record.id} (test)"
+    per_criterion = report["test_metrics"]["criteria_matching"]["per_criterion"]
+    return (
+        confusion_matrices_figure(per_criterion, title),
         pr_curves_figure(primary.merged, title),
         span_examples_html(primary.merged, int(options["span_examples"]), title),
     )
-    _track(report, primary, dataset_fingerprint, options)
-    return (report, summary, *figures)
 
 
 def _track(

@@ -1,8 +1,8 @@
-"""evaluate: reads what ``hpo`` persisted (``hpo_best_trial``) and the test split.
+"""evaluate: reads what ``hpo`` published (``best_checkpoint``) and the test split.
 
 It does not include ``hpo`` (unlike ``hpo``, which includes ``data_ingest``): ``kedro run
---pipeline evaluate`` runs in its own session after a study and never retrains. kedro-viz still
-draws the edge from ``hpo`` through the persisted ``hpo_best_trial`` entry.
+--pipelines evaluate`` runs in its own session after a study and never retrains. kedro-viz still
+draws the edge from ``hpo`` through the persisted ``best_checkpoint`` entry.
 """
 
 from __future__ import annotations
@@ -12,8 +12,9 @@ from kedro.pipeline import Node, Pipeline
 from mental_health_hpo.pipelines.evaluate.nodes import evaluate_study
 
 EVALUATE_INPUTS = [
+    "model_input_train",  # the TF-IDF baselines are fitted on train and chosen on validation
+    "model_input_validation",
     "model_input_test",
-    "hpo_best_trial",
     "best_checkpoint",
     "dataset_fingerprint",
     "params:evaluate",

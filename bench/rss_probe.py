@@ -1,7 +1,7 @@
 """Measure the host RAM one save or one verified load adds, in a fresh process.
 
-Run as ``python rss_probe.py DIR MODE MB``: MODE is sync, async or load. Prints JSON with the
-state size and the peak RSS added over the live state, both in bytes.
+Run as ``python bench/rss_probe.py DIR MODE MB``: MODE is sync, deferred, async or load. Prints
+JSON with the state size and the peak RSS added over the live state, both in bytes.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ def main() -> None:
         for m in training_state["optimizer"]["state"].values()  # type: ignore[index]
         for t in m.values()
     )
-    writer = "async" if mode == "async" else "sync"
+    writer = mode if mode in ("sync", "deferred", "async") else "sync"
     options = CheckpointOptions(metric_name="f1", writer=writer, watch_disk=False)
     manager = open_checkpoints(directory, options, snapshot_pool=SnapshotPool())
     if mode == "load":

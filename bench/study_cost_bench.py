@@ -1,0 +1,217 @@
+"""What checkpointing costs a whole study, end to end, against HF ``Trainer``'s own saving.
+
+Five arms run the same study (N trials x M epochs of the packaged MiniLM on the same synthetic
+windows, same seed, batch size and torch threads; trial t trains with its own learning rate):
+
+* ``off``     this project's trainer with checkpointing disabled (the same code path);
+* ``sync``    this project, checkpoints written and committed before ``save`` returns (fsync +
+  SHA-256);
+* ``deferred`` this project, written and hashed before ``save`` returns, the fsync, rename and
+  commit on a thread (the default on CPU);
+* ``async``   this project, one snapshot written on a background thread (the default on a GPU);
+* ``hf-off``  HF ``Trainer`` with ``save_strategy="no"`` (its baseline);
+* ``hf-save`` HF ``Trainer`` with epoch saves, ``save_total_limit=1`` and
+  ``load_best_model_at_end`` (no fsync, no hash).
+
+Both use their best batching (``group_by_length`` for HF). Each arm runs in a fresh process whose
+wall and CPU time (user + system, the process and its threads) the parent measures. Arms are
+interleaved in a rotating order over ``--rounds`` rounds; the cost of an arm in a round is its
+time against the ``off`` arm of its own trainer in the same round, and the report gives the median
+and the spread (min..max) of those ratios.
+
+    .venv/bin/python bench/study_cost_bench.py             # 3 rounds, ~10 min on 2 cores
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+
+ARMS = ("off", "sync", "deferred", "async", "hf-off", "hf-save")
+BASELINE = {"sync": "off", "deferred": "off", "async": "off", "hf-save": "hf-off"}
+
+
+def corpus(n_posts: int) -> tuple[Any, Any]:
+    from mental_health_hpo.data.model_input import synthetic_model_input
+    from mental_health_hpo.data.splits import SplitConfig
+    from mental_health_hpo.data.synthetic import SyntheticConfig
+
+    table = synthetic_model_input(
+        SyntheticConfig(n_posts=n_posts, seed=3), SplitConfig(train=0.8, validation=0.2, test=0.0)
+    )
+    return table[table["split"] == "train"], table[table["split"] == "validation"]
+
+
+def child(args: argparse.Namespace) -> None:
+    """One arm: the whole study, in this process."""
+    import torch
+
+    torch.set_num_threads(args.threads)
+    from mental_health_hpo.checkpointing import StudyRetention, load_policy
+    from mental_health_hpo.model import PACKAGED_MINILM, ModelConfig, build_model
+    from mental_health_hpo.training import FeatureCache, TrainerConfig, train
+
+    train_df, val_df = corpus(args.posts)
+    config = ModelConfig(encoder=PACKAGED_MINILM, max_length=args.max_length, stride=32)
+    cache = FeatureCache()
+    study = Path(args.workdir) / "study_bench"
+    policy = load_policy("default")
+    for trial in range(args.trials):
+        lr = 3e-5 * (1 + trial)
+        folder = study / f"trial_{trial:04d}"
+        if args.child.startswith("hf"):
+            hf_trial(args, config, cache, train_df, val_df, lr, folder)
+            continue
+        trainer = TrainerConfig(
+            epochs=args.epochs, batch_size=args.batch_size, lr=lr, seed=42,
+            progress_bar=False, max_steps_per_epoch=args.steps_per_epoch,
+        )  # fmt: skip
+        options = {"mode": "disabled"} if args.child == "off" else {"writer": args.child}
+        torch.manual_seed(0)
+        train(
+            config, trainer, train_df, val_df, checkpoint_dir=folder / "checkpoints",
+            retention=policy, checkpoint_options=options, feature_cache=cache,
+            model=build_model(config),
+        )  # fmt: skip
+        if args.child != "off":  # what the study runner does when a trial ends
+            StudyRetention(study, policy, trainer.optimization_metric).trial_finished(folder)
+
+
+def hf_trial(
+    args: argparse.Namespace,
+    config: Any,
+    cache: Any,
+    train_df: Any,
+    val_df: Any,
+    lr: float,
+    folder: Path,
+) -> None:
+    import torch
+    from transformers import Trainer, TrainingArguments
+
+    from mental_health_hpo.model import build_model
+    from mental_health_hpo.training import DynamicPaddingCollator
+
+    torch.manual_seed(0)
+    net = build_model(config)
+    train_features = cache.get_for_config(train_df, net.tokenizer, config)
+    val_features = cache.get_for_config(val_df, net.tokenizer, config)
+    steps = min(args.steps_per_epoch, -(-len(train_features) // args.batch_size))
+    train_subset = torch.utils.data.Subset(train_features, range(steps * args.batch_size))
+
+    class Wrapped(torch.nn.Module):
+        def __init__(self, inner: torch.nn.Module) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, **data: torch.Tensor) -> dict[str, torch.Tensor]:
+            outputs = self.inner(data)
+            return {"loss": self.inner.compute_loss(outputs, data)["loss"]}
+
+    saving = args.child == "hf-save"
+    arguments = TrainingArguments(
+        output_dir=str(folder), per_device_train_batch_size=args.batch_size,
+        per_device_eval_batch_size=32, num_train_epochs=args.epochs, learning_rate=lr,
+        eval_strategy="epoch", save_strategy="epoch" if saving else "no",
+        save_total_limit=1 if saving else None, load_best_model_at_end=saving,
+        metric_for_best_model="eval_loss", greater_is_better=False,
+        train_sampling_strategy="group_by_length", label_names=["labels"],
+        disable_tqdm=True, report_to="none", seed=42, dataloader_num_workers=0,
+        remove_unused_columns=False,
+    )  # fmt: skip
+    lengths = [int(train_features.lengths[i]) for i in range(len(train_subset))]
+    train_subset.lengths = lengths  # type: ignore[attr-defined]
+    trainer = Trainer(
+        model=Wrapped(net),
+        args=arguments,
+        train_dataset=train_subset,  # type: ignore[arg-type]
+        eval_dataset=val_features,  # type: ignore[arg-type]
+        data_collator=DynamicPaddingCollator(int(net.tokenizer.pad_token_id or 0)),
+    )
+    trainer.train()
+
+
+def run_arm(arm: str, args: argparse.Namespace, workdir: Path) -> dict[str, float]:
+    folder = Path(tempfile.mkdtemp(prefix=f"{arm}-", dir=workdir))
+    command = [
+        sys.executable, __file__, "--child", arm, "--workdir", str(folder),
+        "--trials", str(args.trials), "--epochs", str(args.epochs), "--posts", str(args.posts),
+        "--max-length", str(args.max_length), "--batch-size", str(args.batch_size),
+        "--steps-per-epoch", str(args.steps_per_epoch), "--threads", str(args.threads),
+    ]  # fmt: skip
+    started = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _pid, status, usage = os.wait4(process.pid, 0)
+    wall = time.perf_counter() - started
+    stderr = process.stderr.read().decode() if process.stderr else ""
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError(f"arm {arm} failed:\n{stderr[-3000:]}")
+    disk = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+    return {"wall": wall, "cpu": usage.ru_utime + usage.ru_stime, "retained_mb": disk / 1e6}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--child", choices=ARMS, default=None)
+    parser.add_argument("--workdir", default=None)
+    parser.add_argument("--arms", default=",".join(ARMS))
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--trials", type=int, default=2)
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--posts", type=int, default=260)
+    parser.add_argument("--max-length", type=int, default=128)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--steps-per-epoch", type=int, default=12)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args(argv)
+    if args.child:
+        child(args)
+        return
+    arms = [a for a in args.arms.split(",") if a]
+    print(
+        f"study: {args.trials} trials x {args.epochs} epochs x <= {args.steps_per_epoch} steps, "
+        f"MiniLM, batch {args.batch_size}, max_length {args.max_length}, torch threads "
+        f"{args.threads}; rounds {args.rounds}; load average {os.getloadavg()[0]:.2f}"
+    )
+    results: dict[str, list[dict[str, float]]] = {arm: [] for arm in arms}
+    with tempfile.TemporaryDirectory(prefix="study-cost-") as folder:
+        for round_index in range(args.rounds):
+            order = arms[round_index % len(arms) :] + arms[: round_index % len(arms)]
+            for arm in order:
+                results[arm].append(run_arm(arm, args, Path(folder)))
+                print(f"  round {round_index + 1} {arm:8} {json.dumps(results[arm][-1])}")
+    print(f"load average at the end {os.getloadavg()[0]:.2f}")
+    print("\narm       wall s (median)  CPU s (median)   cost vs own baseline: wall | CPU")
+    for arm in arms:
+        walls = [r["wall"] for r in results[arm]]
+        cpus = [r["cpu"] for r in results[arm]]
+        line = f"{arm:9} {statistics.median(walls):9.1f}       {statistics.median(cpus):9.1f}"
+        base = BASELINE.get(arm)
+        if base in results:
+            for key in ("wall", "cpu"):
+                ratios = [
+                    r[key] / b[key] - 1 for r, b in zip(results[arm], results[base], strict=True)
+                ]
+                line += (
+                    f"   {statistics.median(ratios):+.1%} [{min(ratios):+.1%}..{max(ratios):+.1%}]"
+                )
+        print(line)
+    print(f"\n(maxrss of this parent: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss} kB)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,128 @@
+"""The record that travels with a published best checkpoint: which trial, how to rebuild it.
+
+Why: evaluate runs in its own session and must not re-derive the study's best trial from
+``experiments/`` behind the catalog's back. hpo's publish writes this record beside the published
+checkpoints; loading ``best_checkpoint`` reads it (a small JSON file) and nothing else, so
+evaluate gets the trial, its model config, the metric and the co-best ids through the catalog,
+and verifies and loads each checkpoint's weights once, when it evaluates it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mental_health_hpo.checkpointing import CheckpointRef, ranked_checkpoints
+
+RECORD_NAME = "published.json"
+STUDY_PREFIX = "study_"
+
+
+@dataclass(frozen=True)
+class PublishedRecord:
+    """The published best trial: identity, model config, metric and co-best checkpoint ids."""
+
+    study_id: str
+    study_dir: str
+    trial_id: str
+    trial_number: int
+    trial_dir: str
+    metric_name: str
+    value: float
+    checkpoint_ids: list[str]
+    trial_record: dict[str, Any] = field(default_factory=dict)  # the trial's trial.json
+
+    @property
+    def model_config(self) -> dict[str, Any]:
+        """``trial.json["config"]["model"]``: what rebuilds the network."""
+        return dict(self.trial_record.get("config", {}).get("model", {}) or {})
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> PublishedRecord:
+        return cls(
+            study_id=str(data["study_id"]),
+            study_dir=str(data["study_dir"]),
+            trial_id=str(data["trial_id"]),
+            trial_number=int(data["trial_number"]),
+            trial_dir=str(data["trial_dir"]),
+            metric_name=str(data["metric_name"]),
+            value=float(data["value"]),
+            checkpoint_ids=[str(i) for i in data["checkpoint_ids"]],
+            trial_record=dict(data.get("trial_record") or {}),
+        )
+
+
+def read_trial_record(trial_dir: Path) -> dict[str, Any]:
+    """A trial's ``trial.json``; empty when it is missing or unreadable."""
+    try:
+        return dict(json.loads((trial_dir / "trial.json").read_text(encoding="utf-8")))
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
+def _number(trial_dir: Path, record: Mapping[str, Any]) -> int:
+    if "number" in record:
+        return int(record["number"])
+    tail = trial_dir.name.rsplit("_", 1)[-1]
+    return int(tail) if tail.isdigit() else -1
+
+
+def record_of(trial_dir: Path, refs: list[CheckpointRef]) -> PublishedRecord:
+    """The record of ``refs`` (best and co-best checkpoints of one trial) and their trial."""
+    trial_record = read_trial_record(trial_dir)
+    study_dir = trial_dir.parent
+    study_id = study_dir.name.removeprefix(STUDY_PREFIX)
+    return PublishedRecord(
+        study_id=study_id,
+        study_dir=str(study_dir),
+        trial_id=trial_dir.name,
+        trial_number=_number(trial_dir, trial_record),
+        trial_dir=str(trial_dir),
+        metric_name=refs[0].metric_name,
+        value=refs[0].value,
+        checkpoint_ids=[r.record.id for r in refs],
+        trial_record=trial_record,
+    )
+
+
+def write_record(folder: Path, record: PublishedRecord) -> None:
+    """``folder/published.json``, replaced atomically."""
+    temporary = folder / f".{RECORD_NAME}.tmp"
+    temporary.write_text(json.dumps(record.to_json(), indent=1, default=str), encoding="utf-8")
+    with temporary.open("rb") as handle:
+        os.fsync(handle.fileno())
+    temporary.replace(folder / RECORD_NAME)
+
+
+def read_record(folder: Path) -> PublishedRecord | None:
+    """The record of a published folder; None when there is none (not a published folder)."""
+    try:
+        data = json.loads((folder / RECORD_NAME).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    return PublishedRecord.from_json(data)
+
+
+def best_of_folder(path: Path, metric_name: str | None) -> PublishedRecord | None:
+    """The record of the best trial under a study or trial folder (``evaluate.study_name``).
+
+    The best checkpoint by the metric decides the trial; its ties in that trial are the co-best.
+    """
+    refs = [r for r in ranked_checkpoints(path, metric_name) if r.value > -math.inf]
+    if not refs:
+        return None
+    best_trial = refs[0].trial_dir
+    co_best = [r for r in refs if r.trial_dir == best_trial and r.value == refs[0].value]
+    return record_of(best_trial, sorted(co_best, key=_by_epoch))
+
+
+def _by_epoch(ref: CheckpointRef) -> tuple[int, int, str]:
+    return (ref.record.epoch, ref.record.step, ref.record.id)

@@ -1,0 +1,198 @@
+"""Real servers for tests: an ``mlflow server`` and a PostgreSQL cluster on 127.0.0.1.
+
+One place for both, so every test starts, checks and stops them the same way:
+- readiness is the server answering its health endpoint (MLflow's ``/health``, PostgreSQL's
+  ``pg_ctl -w``), not an open TCP port: a server that accepts connections may not serve yet;
+- deadlines are generous (a loaded 2-core machine running two copies of the suite takes tens of
+  seconds to start an MLflow server);
+- a server runs in its own process group, and ``stop`` kills the whole group (uvicorn/gunicorn
+  workers included), escalating to SIGKILL; the conftest fixtures call it in their teardown, so a
+  failing test leaves no process behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+START_DEADLINE_S = 180.0
+STOP_DEADLINE_S = 30.0
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def stop_process_group(
+    process: subprocess.Popen[bytes], deadline_s: float = STOP_DEADLINE_S
+) -> None:
+    """SIGTERM the process group, SIGKILL it if it is still there after ``deadline_s``."""
+    if process.poll() is None:
+        try:
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(timeout=deadline_s)
+        except subprocess.TimeoutExpired:
+            pass
+        except ProcessLookupError:
+            return
+    # Workers may outlive their parent: kill whatever is left of the group.
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=deadline_s)
+
+
+@dataclass
+class MlflowServer:
+    """``mlflow server`` on a SQLite store; ``stop``/``start`` keep its port and its data."""
+
+    root: Path
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def log(self) -> Path:
+        return self.root / "server.log"
+
+    def start(self) -> MlflowServer:
+        """Start it and wait until ``/health`` answers 200."""
+        if self.process is not None and self.process.poll() is None:
+            return self
+        self.root.mkdir(parents=True, exist_ok=True)
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "mlflow",
+                    "server",
+                    "--backend-store-uri",
+                    f"sqlite:///{self.root / 'server.db'}",
+                    "--default-artifact-root",
+                    str(self.root / "artifacts"),
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.port),
+                    "--workers",
+                    "1",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"},
+            )
+        deadline = time.monotonic() + START_DEADLINE_S
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                break
+            if self.healthy():
+                return self
+            time.sleep(0.5)
+        self.stop()
+        tail = self.log.read_text(errors="replace")[-2000:]
+        raise RuntimeError(f"mlflow server on {self.url} did not become healthy:\n{tail}")
+
+    def healthy(self, timeout_s: float = 5.0) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.url}/health", timeout=timeout_s) as reply:
+                return bool(reply.status == 200)
+        except (OSError, urllib.error.URLError):
+            return False
+
+    def stop(self) -> None:
+        """Stop it and every child; a no-op when it is not running."""
+        if self.process is not None:
+            stop_process_group(self.process)
+            self.process = None
+
+
+def _as_postgres(*command: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["su", "postgres", "-s", "/bin/sh", "-c", " ".join(command)],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=START_DEADLINE_S,
+    )
+
+
+def postgres_binaries() -> Path | None:
+    """The newest PostgreSQL bin folder, or None when a cluster cannot be run here."""
+    binaries = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    try:
+        pwd.getpwnam("postgres")
+    except KeyError:
+        return None
+    if not binaries or os.geteuid() != 0:
+        return None
+    return Path(binaries[-1]).parent
+
+
+@dataclass
+class PostgresServer:
+    """A throwaway PostgreSQL cluster on 127.0.0.1, run as the ``postgres`` user."""
+
+    bindir: Path
+    port: int = field(default_factory=free_port)
+    # Not under pytest's tmp root: that is private to root and postgres could not enter it.
+    root: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="mhh-pg-")))
+
+    @property
+    def data(self) -> Path:
+        return self.root / "data"
+
+    def url(self, database: str = "optuna") -> str:
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database}"
+
+    def start(self, database: str = "optuna") -> PostgresServer:
+        """initdb, start (``pg_ctl -w`` waits until it accepts connections), createdb."""
+        shutil.chown(self.root, "postgres")
+        _as_postgres(
+            str(self.bindir / "initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres"
+        )
+        _as_postgres(
+            str(self.bindir / "pg_ctl"),
+            "-D",
+            str(self.data),
+            "-w",
+            "-t",
+            str(int(START_DEADLINE_S)),
+            "-l",
+            str(self.root / "log"),
+            "-o",
+            f"'-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1'",
+            "start",
+        )
+        _as_postgres(
+            str(self.bindir / "createdb"), "-h", "127.0.0.1", "-p", str(self.port), database
+        )
+        return self
+
+    def stop(self) -> None:
+        """Stop the cluster (immediate mode) and remove its files."""
+        if (self.data / "postmaster.pid").exists():
+            with contextlib.suppress(subprocess.CalledProcessError):
+                _as_postgres(
+                    str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "stop"
+                )
+        shutil.rmtree(self.root, ignore_errors=True)
