@@ -30,7 +30,7 @@ from mental_health_hpo.hpo.coordination import Coordination
 from mental_health_hpo.hpo.objective import with_epoch_series
 from mental_health_hpo.hpo.tally import Progress
 from mental_health_hpo.hpo.trial_folder import TrialFolder
-from mental_health_hpo.tracking import MetricsBuffer, TrialTracker
+from mental_health_hpo.tracking import MetricsBuffer, TrialTracker, end_abandoned_runs
 
 logger = logging.getLogger(__name__)
 
@@ -183,32 +183,3 @@ def _tag_session_run(client: MlflowClient, session: Any, study_name: str, parent
             client.set_tag(session.info.run_id, key, value)
         except Exception as error:
             logger.warning("Could not tag the session run: %s", error)
-
-
-def end_abandoned_runs(
-    client: MlflowClient, experiment_id: str, study_name: str, live_run_ids: list[str]
-) -> list[str]:
-    """The tracking helper's ``end_abandoned_runs`` when present, else this minimal one."""
-    try:
-        from mental_health_hpo.tracking import end_abandoned_runs as helper  # type: ignore[attr-defined]
-    except ImportError:
-        helper = None
-    if helper is not None:
-        return list(helper(client, experiment_id, study_name, live_run_ids) or [])
-    running = client.search_runs(
-        [experiment_id],
-        filter_string=f"tags.study_id = '{study_name}' and attributes.status = 'RUNNING'",
-        max_results=5000,
-    )
-    ended = []
-    for run in running:
-        if run.info.run_id in live_run_ids:
-            continue
-        client.set_tag(
-            run.info.run_id,
-            "end_reason",
-            "abandoned: its worker stopped (no live lease in the study database)",
-        )
-        client.set_terminated(run.info.run_id, status="KILLED")
-        ended.append(run.info.run_id)
-    return ended
