@@ -10,12 +10,12 @@ import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from mental_health_hpo.checkpointing.layout import STATE_FILE
 from mental_health_hpo.checkpointing.manifest import (
     FLAG_BEST,
     FLAG_CO_BEST,
     FLAG_LAST,
     KIND_WEIGHTS,
-    STATE_FILE,
     CheckpointRecord,
 )
 from mental_health_hpo.checkpointing.policy import RetentionPolicy

@@ -37,6 +37,7 @@ from mental_health_hpo.checkpointing import (
     Checkpointer,
     CheckpointOptions,
     RetentionPolicy,
+    TrialLayout,
     architecture_signature,
     open_checkpoints,
 )
@@ -49,7 +50,7 @@ from mental_health_hpo.training.batching import DynamicPaddingCollator, LengthGr
 from mental_health_hpo.training.config import TrainerConfig, check_optimization_metric
 from mental_health_hpo.training.features import FeatureCache, WindowFeatures
 from mental_health_hpo.training.optim import build_optimizer, build_scheduler
-from mental_health_hpo.training.progress import progress
+from mental_health_hpo.training.progress import EpochReporter, progress, resume_message
 from mental_health_hpo.training.seeds import (
     SeedRecord,
     capture_rng_state,
@@ -416,6 +417,13 @@ class _Publisher:
         self.on_metrics([record])
 
 
+def _trial_label(checkpoint_dir: str | Path | None) -> str:
+    """``trial_0002`` for a study's trial, the folder name otherwise, ``run`` without one."""
+    if checkpoint_dir is None:
+        return "run"
+    return TrialLayout(Path(checkpoint_dir).parent).trial_id
+
+
 def _check_same_config(record: Any, expected: str, directory: Any) -> None:
     """Refuse to resume a checkpoint written by another configuration (the manager only records
     the hash): mixing two configurations' optimizer states and schedules is never intended."""
@@ -504,16 +512,17 @@ def train(
         publisher.logged_up_to = manager.last_committed_step()
         loaded = manager.load_latest()
         if loaded is not None and loaded.training_state is not None:
-            _check_same_config(loaded.record, manager.config_hash, checkpoint_dir)
+            _check_same_config(loaded.record, config_hash(model_config, config), checkpoint_dir)
             net.load_state_dict(loaded.weights)
             _restore(loaded.training_state, run, sampler, optimizer, scheduler, scaler)
             journal = [r for r in manager.history() if r.step <= run.global_step]
             run.history = [dict(r.metrics) for r in journal]
             resumed_from = {"epoch": int(loaded.record.epoch), "step": int(loaded.record.step)}
-            logger.info("resumed from epoch %d step %d", loaded.record.epoch, run.global_step)
+            logger.info(resume_message(_trial_label(checkpoint_dir), run.epoch, loaded.path))
             if replay_journal and on_metrics is not None and journal:
                 on_metrics(journal)
 
+    reporter = EpochReporter(_trial_label(checkpoint_dir), config.epochs, first_epoch=run.epoch)
     stopped = False
     samples, train_seconds = 0, 0.0
     epochs = progress(
@@ -556,6 +565,7 @@ def train(
                 )
             else:
                 publisher(_record(epoch, run.global_step, metrics))
+            reporter.epoch_end(epoch, metrics)
             result = EpochResult(epoch, run.global_step, metrics, objective, run.best, is_best)
             epochs.set_postfix(loss=f"{metrics['train_loss']:.4f}", obj=f"{objective:.4f}")
             if on_epoch is not None and on_epoch(result):
