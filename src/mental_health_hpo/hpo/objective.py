@@ -128,22 +128,6 @@ class TrainingObjective:
         def on_epoch(result: EpochResult) -> bool:
             set_context(epoch=result.epoch, step=result.step)
             folder.note_work("epoch", epoch=result.epoch, step=result.step)
-            logger.info(
-                "trial %d epoch %d: %s %.4f (best %.4f)",
-                context.trial.number,
-                result.epoch,
-                trainer_config.optimization_metric,
-                result.objective,
-                result.best_objective,
-                extra={
-                    "epoch_end": {
-                        "trial": context.trial.number,
-                        "epoch": result.epoch,
-                        "step": result.step,
-                        "metrics": result.metrics,
-                    }
-                },
-            )
             reason = context.should_stop(result.objective, result.epoch)
             if reason:
                 stop.append(reason)
