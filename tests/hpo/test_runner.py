@@ -1,11 +1,14 @@
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import optuna
 import pytest
 from optuna.trial import TrialState
 
+from mental_health_hpo.hpo.coordination import coordination_for
+from mental_health_hpo.hpo.leases import Worker, trial_resource
 from mental_health_hpo.hpo.runner import StudyHooks, TrialContext, TrialStopped, run_study
 from mental_health_hpo.hpo.search_space import SearchSpace
 from mental_health_hpo.hpo.study import StudyConfig, open_study
@@ -80,21 +83,47 @@ def test_orphaned_running_trial_is_resumed_as_the_same_trial(tmp_path: Path) -> 
     assert len(fresh.trials) == 2
 
 
-def test_a_trial_locked_by_a_live_process_is_left_alone(tmp_path: Path) -> None:
-    study, config = _study(tmp_path, n_trials=2)
-    live = study.ask()
-    folder = TrialFolder.of(tmp_path / "s", live.number)
+def _other_worker_holds(config: StudyConfig, tmp_path: Path, number: int) -> Worker:
+    """Another worker's lease on trial ``number``, never renewed (that worker then dies)."""
+    other = Worker(host="other-host", pid=1)
+    store = coordination_for(config, tmp_path).leases
+    assert store.acquire(trial_resource(number), other) is not None
+    return other
+
+
+def test_a_trial_leased_by_a_live_worker_is_left_alone_without_waiting(tmp_path: Path) -> None:
+    study, config = _study(tmp_path, n_trials=2, lease_s=30, wait_for_running=False)
+    study.ask()
+    _other_worker_holds(config, tmp_path, 0)
     calls: list[int] = []
 
     def objective(context: TrialContext) -> float:
         calls.append(context.trial.number)
         return 0.5
 
-    with folder.lock() as owned:
-        assert owned
-        run_study(study, config, SPACE, {}, objective, tmp_path / "s")
+    result = run_study(study, config, SPACE, {}, objective, tmp_path / "s")
     assert calls == [1]
     assert study.trials[0].state is TrialState.RUNNING
+    assert result.tally is not None and not result.tally.complete
+    assert result.tally.status() == "study 1/2 finished, 1 running on other workers"
+
+
+def test_a_dead_workers_trial_is_taken_over_once_its_lease_expires(tmp_path: Path) -> None:
+    study, config = _study(tmp_path, n_trials=2, lease_s=1.0)
+    study.ask()
+    _other_worker_holds(config, tmp_path, 0)
+    calls: list[tuple[int, bool]] = []
+
+    def objective(context: TrialContext) -> float:
+        calls.append((context.trial.number, context.resumed))
+        return 0.5
+
+    started = time.monotonic()
+    result = run_study(study, config, SPACE, {}, objective, tmp_path / "s")
+    assert calls == [(1, False), (0, True)]  # the same trial 0, resumed after the expiry
+    assert result.resumed == [0] and result.tally is not None and result.tally.complete
+    assert time.monotonic() - started < 2 * config.lease_s + 1.5
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 2
 
 
 def test_rerun_of_a_finished_study_adds_nothing_and_more_trials_top_it_up(tmp_path: Path) -> None:
@@ -132,3 +161,58 @@ def test_progress_after_every_trial_goes_to_the_study_json_log(tmp_path: Path) -
     assert [p["finished"] for p in progress] == [1, 2]
     assert all(p["n_trials"] == 2 and p["best_value"] is not None for p in progress)
     assert all(json.loads(line)["study_id"] == "t" for line in lines)
+
+
+def test_best_follows_the_direction_and_a_zero_value_counts(tmp_path: Path) -> None:
+    import optuna as _optuna
+
+    from mental_health_hpo.hpo.tally import Tally
+
+    maximize = _optuna.create_study(direction="maximize")
+    for value in (-0.5, 0.0, -0.2):
+        maximize.add_trial(_optuna.trial.create_trial(value=value))
+    tally = Tally.of(maximize, maximize.get_trials(deepcopy=False), 3)
+    assert (tally.best_value, tally.best_trial) == (0.0, 1)  # not -inf for 0.0
+    minimize = _optuna.create_study(direction="minimize")
+    for value in (0.3, 0.1, 0.2):
+        minimize.add_trial(_optuna.trial.create_trial(value=value))
+    assert Tally.of(minimize, minimize.get_trials(deepcopy=False), 3).best_trial == 1
+
+
+def test_a_trial_killed_after_tell_is_finished_by_the_next_worker(tmp_path: Path) -> None:
+    study, config = _study(tmp_path, n_trials=1, lease_s=0.5)
+    trial = study.ask()
+    SPACE.suggest(trial, {})
+    _other_worker_holds(config, tmp_path, 0)  # that worker told, then died before finishing
+    study.tell(trial, 0.4)
+    time.sleep(0.6)
+    ended: list[int] = []
+    hooks = StudyHooks(on_trial_end=lambda frozen, folder: ended.append(frozen.number))
+    result = run_study(study, config, SPACE, {}, lambda c: 1.0, tmp_path / "s", hooks)
+    assert ended == [0] and result.ran == [] and result.resumed == []
+    assert TrialFolder.of(tmp_path / "s", 0).read()["state"] == "completed"
+    assert coordination_for(config, tmp_path).leases.expired("trial:") == []
+
+
+def test_torch_threads_default_to_the_cores_shared_by_the_workers_on_this_host(
+    tmp_path: Path,
+) -> None:
+    import os
+
+    study, config = _study(tmp_path, n_trials=2)
+    seen: list[int | None] = []
+
+    def objective(context: TrialContext) -> float:
+        seen.append(context.torch_threads)
+        if len(seen) == 1:  # a second worker starts on this host
+            neighbour = Worker(pid=os.getpid())
+            store = coordination_for(config, tmp_path).leases
+            store.acquire(f"worker:{neighbour.owner}", neighbour)
+        return 0.5
+
+    run_study(study, config, SPACE, {}, objective, tmp_path / "s")
+    cores = os.cpu_count() or 1
+    assert seen == [cores, max(1, cores // 2)]
+    fixed, fixed_config = _study(tmp_path, n_trials=3, torch_threads=1)
+    run_study(fixed, fixed_config, SPACE, {}, objective, tmp_path / "s")
+    assert seen[-1] == 1

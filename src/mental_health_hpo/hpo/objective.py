@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 import pandas as pd
+import torch
 
 from mental_health_hpo.checkpointing import RetentionPolicy
 from mental_health_hpo.hpo.runner import TrialContext, TrialStopped
@@ -41,14 +42,50 @@ class TrialPublisher(Protocol):
     def set_tags(self, run_id: str | None, tags: Mapping[str, Any]) -> None: ...
 
 
+@dataclass(frozen=True)
+class _Record:
+    step: int
+    metrics: dict[str, float]
+    timestamp_ms: int
+
+
+def with_epoch_series(records: Any) -> list[Any]:
+    """Each committed epoch as logged (indexed by global step), plus its validation metrics
+    as ``epoch.<name>`` indexed by epoch: step curves stay comparable across batch sizes,
+    epoch curves read as the study's pruner saw them. Same timestamps on every replay, so
+    MLflow keeps one point per (key, step)."""
+    out: list[Any] = []
+    for record in records:
+        out.append(record)
+        by_epoch = {f"epoch.{k}": v for k, v in record.metrics.items() if k.startswith("val_")}
+        if by_epoch and hasattr(record, "epoch"):
+            out.append(_Record(int(record.epoch), by_epoch, int(record.timestamp_ms)))
+    return out
+
+
 def trial_configs(
     base: Mapping[str, Any], sampled: Mapping[str, Any]
 ) -> tuple[dict[str, Any], ModelConfig, TrainerConfig]:
-    """The trial's full configuration and its validated model and trainer configs."""
+    """The trial's full configuration and its validated model and trainer configs.
+
+    ``trainer.torch_threads`` is a process setting, not part of what is trained: it is taken
+    out before the trainer config is built (and never enters the checkpoint's config hash).
+    """
     config = merge(base, sampled)
     model_config = ModelConfig.from_params(config.get("model", {}))
-    trainer_config = TrainerConfig.from_params(config.get("trainer", {}))
+    trainer = {k: v for k, v in config.get("trainer", {}).items() if k != "torch_threads"}
+    trainer_config = TrainerConfig.from_params(trainer)
     return config, model_config, trainer_config
+
+
+def torch_threads_of(config: Mapping[str, Any], study_default: int | None) -> int | None:
+    """``trainer.torch_threads`` of the trial, else the study's (cores / workers on the host)."""
+    value = config.get("trainer", {}).get("torch_threads")
+    if value is None:
+        return study_default
+    if int(value) < 1:
+        raise ValueError(f"hpo.base.trainer.torch_threads must be >= 1, got {value}")
+    return int(value)
 
 
 @dataclass
@@ -68,20 +105,29 @@ class TrainingObjective:
     feature_cache: FeatureCache = field(default_factory=FeatureCache)
 
     def __call__(self, context: TrialContext) -> float:
-        _, model_config, trainer_config = trial_configs(self.base, context.sampled)
+        config, model_config, trainer_config = trial_configs(self.base, context.sampled)
+        threads = torch_threads_of(config, context.torch_threads)
+        if threads is not None and torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)  # workers sharing a host must not oversubscribe it
         folder = context.folder
+        run_name = f"{context.study_name}.{folder.trial_id}" if context.study_name else None
         public = {"model": model_config.public_dict(), "trainer": trainer_config.model_dump()}
         tags = {**self.tags, "trial_number": str(context.trial.number), "state": "running"}
         run_id = None
         if self.publisher is not None:
             run_id = self.publisher.start(
-                folder.read().get("mlflow_run_id"), folder.trial_id, public, tags
+                folder.read().get("mlflow_run_id"), run_name or folder.trial_id, public, tags
             )
-        folder.update(mlflow_run_id=run_id, config=mask_obj(public))
+        # An unreachable tracker must not erase the run a resumed trial already has.
+        folder.update(
+            mlflow_run_id=run_id or folder.read().get("mlflow_run_id"), config=mask_obj(public)
+        )
+        folder.note_work("started", resumed=context.resumed)
         stop: list[str] = []
 
         def on_epoch(result: EpochResult) -> bool:
             set_context(epoch=result.epoch, step=result.step)
+            folder.note_work("epoch", epoch=result.epoch, step=result.step)
             reason = context.should_stop(result.objective, result.epoch)
             if reason:
                 stop.append(reason)
@@ -89,7 +135,7 @@ class TrainingObjective:
 
         def on_metrics(records: list[Any]) -> None:
             if self.publisher is not None:
-                self.publisher.publish(run_id, records)
+                self.publisher.publish(run_id, with_epoch_series(records))
 
         result = train(
             model_config,

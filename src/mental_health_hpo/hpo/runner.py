@@ -1,26 +1,45 @@
-"""The study loop: resume orphaned trials, then ask for new ones until ``n_trials`` have finished.
+"""The study loop of one worker among any number: claim a trial, run it, repeat until done.
 
-Why not ``study.optimize`` with heartbeats: a killed trial stays RUNNING, and Optuna's retry
-callback re-enqueues a *new* trial, so checkpoints and MLflow runs would have to follow a lineage.
-Here a RUNNING trial whose lock is free (its process died) is picked up again as the same trial:
-same number, same folder, same checkpoints, same MLflow run. A study killed any number of times
-ends with exactly ``n_trials`` finished trials.
+Why not ``study.optimize`` with Optuna's heartbeat: a killed trial is failed and retried as a
+*new* trial, so checkpoints and MLflow runs would have to follow a lineage. Here ownership is a
+lease in the study's database (:mod:`mental_health_hpo.hpo.leases`): a RUNNING trial whose lease
+expired (its worker died, on any host) is taken over atomically by one worker and resumed as the
+same trial: same number, same folder, same checkpoints, same MLflow run.
+
+Claims go through the study lock, so counting and ``ask()`` are one step for all workers: a
+study never runs more than ``n_trials``. A worker with nothing left to claim watches the other
+workers' leases (``wait_for_running``) and takes over any that expires, so a study finishes with
+``n_trials`` without a person.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import optuna
-from optuna.trial import TrialState
+from optuna.exceptions import UpdateFinishedTrialError
+from optuna.trial import FrozenTrial, TrialState
 
+from mental_health_hpo.checkpointing import InsufficientDiskSpaceError
+from mental_health_hpo.hpo.coordination import Coordination
+from mental_health_hpo.hpo.leases import Heartbeat, Lease, trial_resource, worker_resource
 from mental_health_hpo.hpo.search_space import SearchSpace
-from mental_health_hpo.hpo.study import StudyConfig
+from mental_health_hpo.hpo.study import StudyConfig, derived_seed, make_sampler
+from mental_health_hpo.hpo.tally import FINISHED, SURPLUS, Progress, Tally
+from mental_health_hpo.hpo.trial_context import (
+    LeaseLost,
+    Objective,
+    StudyHooks,
+    StudyRun,
+    StudyStoppedError,
+    TrialContext,
+    TrialStopped,
+)
 from mental_health_hpo.hpo.trial_folder import TrialFolder
 from mental_health_hpo.ops import (
     HubAuthGate,
@@ -32,97 +51,319 @@ from mental_health_hpo.ops import (
 
 logger = logging.getLogger(__name__)
 
-FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+_FINAL = {TrialState.COMPLETE: "completed", TrialState.PRUNED: "pruned"}
 
 
-class TrialStopped(Exception):  # noqa: N818  (a signal, like StopIteration)
-    """Raised by an objective to stop a trial early: pruned, or past its time budget."""
-
-    def __init__(self, reason: str, value: float | None = None) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.value = value
-
-
-@dataclass
-class TrialContext:
-    """What an objective gets: the Optuna trial, its folder, its sampled values and a deadline."""
-
+@dataclass(frozen=True)
+class _Claim:
     trial: optuna.Trial
-    folder: TrialFolder
-    sampled: dict[str, Any]
+    lease: Lease
     resumed: bool
-    deadline: float | None
-    reported: set[int] = field(default_factory=set)
-
-    def should_stop(self, value: float, step: int) -> str | None:
-        """Feed the pruner; the reason to stop (pruned, out of time) or None to go on.
-
-        A resumed trial replays epochs it already reported; those are not reported twice.
-        """
-        if step not in self.reported:
-            self.trial.report(value, step)
-            self.reported.add(step)
-        if self.trial.should_prune():
-            return f"pruned at step {step}"
-        if self.deadline is not None and time.monotonic() > self.deadline:
-            return f"per-trial timeout reached at step {step}"
-        return None
+    reported: frozenset[int] = frozenset()
 
 
-class Objective(Protocol):
-    def __call__(self, context: TrialContext) -> float: ...
+@dataclass(frozen=True)
+class _Outcome:
+    state: TrialState
+    value: float | None
+    reason: str
+    error: str | None = None
 
 
 @dataclass
-class Progress:
-    """After every trial: i of n, completion, best so far, ETA."""
-
-    finished: int
-    n_trials: int
-    best_value: float | None
-    best_trial: int | None
-    elapsed_s: float
-    eta_s: float | None
-    last_trial: int
-    last_state: str
-
-    @property
-    def completion(self) -> float:
-        return self.finished / self.n_trials
-
-    def line(self) -> str:
-        best = (
-            "n/a" if self.best_value is None else f"{self.best_value:.4f} (trial {self.best_trial})"
-        )
-        eta = "n/a" if self.eta_s is None else f"{self.eta_s:.0f}s"
-        return (
-            f"trial {self.finished} of {self.n_trials} ({self.completion:.0%}) — last: trial "
-            f"{self.last_trial} {self.last_state}; best so far {best}; ETA {eta}"
-        )
-
-
-@dataclass
-class StudyHooks:
-    """Callbacks of the Kedro shell: tracking, retention, progress. All optional."""
-
-    on_trial_end: Callable[[optuna.trial.FrozenTrial, TrialFolder], None] | None = None
-    on_progress: Callable[[Progress], None] | None = None
-    on_trial_error: Callable[[TrialFolder, BaseException], None] | None = None
-
-
-@dataclass
-class StudyRun:
-    """What one call of :func:`run_study` did."""
+class StudyRunner:
+    """One worker's loop over one study; the state its steps share lives here."""
 
     study: optuna.Study
+    config: StudyConfig
+    space: SearchSpace
+    base: dict[str, Any]
+    objective: Objective
     study_dir: Path
-    ran: list[int] = field(default_factory=list)
-    resumed: list[int] = field(default_factory=list)
+    coordination: Coordination
+    hooks: StudyHooks = field(default_factory=StudyHooks)
+    auth_gate: HubAuthGate | None = None
+    worker_info: dict[str, Any] = field(default_factory=dict)
+    _heartbeat: Heartbeat | None = field(default=None, init=False, repr=False)
+    _started: float = field(default_factory=time.monotonic, init=False, repr=False)
+    _durations: list[float] = field(default_factory=list, init=False, repr=False)
+
+    @property
+    def poll_s(self) -> float:
+        return self.config.lease_s / 2
+
+    def tally(self) -> Tally:
+        return Tally.of(self.study, self.study.get_trials(deepcopy=False), self.config.n_trials)
+
+    def run(self) -> StudyRun:
+        """Work on the study until it is complete (or, without ``wait_for_running``, until
+        nothing is left to claim). The result's tally says which."""
+        leases, worker = self.coordination.leases, self.coordination.worker
+        result = StudyRun(self.study, self.study_dir)
+        with study_logging(self.study_dir, self.config.study_id), Heartbeat(leases) as beat:
+            self._heartbeat = beat
+            me = leases.acquire(worker_resource(worker.owner), worker, self.worker_info)
+            assert me is not None  # a fresh id: nobody else holds it
+            # Not released at the end: it expires a lease period after the heartbeat stops,
+            # so this worker's session run is not taken for abandoned while it closes.
+            with beat.holding(me):
+                if self.hooks.on_start is not None:
+                    self.hooks.on_start()
+                self._loop(result)
+        return result
+
+    def _loop(self, result: StudyRun) -> None:
+        while True:
+            self._finish_abandoned()
+            claim = self._claim()
+            if claim is not None:
+                self._attempt(claim, result)
+                continue
+            tally = self.tally()
+            if tally.running == 0 or not self.config.wait_for_running:
+                result.tally = tally
+                return
+            time.sleep(self.poll_s)  # other workers run the rest: take over any that dies
+
+    def _claim(self) -> _Claim | None:
+        """The next trial this worker owns: an abandoned one first, else a new one if due."""
+        leases, worker = self.coordination.leases, self.coordination.worker
+        with self.coordination.lock.hold("claim"):
+            # Leases before trials: a lease is released only after its trial is told, so a
+            # trial still RUNNING after its lease was seen absent was abandoned, not finished.
+            held = {row.resource: row for row in leases.live("trial:")}
+            trials = self.study.get_trials(deepcopy=False)
+            for frozen in trials:
+                if frozen.state is not TrialState.RUNNING:
+                    continue
+                row = held.get(trial_resource(frozen.number))
+                if row is None:
+                    lease = leases.acquire(trial_resource(frozen.number), worker)
+                elif row.dead_on(worker.host):
+                    lease = leases.take_from_dead(row, worker)
+                else:
+                    continue
+                if lease is not None and not self._still_running(frozen.number):
+                    leases.release(lease)  # finished meanwhile by its live owner
+                    continue
+                if lease is not None:
+                    trial = optuna.Trial(self.study, frozen._trial_id)
+                    reported = frozenset(frozen.intermediate_values)
+                    return _Claim(trial, lease, True, reported)
+            tally = Tally.of(self.study, trials, self.config.n_trials)
+            if tally.finished + tally.running >= self.config.n_trials:
+                return None
+            # Seeded from the history, so a killed and continued study asks what an unbroken
+            # one asks: the same trials, the same best.
+            seed = derived_seed(self.config.seed, len(trials))
+            self.study.sampler = make_sampler(self.config, self.space, seed)
+            trial = self.study.ask()
+            lease = leases.acquire(trial_resource(trial.number), worker)
+            assert lease is not None  # a fresh number: nobody else holds it
+            recount = Tally.of(
+                self.study, self.study.get_trials(deepcopy=False), self.config.n_trials
+            )
+            if recount.finished + recount.running > self.config.n_trials:
+                # Something asked outside this lock: end the surplus now, never count it.
+                trial.set_user_attr("end_reason", SURPLUS)
+                self.study.tell(trial, state=TrialState.FAIL)
+                leases.release(lease)
+                logger.warning("Trial %d was surplus to n_trials and ended", trial.number)
+                return None
+            return _Claim(trial, lease, False)
+
+    def _still_running(self, number: int) -> bool:
+        running = self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        return any(t.number == number for t in running)
+
+    def _attempt(self, claim: _Claim, result: StudyRun) -> None:
+        assert self._heartbeat is not None
+        started = time.monotonic()
+        with self._heartbeat.holding(claim.lease):
+            frozen = self._run_gated(claim)
+        if frozen is None:
+            return
+        (result.resumed if claim.resumed else result.ran).append(frozen.number)
+        self._durations.append(time.monotonic() - started)
+        self._progress(frozen)
+
+    def _run_gated(self, claim: _Claim) -> FrozenTrial | None:
+        """``_run_one`` behind the hub gate: a 401/403 leaves the trial RUNNING, waits, resumes."""
+        while True:
+            if self.auth_gate is not None:
+                self.auth_gate.wait_until_authorized()  # no new trial, no download while refused
+            try:
+                return self._run_one(claim)
+            except Exception as error:
+                if self.auth_gate is None or not is_auth_error(error):
+                    raise
+                logger.warning(
+                    "Trial %d paused by a hub authentication error: %s", claim.trial.number, error
+                )
+                trial = optuna.Trial(self.study, claim.trial._trial_id)  # the same trial
+                claim = _Claim(trial, claim.lease, True, claim.reported)
+
+    def _run_one(self, claim: _Claim) -> FrozenTrial | None:
+        """Run (or resume) one trial; None when it did not end here."""
+        trial, lease = claim.trial, claim.lease
+        assert self._heartbeat is not None
+        beat = self._heartbeat
+        folder = TrialFolder.of(self.study_dir, trial.number)
+        with trial_logging(folder.logs, self.config.study_id, folder.trial_id):
+            if lease.previous_owner:
+                logger.warning(
+                    "Taking over trial %d from %s, whose lease expired: resuming it",
+                    trial.number,
+                    lease.previous_owner,
+                )
+            if not folder.read():
+                folder.transition("queued")
+            folder.transition("preparing", resumed=claim.resumed, worker=lease.owner)
+            sampled = self.space.suggest(trial, self.base)
+            timeout = self.config.trial_timeout_s
+            context = TrialContext(
+                trial,
+                folder,
+                sampled,
+                claim.resumed,
+                time.monotonic() + timeout if timeout else None,
+                set(claim.reported),
+                lease_lost=lambda: beat.lost(lease),
+                torch_threads=self._torch_threads(),
+                study_name=self.config.name,
+            )
+            folder.transition("running", params=sampled)
+            try:
+                outcome = self._call(context)
+            except LeaseLost as lost:
+                logger.warning("%s; leaving it to that worker", lost)
+                return None
+            except BaseException as error:
+                if _storage_exhausted(error):
+                    self.coordination.leases.release(lease)  # free at once for the next worker
+                    raise StudyStoppedError(
+                        f"{self.tally().status(mine=1)}; this worker stopped: the disk is "
+                        f"full. Trial {trial.number} stays RUNNING and resumes from its last "
+                        f"checkpoint once space is freed. {error}"
+                    ) from error
+                if isinstance(error, KeyboardInterrupt | SystemExit):
+                    self.coordination.leases.release(lease)
+                    logger.warning(
+                        "Interrupted: %s. Trial %d stays RUNNING and resumes from its last "
+                        "checkpoint on the next start or on another worker",
+                        self.tally().status(mine=1),
+                        trial.number,
+                    )
+                raise  # a paused trial (hub refused) keeps its lease while it waits
+            if beat.lost(lease) or not self.coordination.leases.renew(lease):
+                logger.warning("Trial %d was taken over while finishing; leaving it", trial.number)
+                return None
+            folder.transition("finishing")
+            try:
+                trial.set_user_attr("end_reason", outcome.reason)
+                if outcome.error is not None:
+                    trial.set_user_attr("error", outcome.error)
+                if outcome.state is TrialState.COMPLETE:
+                    frozen = self.study.tell(trial, outcome.value)
+                else:
+                    frozen = self.study.tell(trial, state=outcome.state)
+            except UpdateFinishedTrialError:
+                logger.warning("Trial %d was finished by another worker", trial.number)
+                return None
+            self._finalize(frozen, lease)
+            return frozen
+
+    def _call(self, context: TrialContext) -> _Outcome:
+        try:
+            value = float(self.objective(context))
+            return _Outcome(TrialState.COMPLETE, value, "completed")
+        except TrialStopped as stopped:
+            logger.info("Trial %d stopped: %s", context.trial.number, stopped.reason)
+            context.trial.set_user_attr("stopped", stopped.reason)
+            if context.timed_out and stopped.value is not None:
+                return _Outcome(TrialState.COMPLETE, stopped.value, stopped.reason)
+            return _Outcome(TrialState.PRUNED, stopped.value, stopped.reason)
+        except (LeaseLost, KeyboardInterrupt, SystemExit):
+            raise  # not an outcome: the trial stays RUNNING
+        except Exception as error:
+            if _storage_exhausted(error):
+                raise
+            if self.auth_gate is not None and is_auth_error(error):
+                raise  # not a failure: the trial stays RUNNING and resumes once the gate opens
+            message = mask_secrets(f"{type(error).__name__}: {error}")
+            logger.error("Trial %d failed: %s", context.trial.number, message, exc_info=True)
+            return _Outcome(TrialState.FAIL, None, f"failed: {message}"[:500], message)
+
+    def _finalize(self, frozen: FrozenTrial, lease: Lease) -> None:
+        """The trial's folder state, its run, its retention, then the lease. Idempotent: a
+        worker killed anywhere in here leaves its lease to expire, and another worker repeats
+        this step (:meth:`_finish_abandoned`)."""
+        folder = TrialFolder.of(self.study_dir, frozen.number)
+        final = _FINAL.get(frozen.state, "failed")
+        if folder.read().get("state") != final:
+            folder.transition(final, value=frozen.value, error=frozen.user_attrs.get("error"))  # type: ignore[arg-type]
+        if self.hooks.on_trial_end is not None:
+            self.hooks.on_trial_end(frozen, folder)
+        self.coordination.leases.release(lease)
+
+    def _finish_abandoned(self) -> None:
+        """Finish trials whose worker died after ``tell`` but before their lease was released."""
+        leases, worker = self.coordination.leases, self.coordination.worker
+        stale = leases.expired("trial:")
+        if not stale:
+            return
+        by_number = {t.number: t for t in self.study.get_trials(deepcopy=False, states=FINISHED)}
+        for resource in stale:
+            frozen = by_number.get(int(resource.split(":", 1)[1]))
+            if frozen is None:
+                continue  # still RUNNING: taken over by a claim instead
+            lease = leases.acquire(resource, worker)
+            if lease is not None:
+                logger.warning(
+                    "Finishing trial %d, whose worker died while finishing it", frozen.number
+                )
+                self._finalize(frozen, lease)
+
+    def _torch_threads(self) -> int | None:
+        """The study's setting, else the host's cores shared by the live workers on this host."""
+        if self.config.torch_threads is not None:
+            return self.config.torch_threads
+        try:
+            host = self.coordination.worker.host
+            rows = self.coordination.leases.live("worker:")
+            here = [r for r in rows if r.host == host and not r.dead_on(host)]
+        except Exception:  # the database is away: leave torch's default
+            return None
+        return max(1, (os.cpu_count() or 1) // max(1, len(here)))
+
+    def _progress(self, last: FrozenTrial) -> None:
+        tally = self.tally()
+        mean = sum(self._durations) / len(self._durations) if self._durations else None
+        remaining = max(tally.n_trials - tally.finished - tally.running, 0) + tally.running
+        progress = Progress(
+            finished=tally.finished,
+            n_trials=tally.n_trials,
+            best_value=tally.best_value,
+            best_trial=tally.best_trial,
+            elapsed_s=time.monotonic() - self._started,
+            eta_s=mean * remaining if mean is not None else None,
+            last_trial=last.number,
+            last_state=last.state.name.lower(),
+            running=tally.running,
+        )
+        logger.info(progress.line(), extra={"progress": progress.__dict__})
+        if self.hooks.on_progress is not None:
+            self.hooks.on_progress(progress)
 
 
-def _finished(study: optuna.Study) -> int:
-    return len(study.get_trials(deepcopy=False, states=FINISHED))
+def _storage_exhausted(error: BaseException) -> bool:
+    """A full disk, raised directly or as the cause of a checkpoint error."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, InsufficientDiskSpaceError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def run_study(
@@ -134,181 +375,34 @@ def run_study(
     study_dir: Path,
     hooks: StudyHooks | None = None,
     auth_gate: HubAuthGate | None = None,
+    coordination: Coordination | None = None,
+    project_root: Path | None = None,
 ) -> StudyRun:
-    """Run trials one at a time (FR-021) until ``config.n_trials`` have finished.
+    """One worker's run of the study; leases and locks from the study's storage by default.
 
-    A trial that raises is recorded as failed with its error and the study goes on (RR-003).
-    With ``auth_gate`` (a hub encoder), a hub 401/403 pauses the study instead (FR-032).
+    A trial that raises is recorded as failed with its error and the study goes on. With
+    ``auth_gate`` (a hub encoder), a hub 401/403 pauses the study instead of failing trials.
     """
-    with study_logging(study_dir, config.study_id):
-        return _run_study(study, config, space, base, objective, study_dir, hooks, auth_gate)
+    if coordination is None:
+        from mental_health_hpo.hpo.coordination import coordination_for
+
+        coordination = coordination_for(config, project_root or study_dir.parent)
+    runner = StudyRunner(
+        study, config, space, base, objective, study_dir, coordination, hooks or StudyHooks(),
+        auth_gate,
+    )  # fmt: skip
+    return runner.run()
 
 
-def _run_study(
-    study: optuna.Study,
-    config: StudyConfig,
-    space: SearchSpace,
-    base: dict[str, Any],
-    objective: Objective,
-    study_dir: Path,
-    hooks: StudyHooks | None,
-    auth_gate: HubAuthGate | None,
-) -> StudyRun:
-    hooks = hooks or StudyHooks()
-    result = StudyRun(study, study_dir)
-    started = time.monotonic()
-    durations: list[float] = []
-
-    def attempt(trial: optuna.Trial, resumed: bool) -> bool:
-        trial_started = time.monotonic()
-        ran = _run_gated(
-            study, trial, config, space, base, objective, study_dir, hooks, resumed, auth_gate
-        )
-        if ran:
-            (result.resumed if resumed else result.ran).append(trial.number)
-            durations.append(time.monotonic() - trial_started)
-            _progress(study, config, hooks, started, durations, trial.number)
-        return ran
-
-    for frozen in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        if _finished(study) >= config.n_trials:
-            break
-        attempt(optuna.Trial(study, frozen._trial_id), resumed=True)  # the same trial, resumed
-    while _finished(study) + _running(study) < config.n_trials:
-        attempt(study.ask(), resumed=False)
-    return result
-
-
-def _running(study: optuna.Study) -> int:
-    return len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
-
-
-def _run_gated(
-    study: optuna.Study,
-    trial: optuna.Trial,
-    config: StudyConfig,
-    space: SearchSpace,
-    base: dict[str, Any],
-    objective: Objective,
-    study_dir: Path,
-    hooks: StudyHooks,
-    resumed: bool,
-    auth_gate: HubAuthGate | None,
-) -> bool:
-    """``_run_one`` behind the hub gate: a 401/403 leaves the trial RUNNING, waits, resumes it."""
-    while True:
-        if auth_gate is not None:
-            auth_gate.wait_until_authorized()  # no new trial, no download while refused
-        try:
-            return _run_one(
-                study,
-                trial,
-                config,
-                space,
-                base,
-                objective,
-                study_dir,
-                hooks,
-                resumed,
-                pausable=auth_gate is not None,
-            )
-        except Exception as error:
-            if auth_gate is None or not is_auth_error(error):
-                raise
-            logger.warning("Trial %d paused by a hub authentication error: %s", trial.number, error)
-            trial, resumed = (
-                optuna.Trial(study, trial._trial_id),
-                True,
-            )  # the same trial
-
-
-def _run_one(
-    study: optuna.Study,
-    trial: optuna.Trial,
-    config: StudyConfig,
-    space: SearchSpace,
-    base: dict[str, Any],
-    objective: Objective,
-    study_dir: Path,
-    hooks: StudyHooks,
-    resumed: bool,
-    pausable: bool = False,
-) -> bool:
-    """Run (or resume) one trial; False when another live process owns it."""
-    folder = TrialFolder.of(study_dir, trial.number)
-    with folder.lock() as owned:
-        if not owned:
-            logger.info("Trial %d is running in another process; skipping it", trial.number)
-            return False
-        with trial_logging(folder.logs, config.study_id, folder.trial_id):
-            if not folder.read():
-                folder.transition("queued")
-            folder.transition("preparing", resumed=resumed)
-            sampled = space.suggest(trial, base)
-            deadline = time.monotonic() + config.trial_timeout_s if config.trial_timeout_s else None
-            reported = set(study.trials[trial.number].intermediate_values)
-            context = TrialContext(trial, folder, sampled, resumed, deadline, reported)
-            folder.transition("running", params=sampled)
-            state, value, error = _call(objective, context, pausable)
-            folder.transition("finishing")
-            if state is TrialState.COMPLETE:
-                study.tell(trial, value)
-            else:
-                if error is not None:
-                    trial.set_user_attr("error", error)
-                study.tell(trial, state=state)
-            frozen = study.trials[trial.number]
-            final = {TrialState.COMPLETE: "completed", TrialState.PRUNED: "pruned"}.get(
-                state, "failed"
-            )
-            folder.transition(final, value=value, error=error)  # type: ignore[arg-type]
-            if hooks.on_trial_end is not None:
-                hooks.on_trial_end(frozen, folder)
-            return True
-
-
-def _call(
-    objective: Objective, context: TrialContext, pausable: bool = False
-) -> tuple[TrialState, float | None, str | None]:
-    try:
-        return TrialState.COMPLETE, float(objective(context)), None
-    except TrialStopped as stopped:
-        logger.info("Trial %d stopped: %s", context.trial.number, stopped.reason)
-        context.trial.set_user_attr("stopped", stopped.reason)
-        return TrialState.PRUNED, stopped.value, None
-    except (KeyboardInterrupt, SystemExit):
-        raise  # leave it RUNNING: the next run resumes it
-    except Exception as error:
-        if pausable and is_auth_error(error):
-            raise  # not a failure: the trial stays RUNNING and resumes once the gate opens
-        message = mask_secrets(f"{type(error).__name__}: {error}")
-        logger.error("Trial %d failed: %s", context.trial.number, message, exc_info=True)
-        return TrialState.FAIL, None, message
-
-
-def _progress(
-    study: optuna.Study,
-    config: StudyConfig,
-    hooks: StudyHooks,
-    started: float,
-    durations: list[float],
-    last: int,
-) -> None:
-    finished = _finished(study)
-    completed = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    best = max(completed, key=lambda t: t.value or float("-inf")) if completed else None
-    mean = sum(durations) / len(durations) if durations else None
-    remaining = max(config.n_trials - finished, 0)
-    progress = Progress(
-        finished=finished,
-        n_trials=config.n_trials,
-        best_value=best.value if best else None,
-        best_trial=best.number if best else None,
-        elapsed_s=time.monotonic() - started,
-        eta_s=mean * remaining if mean is not None else None,
-        last_trial=last,
-        last_state=study.trials[last].state.name.lower(),
-    )
-    logger.info(progress.line(), extra={"progress": progress.__dict__})
-    if hooks.on_progress is not None:
-        hooks.on_progress(progress)
+__all__ = [
+    "LeaseLost",
+    "Objective",
+    "Progress",
+    "StudyHooks",
+    "StudyRun",
+    "StudyRunner",
+    "StudyStoppedError",
+    "TrialContext",
+    "TrialStopped",
+    "run_study",
+]

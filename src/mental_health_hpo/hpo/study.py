@@ -7,12 +7,16 @@ Optuna journal file. Relative sqlite and journal paths are taken from the projec
 
 from __future__ import annotations
 
+import hashlib
 import re
+import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import optuna
+import sqlalchemy
 from optuna.storages import BaseStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend, JournalStorage
 
@@ -37,6 +41,14 @@ class StudyConfig:
     n_warmup_steps: int = 1
     percentile: float = 50.0
     experiments_dir: str = "experiments"
+    #: Seconds a trial's lease lasts without a heartbeat; a killed worker's trial is taken over
+    #: by another worker after this (within two periods). Renewed every third of it.
+    lease_s: float = 60.0
+    #: A worker with no trial left to claim waits while trials run on other workers, to take
+    #: over any whose worker dies; false: it stops at once, saying what still runs elsewhere.
+    wait_for_running: bool = True
+    #: torch threads of each trial; null: the host's cores divided by the workers on this host.
+    torch_threads: int | None = None
 
     def __post_init__(self) -> None:
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", self.name):
@@ -55,6 +67,12 @@ class StudyConfig:
             raise ValueError(f"hpo.study.n_trials must be >= 1, got {self.n_trials}")
         if self.trial_timeout_s is not None and self.trial_timeout_s <= 0:
             raise ValueError("hpo.study.trial_timeout_s must be > 0 or null")
+        if self.lease_s <= 0:
+            raise ValueError(f"hpo.study.lease_s must be > 0 seconds, got {self.lease_s}")
+        if self.torch_threads is not None and self.torch_threads < 1:
+            raise ValueError(
+                f"hpo.study.torch_threads must be >= 1 or null, got {self.torch_threads}"
+            )
 
     @property
     def study_id(self) -> str:
@@ -70,27 +88,51 @@ def _absolute(path: str, root: Path) -> Path:
     return candidate if candidate.is_absolute() else root / candidate
 
 
+def resolve_storage_url(url: str, project_root: Path) -> str:
+    """``url`` with relative sqlite and journal paths made absolute against the project."""
+    if url.startswith("journal:///") and not url.startswith("journal:////"):
+        return f"journal://{_absolute(url.removeprefix('journal:///'), project_root)}"
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
+        return f"sqlite:///{_absolute(url.removeprefix('sqlite:///'), project_root)}"
+    return url
+
+
+def journal_path(url: str) -> Path:
+    """The file of a resolved ``journal:///`` URL."""
+    return Path("/" + url.removeprefix("journal:").lstrip("/"))
+
+
 def make_storage(url: str, project_root: Path) -> BaseStorage:
     """An Optuna storage for ``url``; relative file paths are resolved against the project."""
+    url = resolve_storage_url(url, project_root)
     if url.startswith("journal:///"):
-        # journal:///relative/file.log (from the project) or journal:////abs/file.log
-        path = _absolute(url.removeprefix("journal:///"), project_root)
+        path = journal_path(url)
         path.parent.mkdir(parents=True, exist_ok=True)
         return JournalStorage(JournalFileBackend(str(path)))
-    if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
-        path = _absolute(url.removeprefix("sqlite:///"), project_root)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        url = f"sqlite:///{path}"
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        # Several workers on one host write the same file: wait for each other's commits.
+        return RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})
     return RDBStorage(url)
 
 
-def make_sampler(config: StudyConfig, space: SearchSpace) -> optuna.samplers.BaseSampler:
+def derived_seed(seed: int, trials_so_far: int) -> int:
+    """The sampler's seed for the next ask: a killed and continued study asks what an unbroken
+    one would, since the seed depends on the study's history, not on how many processes ran it."""
+    digest = hashlib.sha256(f"{seed}:{trials_so_far}".encode()).digest()
+    return int.from_bytes(digest[:4], "big")
+
+
+def make_sampler(
+    config: StudyConfig, space: SearchSpace, seed: int | None = None
+) -> optuna.samplers.BaseSampler:
     """A seeded sampler; the same seed and history give the same suggestions."""
+    seed = config.seed if seed is None else seed
     if config.sampler == "random":
-        return optuna.samplers.RandomSampler(seed=config.seed)
+        return optuna.samplers.RandomSampler(seed=seed)
     if config.sampler == "grid":
-        return optuna.samplers.GridSampler(space.grid(), seed=config.seed)
-    return optuna.samplers.TPESampler(seed=config.seed, n_startup_trials=config.n_startup_trials)
+        return optuna.samplers.GridSampler(space.grid(), seed=seed)
+    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=config.n_startup_trials)
 
 
 def make_pruner(config: StudyConfig) -> optuna.pruners.BasePruner:
@@ -110,26 +152,39 @@ def make_pruner(config: StudyConfig) -> optuna.pruners.BasePruner:
     return optuna.pruners.NopPruner()
 
 
-def open_study(config: StudyConfig, space: SearchSpace, project_root: Path) -> optuna.Study:
-    """Create the study, or load it when one of that name exists in the storage."""
-    return optuna.create_study(
-        study_name=config.name,
-        storage=make_storage(config.storage, project_root),
-        sampler=make_sampler(config, space),
-        pruner=make_pruner(config),
-        direction="maximize",
-        load_if_exists=True,
-    )
+def open_study(
+    config: StudyConfig,
+    space: SearchSpace,
+    project_root: Path,
+    metric_name: str = "val_f1_macro",
+) -> optuna.Study:
+    """Create the study, or load it when one of that name exists in the storage.
+
+    The objective is named after the optimization metric, so optuna-dashboard and the plots say
+    ``val_f1_macro`` rather than "Objective 0".
+    """
+    for attempt in range(5):  # workers starting together race to create Optuna's tables
+        try:
+            study = optuna.create_study(
+                study_name=config.name,
+                storage=make_storage(config.storage, project_root),
+                sampler=make_sampler(config, space),
+                pruner=make_pruner(config),
+                direction="maximize",
+                load_if_exists=True,
+            )
+            break
+        except sqlalchemy.exc.DBAPIError:
+            if attempt == 4:
+                raise
+            time.sleep(0.2 * (attempt + 1))
+    if study.metric_names != [metric_name]:
+        with warnings.catch_warnings():  # experimental since 3.2 and stable in use: not news
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names([metric_name])
+    return study
 
 
 def storage_for_display(url: str) -> str:
     """The storage URL with any password replaced, for logs and reports."""
     return re.sub(r"(://[^:/@]+:)[^@]+@", r"\1***@", url)
-
-
-def study_summary(study: optuna.Study) -> dict[str, Any]:
-    """Trial counts by state: what the progress line and the reports show."""
-    counts: dict[str, int] = {}
-    for trial in study.get_trials(deepcopy=False):
-        counts[trial.state.name] = counts.get(trial.state.name, 0) + 1
-    return counts

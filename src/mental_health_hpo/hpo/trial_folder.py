@@ -2,9 +2,10 @@
 
 ``experiments/study_<id>/trial_<number>/`` holds ``checkpoints/``, ``logs/``, ``trial.json`` (the
 lifecycle: queued, preparing, running, finishing, then completed, failed or pruned, with times,
-the MLflow run id and the error of a failed trial) and ``trial.lock``. The lock is an ``flock``
-held while a process runs the trial: the kernel drops it when the process dies, even by SIGKILL,
-so a RUNNING trial whose lock is free was orphaned by a crash and can be resumed.
+the MLflow run id and the error of a failed trial) and ``logs/work.jsonl`` (which process trained
+which epoch). Who owns a running trial is not recorded here but in the study database (a lease,
+see :mod:`mental_health_hpo.hpo.leases`), which holds across hosts; ``lock()`` is a same-host
+``flock`` kept for tools that look at one folder.
 """
 
 from __future__ import annotations
@@ -12,6 +13,9 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import os
+import socket
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -75,6 +79,32 @@ class TrialFolder:
         history = list(record.get("history", []))
         history.append({"state": state, "at": datetime.now(UTC).isoformat()})
         return self.update(state=state, history=history, **fields)
+
+    @property
+    def work_log(self) -> Path:
+        return self.logs / "work.jsonl"
+
+    def note_work(self, event: str, **fields: Any) -> None:
+        """Append who worked on the trial, where and when: ``logs/work.jsonl``.
+
+        One short line per event with O_APPEND; only the trial's lease holder writes it, so
+        with many workers it shows which host and process trained each epoch.
+        """
+        line = {
+            "event": event,
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "at": time.time(),
+            **fields,
+        }
+        with self.work_log.open("a", encoding="utf-8") as handle:
+            handle.write(json.dumps(line, default=str) + "\n")
+
+    def work(self) -> list[dict[str, Any]]:
+        if not self.work_log.exists():
+            return []
+        lines = self.work_log.read_text(encoding="utf-8").splitlines()
+        return [json.loads(line) for line in lines if line.strip()]
 
     @contextlib.contextmanager
     def lock(self) -> Iterator[bool]:

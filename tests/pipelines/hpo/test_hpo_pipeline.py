@@ -37,7 +37,7 @@ def _metric_rows(db: Path) -> list[tuple[str, str, str, int]]:
     with sqlite3.connect(db) as connection:
         return connection.execute(
             "SELECT r.name, m.key, m.run_uuid, m.step FROM metrics m "
-            "JOIN runs r ON r.run_uuid = m.run_uuid WHERE r.name LIKE 'trial_%'"
+            "JOIN runs r ON r.run_uuid = m.run_uuid WHERE r.name LIKE 'e2e.trial_%'"
         ).fetchall()
 
 
@@ -91,7 +91,7 @@ def test_three_trial_study_with_a_failing_trial(kedro_project: Path, tiny_model_
         assert (kedro_project / "data/08_reporting" / name).exists(), name
     completed = [t for t, s in states.items() if s == "completed"]
     rows = _metric_rows(kedro_project / "mlflow.db")
-    assert {name for name, *_ in rows} == set(completed)
+    assert {name for name, *_ in rows} == {f"e2e.{t}" for t in completed}
     _assert_each_epoch_logged_once(kedro_project / "mlflow.db", len(completed), epochs=2)
 
 
@@ -151,3 +151,27 @@ def test_killed_study_resumes_to_exactly_n_trials(
     assert resumed["resumed"] is True
     _assert_each_epoch_logged_once(kedro_project / "mlflow.db", trials=3, epochs=3)
     _assert_retention(study_dir)
+
+
+def test_a_study_with_no_completed_trial_fails_and_keeps_the_previous_best(
+    kedro_project: Path, tiny_model_dir: Path
+) -> None:
+    from mental_health_hpo.pipelines.hpo.results import NoCompletedTrialError
+
+    previous = kedro_project / "data/07_model_output/hpo_best_trial.json"
+    previous.write_text('{"best": {"number": 7}}')
+    published = kedro_project / "data/06_models/best_checkpoint"
+    published.mkdir(parents=True, exist_ok=True)
+    (published / "weights.safetensors").write_bytes(b"previous best")
+    params = _params(tiny_model_dir, n_trials=2, epochs=1)
+    params["hpo"]["study"]["sampler"] = "random"
+    params["hpo"]["search_space"] = {
+        "trainer": {"batch_size": {"type": "categorical", "choices": [0]}}
+    }
+    with pytest.raises(Exception) as raised:
+        run_pipeline(kedro_project, "hpo", params)
+    chain = [raised.value, raised.value.__cause__, raised.value.__context__]
+    assert any(isinstance(e, NoCompletedTrialError) for e in chain), raised.value
+    assert "no completed trial" in str(raised.value) or "no completed trial" in str(chain)
+    assert previous.read_text() == '{"best": {"number": 7}}'
+    assert (published / "weights.safetensors").read_bytes() == b"previous best"

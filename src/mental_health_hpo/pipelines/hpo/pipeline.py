@@ -18,7 +18,7 @@ HPO_OUTPUTS = [
 
 
 def create_pipeline(**kwargs: object) -> Pipeline:
-    """``kedro run --pipeline hpo`` runs data_ingest first (skipped when its outputs exist)."""
+    """``kedro run --pipelines hpo``: data_ingest, then this worker's share of the study."""
     study = Pipeline(
         [
             Node(

@@ -1,0 +1,62 @@
+"""What the workers of one study share besides Optuna's tables: leases and study locks.
+
+Built from the study's storage URL, so every worker that reaches the database agrees:
+
+- ``postgresql://`` (many hosts): leases in a table of that database, PostgreSQL advisory locks;
+- ``sqlite:///`` (one host): leases in the same SQLite file, ``flock`` beside it;
+- ``journal:///`` (one host): leases in a SQLite file beside the journal, ``flock`` beside it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from mental_health_hpo.hpo.leases import LeaseStore, Worker
+from mental_health_hpo.hpo.locks import AdvisoryStudyLock, FileStudyLock
+from mental_health_hpo.hpo.study import StudyConfig, journal_path, resolve_storage_url
+
+#: Seconds SQLite waits on another process's write before "database is locked".
+SQLITE_BUSY_TIMEOUT_S = 60
+
+
+@dataclass
+class Coordination:
+    """The lease store, the study lock and this worker's identity."""
+
+    leases: LeaseStore
+    lock: AdvisoryStudyLock | FileStudyLock
+    worker: Worker = field(default_factory=Worker)
+
+    @property
+    def shared_across_hosts(self) -> bool:
+        return isinstance(self.lock, AdvisoryStudyLock)
+
+
+def lease_engine(url: str) -> Engine:
+    """An engine for leases and locks on the study's database (one small pool per worker)."""
+    if url.startswith("sqlite:"):
+        return sa.create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
+    return sa.create_engine(url, pool_size=2, max_overflow=4, pool_pre_ping=True)
+
+
+def coordination_for(config: StudyConfig, project_root: Path) -> Coordination:
+    """Leases and locks for the study's storage."""
+    url = resolve_storage_url(config.storage, project_root)
+    if url.startswith("journal:///"):
+        journal = journal_path(url)
+        engine = lease_engine(f"sqlite:///{journal}.leases.db")
+        return Coordination(
+            LeaseStore(engine, config.name, config.lease_s),
+            FileStudyLock(journal.parent / ".locks", config.name),
+        )
+    engine = lease_engine(url)
+    store = LeaseStore(engine, config.name, config.lease_s)
+    if engine.dialect.name == "postgresql":
+        return Coordination(store, AdvisoryStudyLock(engine, config.name))
+    database = engine.url.database
+    folder = Path(database).parent if database else Path(config.experiments_dir)
+    return Coordination(store, FileStudyLock(folder / ".locks", config.name))

@@ -1,0 +1,116 @@
+"""The runner's side of the failure cases: validate first, stop on a full disk, a killed study
+is the same study, a timed-out trial keeps its best value, no result without a completed trial."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from optuna.trial import TrialState
+
+from mental_health_hpo.checkpointing import InsufficientDiskSpaceError
+from mental_health_hpo.hpo.coordination import coordination_for
+from mental_health_hpo.hpo.preflight import StudyConfigError, validate_before_first_trial
+from mental_health_hpo.hpo.runner import StudyStoppedError, TrialContext, TrialStopped, run_study
+from mental_health_hpo.hpo.search_space import SearchSpace
+from mental_health_hpo.hpo.study import StudyConfig, open_study
+from mental_health_hpo.pipelines.hpo.results import NoCompletedTrialError, study_result
+
+SPACE = SearchSpace.from_params(
+    {
+        "x": {"type": "float", "low": 0.0, "high": 1.0},
+        "y": {"type": "categorical", "choices": ["a", "b", "c"]},
+    }
+)
+
+
+def _score(context: TrialContext) -> float:
+    return context.sampled["x"] * (2.0 if context.sampled["y"] == "b" else 1.0)
+
+
+@pytest.mark.parametrize(
+    "base,key",
+    [
+        ({"trainer": {"optimization_metric": "val_no_such_metric"}}, "optimization_metric"),
+        ({"trainer": {"epochs": 0}}, "epochs"),
+        ({"model": {"encoder": "no-such-org/no-such-encoder"}}, "hpo.base.model.encoder"),
+    ],
+)
+def test_what_would_fail_every_trial_fails_before_the_first(base: dict, key: str) -> None:
+    with pytest.raises(StudyConfigError, match=key):
+        validate_before_first_trial(base)
+
+
+def test_a_full_disk_stops_the_study_and_leaves_the_trial_to_resume(tmp_path: Path) -> None:
+    config = StudyConfig(name="disk", storage="sqlite:///optuna.db", n_trials=3)
+    study = open_study(config, SPACE, tmp_path)
+    calls: list[int] = []
+
+    def objective(context: TrialContext) -> float:
+        calls.append(context.trial.number)
+        raise InsufficientDiskSpaceError("no space left for the next checkpoint")
+
+    with pytest.raises(StudyStoppedError, match="disk is full"):
+        run_study(study, config, SPACE, {}, objective, tmp_path / "study_disk")
+    assert calls == [0]  # no further trial started, none failed
+    assert [t.state for t in study.trials] == [TrialState.RUNNING]
+    again = open_study(config, SPACE, tmp_path)
+    result = run_study(again, config, SPACE, {}, _score, tmp_path / "study_disk")
+    assert result.resumed == [0] and result.ran == [1, 2]
+
+
+@pytest.mark.parametrize("sampler", ["tpe", "random"])
+def test_a_study_killed_many_times_ends_as_an_unbroken_one(tmp_path: Path, sampler: str) -> None:
+    n = 6
+
+    def config(name: str, n_trials: int) -> StudyConfig:
+        return StudyConfig(
+            name=name, storage="sqlite:///optuna.db", n_trials=n_trials, sampler=sampler, seed=7
+        )
+
+    unbroken = open_study(config("whole", n), SPACE, tmp_path)
+    run_study(unbroken, config("whole", n), SPACE, {}, _score, tmp_path / "study_whole")
+    for stop_at in range(1, n + 1):  # a new process after every trial, as after a kill
+        broken = open_study(config("broken", stop_at), SPACE, tmp_path)
+        run_study(broken, config("broken", stop_at), SPACE, {}, _score, tmp_path / "study_broken")
+    assert [t.params for t in broken.trials] == [t.params for t in unbroken.trials]
+    assert broken.best_value == unbroken.best_value
+
+
+def test_a_timed_out_trial_keeps_its_best_value_and_can_be_best(tmp_path: Path) -> None:
+    config = StudyConfig(
+        name="slow", storage="sqlite:///optuna.db", n_trials=1, trial_timeout_s=1e-6
+    )
+    study = open_study(config, SPACE, tmp_path, metric_name="val_f1_macro")
+
+    def objective(context: TrialContext) -> float:
+        reason = context.should_stop(0.7, 0)
+        assert reason is not None and "timed out" in reason
+        raise TrialStopped(reason, 0.7)
+
+    run_study(study, config, SPACE, {}, objective, tmp_path / "study_slow")
+    trial = study.trials[0]
+    assert trial.state is TrialState.COMPLETE and trial.value == 0.7
+    assert trial.user_attrs["end_reason"] == "timed out at epoch 0"
+    assert study.best_trial.number == 0
+    assert study.metric_names == ["val_f1_macro"]  # what optuna-dashboard shows
+
+
+def test_a_study_without_a_completed_trial_has_no_result(tmp_path: Path) -> None:
+    config = StudyConfig(name="none", storage="sqlite:///optuna.db", n_trials=2)
+    study = open_study(config, SPACE, tmp_path)
+
+    def objective(context: TrialContext) -> float:
+        raise RuntimeError("CUDA out of memory")
+
+    run_study(study, config, SPACE, {}, objective, tmp_path / "study_none")
+    assert [t.user_attrs["end_reason"][:6] for t in study.trials] == ["failed"] * 2
+    with pytest.raises(NoCompletedTrialError, match=r"no completed trial.*2 x failed"):
+        study_result(
+            study,
+            config,
+            tmp_path / "study_none",
+            "val_f1_macro",
+            coordination_for(config, tmp_path),
+        )
+    assert not (tmp_path / "study_none" / "study_result.json").exists()
