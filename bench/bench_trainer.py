@@ -193,21 +193,7 @@ def hf_trainer(
             super().__init__()
             self.inner = inner
 
-        def forward(
-            self,
-            input_ids: torch.Tensor,
-            attention_mask: torch.Tensor,
-            token_type_ids: torch.Tensor | None = None,
-            context_mask: torch.Tensor | None = None,
-            sentence_ids: torch.Tensor | None = None,
-            labels: torch.Tensor | None = None,
-            criterion_ids: torch.Tensor | None = None,
-            start_positions: torch.Tensor | None = None,
-            end_positions: torch.Tensor | None = None,
-            sentence_targets: torch.Tensor | None = None,
-            window_index: torch.Tensor | None = None,
-        ) -> dict[str, torch.Tensor]:
-            data = {k: v for k, v in locals().items() if isinstance(v, torch.Tensor)}
+        def forward(self, **data: torch.Tensor) -> dict[str, torch.Tensor]:
             outputs = self.inner(data)
             return {"loss": self.inner.compute_loss(outputs, data)["loss"]}
 

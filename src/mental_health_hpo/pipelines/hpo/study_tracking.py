@@ -104,8 +104,8 @@ class StudyTracking:
         trial_rows = [r for r in coordination.leases.live("trial:") if not r.dead_on(host)]
         worker_rows = [r for r in coordination.leases.live("worker:") if not r.dead_on(host)]
         live_trials = {row.resource.split(":", 1)[1] for row in trial_rows}
-        live = {self.parent_run_id}
-        live |= {r.info.get("session_run_id") for r in worker_rows}
+        live: set[str] = {self.parent_run_id}
+        live |= {str(r.info["session_run_id"]) for r in worker_rows if r.info.get("session_run_id")}
         live |= {r.info.run_id for r in running if r.data.tags.get("trial_number") in live_trials}
         abandoned = [r.info.run_id for r in running if r.info.run_id not in live]
         if abandoned:
