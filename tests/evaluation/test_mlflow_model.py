@@ -47,6 +47,8 @@ def test_logged_model_loads_back_and_predicts(tiny_model_dir: Path, tmp_path: Pa
     previous = mlflow.get_tracking_uri()
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
     try:
+        # An experiment of this store: another test may have left its own one active.
+        mlflow.set_experiment("logged-model")
         with mlflow.start_run():
             info = log_model(model, weights)
         shutil.rmtree(encoder)

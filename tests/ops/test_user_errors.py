@@ -85,4 +85,4 @@ def test_data_ingest_parameter_errors_are_user_errors() -> None:
     with pytest.raises(DataConfigError, match=r"data_ingest\.splits ratios"):
         SplitConfig(train=0.9, validation=0.2, test=0.1)
     with pytest.raises(DataConfigError, match=r"data_ingest\.splits: unknown key\(s\) \['tets'\]"):
-        split_and_build(None, None, {}, {"tets": 0.2})  # type: ignore[arg-type]
+        split_and_build(None, None, {}, {"splits": {"tets": 0.2}})  # type: ignore[arg-type]

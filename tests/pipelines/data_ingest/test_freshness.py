@@ -68,11 +68,11 @@ def test_data_ingest_is_kept_until_its_parameters_change(kedro_project: Path) ->
 def test_hpo_on_new_data_ingest_params_ingests_again(
     kedro_project: Path, tiny_model_dir: Path
 ) -> None:
-    def params(n_posts: int, n_trials: int) -> dict[str, Any]:
+    def params(n_posts: int, n_trials: int, study: str) -> dict[str, Any]:
         return {
             "data_ingest": {"source": {"synthetic": {"n_posts": n_posts}}},
             "hpo": {
-                "study": {"n_trials": n_trials, "pruner": "none", "name": "fresh"},
+                "study": {"n_trials": n_trials, "pruner": "none", "name": study},
                 "base": {
                     "model": {"encoder": str(tiny_model_dir)},
                     "trainer": {"epochs": 1, "batch_size": 8},
@@ -80,9 +80,11 @@ def test_hpo_on_new_data_ingest_params_ingests_again(
             },
         }
 
-    _run(kedro_project, "hpo", params(40, 1))
+    _run(kedro_project, "hpo", params(40, 1, "fresh"))
     assert _posts(kedro_project) == 40
-    _run(kedro_project, "hpo", params(30, 2))
+    # New data is a new study (a study refuses to mix datasets): it must not reuse the old data.
+    _run(kedro_project, "hpo", params(30, 1, "fresh30"))
     assert _posts(kedro_project) == 30, "the study trained on data of the old parameters"
-    trials = sorted((kedro_project / "experiments" / "study_fresh").glob("trial_*"))
+    _run(kedro_project, "hpo", params(30, 2, "fresh30"))
+    trials = sorted((kedro_project / "experiments" / "study_fresh30").glob("trial_*"))
     assert len(trials) == 2, "the study node was skipped although the study was not complete"

@@ -32,6 +32,8 @@ def test_only_evaluate_reads_the_test_split() -> None:
     assert [n.name for n in evaluate_nodes if TEST_INPUT in n.inputs] == ["evaluate_best_trial"]
     # evaluate's only edge from hpo is the catalog entry hpo publishes (kedro-viz draws it)
     assert set(evaluate_pipeline().inputs()) == {
+        "model_input_train",  # the TF-IDF baselines: fitted on train, chosen on validation
+        "model_input_validation",
         "model_input_test",
         "best_checkpoint",
         "dataset_fingerprint",
