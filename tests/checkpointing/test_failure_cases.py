@@ -109,4 +109,5 @@ def test_deferred_writer_fixes_the_bytes_before_returning(tmp_path: Path) -> Non
         loaded = manager.load(result.checkpoint_id)
         assert torch.equal(loaded.weights["w"], torch.full((1024,), 1.0))
         manager.save(epoch=1, step=2, metrics={"f1": 0.6}, weights=weights)
-    assert [r.epoch for r in open_manager(directory, writer="deferred").records()] == [1]
+    with open_manager(directory, writer="deferred") as reopened:
+        assert [r.epoch for r in reopened.records()] == [1]
