@@ -24,6 +24,8 @@ from mental_health_hpo.evaluation import (
     validate_report,
 )
 from mental_health_hpo.evaluation.run import model_signature
+from mental_health_hpo.metrics import validation_metrics
+from mental_health_hpo.metrics.thresholds import sentence_f1_macro, with_evidence_threshold
 from mental_health_hpo.model import ModelConfig, build_model
 from mental_health_hpo.training.trainer import evaluate
 from tests.checkpointing.support import finish, open_manager
@@ -196,3 +198,32 @@ def test_cli_prints_a_metrics_table(tie_study: Path, capsys: pytest.CaptureFixtu
     assert printed["title"].endswith(f"{ckpt.record.id} on validation")
     assert "validation_f1_macro" in printed
     assert main(["--trial", str(trial), "--checkpoint", "ckpt-nope"]) == 2
+
+
+def test_the_evidence_threshold_is_chosen_on_validation_then_applied_to_test(
+    tie_study: Path,
+) -> None:
+    selection = select(tie_study.parent, "tie")
+    config = ModelConfig.from_params(selection.trial.record["config"]["model"])
+    test, validation = _frame(2), _frame(3)
+    (plain,) = evaluate_checkpoints(config, [selection.primary], test)
+    grid = (0.05, 0.5, 0.95)
+    (tuned,) = evaluate_checkpoints(
+        config, [selection.primary], test, validation=validation, evidence_thresholds=grid
+    )
+    assert plain.evidence_threshold is None
+    chosen = tuned.evidence_threshold
+    assert chosen is not None and chosen.grid == grid
+    # The choice is the grid value with the best validation F1, computed here independently.
+    (on_validation,) = evaluate_checkpoints(config, [selection.primary], validation)
+    f1_at = {t: sentence_f1_macro(with_evidence_threshold(on_validation.merged, t)) for t in grid}
+    assert f1_at[chosen.value] == max(f1_at.values())
+    assert chosen.validation_f1_macro == pytest.approx(f1_at[chosen.value])
+    # Test is scored once, with the chosen threshold: its sentences are those at or above it.
+    expected = with_evidence_threshold(plain.merged, chosen.value)
+    assert list(tuned.merged["pred_sentences"]) == list(expected["pred_sentences"])
+    assert tuned.metrics["sentence_evidence"] == validation_metrics(expected)["sentence_evidence"]
+    report = build_report(selection, [tuned], FINGERPRINT, baselines=fake_baselines(tuned.merged))
+    validate_report(json.loads(json.dumps(report)))
+    entry = report["evaluated_checkpoints"][0]["evidence_threshold"]
+    assert entry["chosen_on"] == "validation" and entry["value"] == chosen.value

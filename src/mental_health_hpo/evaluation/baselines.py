@@ -35,6 +35,7 @@ from sklearn.linear_model import LogisticRegression
 
 from mental_health_hpo.constants import CRITERIA
 from mental_health_hpo.metrics import criteria_metrics, sentence_evidence_metrics
+from mental_health_hpo.metrics.thresholds import EVIDENCE_THRESHOLDS
 from mental_health_hpo.training.features import gold_evidence_table
 
 logger = logging.getLogger(__name__)
@@ -49,13 +50,14 @@ class BaselineConfig:
 
     Attributes:
         c_grid: inverse regularisation strengths tried on validation.
-        evidence_thresholds: sentence decision thresholds tried on validation.
+        evidence_thresholds: sentence decision thresholds tried on validation (by default the
+            grid the model's evidence threshold is chosen from too).
         criteria_threshold: the criteria decision threshold (the model's, for a fair match).
         max_features: TF-IDF vocabulary cap.
     """
 
     c_grid: tuple[float, ...] = (0.1, 1.0, 10.0)
-    evidence_thresholds: tuple[float, ...] = (0.3, 0.4, 0.5, 0.6, 0.7)
+    evidence_thresholds: tuple[float, ...] = EVIDENCE_THRESHOLDS
     criteria_threshold: float = 0.5
     max_features: int = 20000
 

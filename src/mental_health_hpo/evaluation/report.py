@@ -238,6 +238,11 @@ def checkpoint_entry(evaluation: CheckpointEvaluation, co_best: bool) -> dict[st
         "co_best": co_best,
         "sha256": evaluation.weights_sha256,
         "test_metrics": metrics_section(evaluation.metrics),
+        "evidence_threshold": (
+            evaluation.evidence_threshold.to_json()
+            if evaluation.evidence_threshold is not None
+            else {"value": 0.5, "chosen_on": "fixed"}
+        ),
     }
 
 

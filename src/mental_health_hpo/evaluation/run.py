@@ -10,7 +10,7 @@ not go through the training split guard.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,12 @@ from mental_health_hpo.checkpointing import (
 from mental_health_hpo.checkpointing.manifest import WEIGHTS_FILE
 from mental_health_hpo.data.splits import require_rows
 from mental_health_hpo.metrics import flatten_metrics, validation_metrics
+from mental_health_hpo.metrics.thresholds import (
+    EVIDENCE_THRESHOLDS,
+    ChosenThreshold,
+    choose_evidence_threshold,
+    with_evidence_threshold,
+)
 from mental_health_hpo.model import DualAgentModel, ModelConfig, build_model
 from mental_health_hpo.training.trainer import predict
 
@@ -38,6 +44,8 @@ class CheckpointEvaluation:
     metrics: dict[str, Any]
     merged: pd.DataFrame = field(repr=False)
     model: DualAgentModel | None = field(default=None, repr=False)
+    #: The sentence-evidence threshold chosen on validation (None: the fixed default was used).
+    evidence_threshold: ChosenThreshold | None = None
 
     def flat(self, prefix: str = "test_") -> dict[str, float]:
         """``test_f1_macro``, ``test_exact_match``, ... (``metrics.flatten_metrics``)."""
@@ -76,25 +84,41 @@ def evaluate_checkpoint(
     batch_size: int = 32,
     device: str | None = None,
     model: DualAgentModel | None = None,
+    validation: pd.DataFrame | None = None,
+    evidence_thresholds: Sequence[float] = EVIDENCE_THRESHOLDS,
 ) -> CheckpointEvaluation:
     """Verify and load ``checkpoint_ref``, predict ``frame`` and score the predictions.
 
     ``model``: an already built model of ``model_config`` to reuse (co-best checkpoints of one
     trial share an architecture, so the encoder is loaded once).
+    ``validation``: when given, the sentence-evidence threshold is chosen on it (from
+    ``evidence_thresholds``, as the TF-IDF baseline's is) before ``frame`` is scored once with
+    it; without it the evidence threshold stays 0.5.
     """
     net = model if model is not None else build_model(model_config, for_inference=True)
     loaded = load_checkpoint_ref(checkpoint_ref, model_signature(net))
-    merged = predict(
-        model_config,
-        loaded.weights,
-        frame,
-        batch_size=batch_size,
-        device=device,
-        threshold=threshold,
-        model=net,
-    )
+
+    def predicted(split: pd.DataFrame) -> pd.DataFrame:
+        return predict(
+            model_config,
+            loaded.weights,
+            split,
+            batch_size=batch_size,
+            device=device,
+            threshold=threshold,
+            model=net,
+        )
+
+    chosen = None
+    if validation is not None:
+        chosen = choose_evidence_threshold(predicted(validation), evidence_thresholds)
+    merged = predicted(frame)
+    if chosen is not None:
+        merged = with_evidence_threshold(merged, chosen.value)
     metrics = validation_metrics(merged, threshold=threshold)
-    return CheckpointEvaluation(ref=checkpoint_ref, metrics=metrics, merged=merged, model=net)
+    return CheckpointEvaluation(
+        ref=checkpoint_ref, metrics=metrics, merged=merged, model=net, evidence_threshold=chosen
+    )
 
 
 def evaluate_checkpoints(

@@ -29,19 +29,25 @@ from mental_health_hpo.evaluation import (
     write_json,
     write_report,
 )
-from mental_health_hpo.evaluation.baselines import fit_baselines
+from mental_health_hpo.evaluation.baselines import BaselineConfig, BaselineResult, fit_baselines
 from mental_health_hpo.evaluation.paper import paper_table
 from mental_health_hpo.evaluation.plots import (
     confusion_matrices_figure,
     pr_curves_figure,
     span_examples_html,
 )
-from mental_health_hpo.evaluation.run import CheckpointEvaluation, evaluate_with_fallback
+from mental_health_hpo.evaluation.run import (
+    CheckpointEvaluation,
+    SkippedCheckpoint,
+    evaluate_with_fallback,
+)
+from mental_health_hpo.metrics.thresholds import EVIDENCE_THRESHOLDS, validate_grid
 
 logger = logging.getLogger(__name__)
 
 DEFAULTS: dict[str, Any] = {
     "threshold": 0.5,
+    "evidence_thresholds": list(EVIDENCE_THRESHOLDS),
     "batch_size": 32,
     "span_examples": 10,
     "device": None,
@@ -59,6 +65,7 @@ def evaluate_study(
 ) -> tuple[dict[str, Any], dict[str, Any], Figure, Figure, str]:
     """Evaluate the published best checkpoint(s) on the test split; report, plot and track."""
     options = {**DEFAULTS, **(evaluate or {})}
+    grid = validate_grid(options["evidence_thresholds"], "evaluate.evidence_thresholds")
     record = best_checkpoint.record
     logger.info(
         "Evaluating study %s, %s (%s=%.6f), checkpoint(s) %s on %d test pairs",
@@ -69,20 +76,65 @@ def evaluate_study(
         record.checkpoint_ids,
         len(model_input_test),
     )
+    evaluations, skipped = _evaluate(
+        best_checkpoint, model_input_validation, model_input_test, grid, options
+    )
+    # The TF-IDF baselines: fitted on train, chosen on validation (from the model's evidence
+    # threshold grid), scored on these test posts.
+    baselines = fit_baselines(
+        model_input_train,
+        model_input_validation,
+        model_input_test,
+        BaselineConfig(evidence_thresholds=grid),
+    )
+    report, summary = _write_reports(
+        best_checkpoint, evaluations, skipped, baselines, dataset_fingerprint
+    )
+    _track(report, evaluations[0], dataset_fingerprint, options)
+    return (report, summary, *_figures(report, evaluations[0], options))
+
+
+def _evaluate(
+    best_checkpoint: BestCheckpoint,
+    validation: pd.DataFrame,
+    test: pd.DataFrame,
+    grid: tuple[float, ...],
+    options: dict[str, Any],
+) -> tuple[list[CheckpointEvaluation], list[SkippedCheckpoint]]:
+    """Every valid best checkpoint (or the first valid fallback), evidence threshold chosen on
+    validation, test scored once."""
     evaluations, skipped = evaluate_with_fallback(
-        model_config_of(record.trial_record),
+        model_config_of(best_checkpoint.record.trial_record),
         best_checkpoint.checkpoints,
         best_checkpoint.fallbacks,
-        model_input_test,
+        test,
+        validation=validation,
+        evidence_thresholds=grid,
         threshold=float(options["threshold"]),
         batch_size=int(options["batch_size"]),
         device=options["device"],
     )
     for entry in skipped:
         logger.warning("checkpoint %s not evaluated: %s", entry.path, entry.reason)
+    chosen = evaluations[0].evidence_threshold
+    if chosen is not None:
+        logger.info(
+            "Evidence threshold %.2f, chosen on validation (sentence-evidence macro-F1 %.4f)",
+            chosen.value,
+            chosen.validation_f1_macro,
+        )
+    return evaluations, skipped
+
+
+def _write_reports(
+    best_checkpoint: BestCheckpoint,
+    evaluations: list[CheckpointEvaluation],
+    skipped: list[SkippedCheckpoint],
+    baselines: BaselineResult,
+    dataset_fingerprint: dict[str, Any],
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The validated report and the study summary, written into the study folder."""
     selection = _selection(best_checkpoint, evaluations)
-    # The TF-IDF baselines: fitted on train, chosen on validation, scored on these test posts.
-    baselines = fit_baselines(model_input_train, model_input_validation, model_input_test)
     report_path = best_checkpoint.study_dir / REPORT_NAME
     report = build_report(
         selection, evaluations, dataset_fingerprint, baselines=baselines, report_path=report_path
@@ -92,12 +144,10 @@ def evaluate_study(
     logger.info("%s", paper_table(report["paper_reference"]))
     for warning in report["warnings"]:
         logger.warning("%s", warning)
-    summary = build_summary(
-        best_checkpoint.study_dir, record.metric_name, report_path, report=report
-    )
+    metric = best_checkpoint.record.metric_name
+    summary = build_summary(best_checkpoint.study_dir, metric, report_path, report=report)
     write_json(best_checkpoint.study_dir / SUMMARY_NAME, summary)
-    _track(report, evaluations[0], dataset_fingerprint, options)
-    return (report, summary, *_figures(report, evaluations[0], options))
+    return report, summary
 
 
 def _selection(best: BestCheckpoint, evaluations: list[CheckpointEvaluation]) -> Selection:
@@ -149,6 +199,8 @@ def _track(
     )
     mlflow.log_metrics(primary.flat("test_"))
     mlflow.log_metric("best_validation_score", float(report["best_validation_score"]))
+    if primary.evidence_threshold is not None:
+        mlflow.log_metric("evidence_threshold", primary.evidence_threshold.value)
     if options["log_model"] and primary.model is not None:
         from mental_health_hpo.evaluation.mlflow_model import log_model
 
