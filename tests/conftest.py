@@ -77,14 +77,17 @@ def kedro_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return project
 
 
-def run_pipeline(project: Path, name: str, params: dict | None = None) -> None:
-    """Run one pipeline through a real KedroSession, as ``kedro run --pipeline`` does."""
+def run_pipeline(project: Path, name: str, params: dict | None = None, runner: Any = None) -> None:
+    """Run one pipeline through a real KedroSession, as ``kedro run --pipeline`` does.
+
+    ``runner``: a runner instance, as ``kedro run`` passes one (None: the session's default).
+    """
     import mlflow
     from kedro.framework.session import KedroSession
 
     try:
         with KedroSession.create(project_path=project, runtime_params=params or {}) as session:
-            session.run(pipeline_names=[name])
+            session.run(pipeline_names=[name], runner=runner)
     finally:
         while mlflow.active_run():  # kedro-mlflow's hook is a process-wide singleton
             mlflow.end_run()

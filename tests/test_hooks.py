@@ -1,8 +1,10 @@
-"""CleanBarsHooks: log records go around the bars for the length of a pipeline run only."""
+"""CleanBarsHooks: log records go around the bars for the length of a pipeline run only.
+RunnerNameHooks: the runner's class name in the run params, ahead of kedro-mlflow's hook."""
 
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import pytest
 
@@ -26,3 +28,38 @@ def test_handlers_are_wrapped_during_a_run_and_restored_after(
     finally:
         getattr(hook, outcome)()
     assert root.handlers == before
+
+
+@pytest.mark.parametrize(
+    ("recorded", "expected"),
+    [
+        (
+            "<kedro.runner.sequential_runner.SequentialRunner object at 0x7f3a2c1d0e50>",
+            "SequentialRunner",
+        ),
+        ("<kedro.runner.thread_runner.ThreadRunner object at 0x10ABCDEF>", "ThreadRunner"),
+        ("None", "SequentialRunner"),  # a session given no runner runs SequentialRunner
+        (None, "SequentialRunner"),
+        ("ParallelRunner", "ParallelRunner"),  # a name already: kept
+        ("not <a repr object at 0x1> at all", "not <a repr object at 0x1> at all"),
+    ],
+)
+def test_runner_name_replaces_an_object_repr_by_its_class_name(
+    recorded: object, expected: str
+) -> None:
+    run_params = {"runner": recorded, "env": "local"}
+    hooks.RunnerNameHooks().before_pipeline_run(run_params)
+    assert run_params == {"runner": expected, "env": "local"}
+
+
+def test_runner_name_hook_runs_before_kedro_mlflow_tags_the_run(kedro_project: Path) -> None:
+    """In the session's own hook manager (settings.HOOKS, then the plugins' entry points),
+    ours is called first: pluggy calls the implementations' list in reverse."""
+    from kedro.framework.session import KedroSession
+    from kedro_mlflow.framework.hooks.mlflow_hook import MlflowHook
+
+    with KedroSession.create(project_path=kedro_project) as session:
+        impls = session._hook_manager.hook.before_pipeline_run.get_hookimpls()
+    call_order = [type(impl.plugin) for impl in reversed(impls)]
+    assert hooks.RunnerNameHooks in call_order and MlflowHook in call_order
+    assert call_order.index(hooks.RunnerNameHooks) < call_order.index(MlflowHook)

@@ -1,10 +1,12 @@
-"""Project hooks: masking and log context for every kedro command, and what
-``kedro run --only-missing-outputs`` must treat as missing."""
+"""Project hooks: masking and log context for every kedro command, the runner's name in the
+run params (and so in the MLflow tags), and what ``kedro run --only-missing-outputs`` must treat
+as missing."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import re
 from typing import Any
 
 from kedro.framework.hooks import hook_impl
@@ -23,6 +25,11 @@ ALWAYS_RUN_TAG = "always_run"
 ALWAYS_RUN_NODES = ("run_hpo_study",)
 FINGERPRINT = "dataset_fingerprint"
 INGEST_PARAMETERS = "params:data_ingest"
+
+#: ``str()`` of an object without its own ``__repr__``: ``<module.path.Class object at 0x...>``.
+_OBJECT_REPR = re.compile(r"<(?:[\w.]+\.)?(\w+) object at 0x[0-9a-fA-F]+>")
+#: The runner Kedro's session uses when it is given none (``runner or SequentialRunner()``).
+_DEFAULT_RUNNER = "SequentialRunner"
 
 
 class ProjectHooks:
@@ -43,6 +50,40 @@ class ProjectHooks:
         install_mlflow_masking()
         # After kedro's logging set up rich's traceback hook, which this one wraps.
         install_short_user_errors((DataConfigError, DataValidationError, DatasetSourceError))
+
+
+class RunnerNameHooks:
+    """The runner's class name in ``run_params["runner"]``, before any hook reads it.
+
+    Why: Kedro's session records ``getattr(runner, "__name__", str(runner))``; the runner
+    instance ``kedro run`` passes has no ``__name__``, so the value is its object repr, and
+    kedro-mlflow's ``before_pipeline_run`` sets every truthy run param as a tag of the
+    pipeline's run: ``runner: <kedro.runner.sequential_runner.SequentialRunner object at
+    0x7f...>``, a different value every run, for every pipeline. A session given no runner
+    records ``"None"`` and runs ``SequentialRunner``.
+
+    Ordering: every hook gets the same ``run_params`` dict, so rewriting it in place is what
+    kedro-mlflow then reads, provided this runs first. Pluggy calls implementations
+    last-registered first, and kedro-mlflow's hook (a ``kedro.hooks`` entry point) is
+    registered after ``settings.HOOKS``; ``tryfirst`` puts this one ahead of it
+    (kedro-mlflow's own implementations are plain).
+    """
+
+    @hook_impl(tryfirst=True)
+    def before_pipeline_run(self, run_params: dict[str, Any]) -> None:
+        if "runner" in run_params:
+            run_params["runner"] = runner_name(run_params["runner"])
+
+
+def runner_name(recorded: object) -> object:
+    """The class name for a recorded object repr (or for no runner); anything else as it is."""
+    if recorded is None or recorded == "None":
+        return _DEFAULT_RUNNER
+    if isinstance(recorded, str):
+        match = _OBJECT_REPR.fullmatch(recorded)
+        if match:
+            return match.group(1)
+    return recorded
 
 
 class CleanBarsHooks:

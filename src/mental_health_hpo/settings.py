@@ -7,7 +7,12 @@ the rest of its group.
 from kedro.config import OmegaConfigLoader
 
 from mental_health_hpo.dependency_warnings import ignore_dependency_warnings
-from mental_health_hpo.hooks import CleanBarsHooks, FreshnessHooks, ProjectHooks
+from mental_health_hpo.hooks import (
+    CleanBarsHooks,
+    FreshnessHooks,
+    ProjectHooks,
+    RunnerNameHooks,
+)
 
 ignore_dependency_warnings()  # see dependency_warnings.py
 
@@ -23,5 +28,7 @@ DISABLE_HOOKS_FOR_PLUGINS = ("kedro-telemetry",)
 
 # `kedro run --only-missing-outputs` (Kedro's own filter) re-runs data_ingest when its
 # parameters changed and always runs the study node: FreshnessHooks. Log lines above the
-# progress bars on a terminal: CleanBarsHooks.
-HOOKS = (ProjectHooks(), FreshnessHooks(), CleanBarsHooks())
+# progress bars on a terminal: CleanBarsHooks. The runner's class name, not its object repr, in
+# the run params and so in kedro-mlflow's run tags (it runs before kedro-mlflow's hook, which is
+# registered from its entry point after these): RunnerNameHooks.
+HOOKS = (ProjectHooks(), RunnerNameHooks(), FreshnessHooks(), CleanBarsHooks())

@@ -15,10 +15,14 @@ from mental_health_hpo.constants import CRITERIA
 from mental_health_hpo.model import IGNORE_INDEX
 from mental_health_hpo.model.span_heads import MASKED_LOGIT
 from mental_health_hpo.training.batching import DynamicPaddingCollator, LengthGroupedSampler
-from mental_health_hpo.training.features import FeatureCache, WindowFeatures, build_features
+from mental_health_hpo.training.features import (
+    FeatureCache,
+    WindowFeatures,
+    build_features,
+    char_span_to_tokens,
+)
 from mental_health_hpo.training.windows import (
     DecodedWindows,
-    char_span_to_tokens,
     decode_window_outputs,
     merge_window_predictions,
 )

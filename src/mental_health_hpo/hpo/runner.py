@@ -25,7 +25,6 @@ import optuna
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import FrozenTrial, TrialState
 
-from mental_health_hpo.checkpointing import InsufficientDiskSpaceError
 from mental_health_hpo.hpo.coordination import Coordination
 from mental_health_hpo.hpo.leases import Heartbeat, Lease, trial_resource, worker_resource
 from mental_health_hpo.hpo.search_space import SearchSpace
@@ -41,17 +40,10 @@ from mental_health_hpo.hpo.trial_context import (
     TrialStopped,
 )
 from mental_health_hpo.hpo.trial_folder import TrialFolder
-from mental_health_hpo.ops import (
-    HubAuthGate,
-    is_auth_error,
-    mask_secrets,
-    study_logging,
-    trial_logging,
-)
+from mental_health_hpo.hpo.trial_outcome import FOLDER_STATE, call_objective, storage_exhausted
+from mental_health_hpo.ops import HubAuthGate, is_auth_error, study_logging, trial_logging
 
 logger = logging.getLogger(__name__)
-
-_FINAL = {TrialState.COMPLETE: "completed", TrialState.PRUNED: "pruned"}
 
 
 @dataclass(frozen=True)
@@ -60,14 +52,6 @@ class _Claim:
     lease: Lease
     resumed: bool
     reported: frozenset[int] = frozenset()
-
-
-@dataclass(frozen=True)
-class _Outcome:
-    state: TrialState
-    value: float | None
-    reason: str
-    error: str | None = None
 
 
 @dataclass
@@ -234,12 +218,12 @@ class StudyRunner:
             )
             folder.transition("running", params=sampled)
             try:
-                outcome = self._call(context)
+                outcome = call_objective(self.objective, context, self.auth_gate)
             except LeaseLost as lost:
                 logger.warning("%s; leaving it to that worker", lost)
                 return None
             except BaseException as error:
-                if _storage_exhausted(error):
+                if storage_exhausted(error):
                     self.coordination.leases.release(lease)  # free at once for the next worker
                     raise StudyStoppedError(
                         f"{self.tally().status(mine=1)}; this worker stopped: the disk is "
@@ -273,33 +257,12 @@ class StudyRunner:
             self._finalize(frozen, lease)
             return frozen
 
-    def _call(self, context: TrialContext) -> _Outcome:
-        try:
-            value = float(self.objective(context))
-            return _Outcome(TrialState.COMPLETE, value, "completed")
-        except TrialStopped as stopped:
-            logger.info("Trial %d stopped: %s", context.trial.number, stopped.reason)
-            context.trial.set_user_attr("stopped", stopped.reason)
-            if context.timed_out and stopped.value is not None:
-                return _Outcome(TrialState.COMPLETE, stopped.value, stopped.reason)
-            return _Outcome(TrialState.PRUNED, stopped.value, stopped.reason)
-        except (LeaseLost, KeyboardInterrupt, SystemExit):
-            raise  # not an outcome: the trial stays RUNNING
-        except Exception as error:
-            if _storage_exhausted(error):
-                raise
-            if self.auth_gate is not None and is_auth_error(error):
-                raise  # not a failure: the trial stays RUNNING and resumes once the gate opens
-            message = mask_secrets(f"{type(error).__name__}: {error}")
-            logger.error("Trial %d failed: %s", context.trial.number, message, exc_info=True)
-            return _Outcome(TrialState.FAIL, None, f"failed: {message}"[:500], message)
-
     def _finalize(self, frozen: FrozenTrial, lease: Lease) -> None:
         """The trial's folder state, its run, its retention, then the lease. Idempotent: a
         worker killed anywhere in here leaves its lease to expire, and another worker repeats
         this step (:meth:`_finish_abandoned`)."""
         folder = TrialFolder.of(self.study_dir, frozen.number)
-        final = _FINAL.get(frozen.state, "failed")
+        final = FOLDER_STATE.get(frozen.state, "failed")
         if folder.read().get("state") != final:
             folder.transition(final, value=frozen.value, error=frozen.user_attrs.get("error"))  # type: ignore[arg-type]
         if self.hooks.on_trial_end is not None:
@@ -354,16 +317,6 @@ class StudyRunner:
         logger.info(progress.line(), extra={"progress": progress.__dict__})
         if self.hooks.on_progress is not None:
             self.hooks.on_progress(progress)
-
-
-def _storage_exhausted(error: BaseException) -> bool:
-    """A full disk, raised directly or as the cause of a checkpoint error."""
-    seen: BaseException | None = error
-    while seen is not None:
-        if isinstance(seen, InsufficientDiskSpaceError):
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
 
 
 def run_study(

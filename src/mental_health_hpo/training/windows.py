@@ -1,4 +1,4 @@
-"""SQuAD-style sliding windows: char spans <-> window tokens, window decoding, per-post merging.
+"""SQuAD-style sliding windows: window decoding and per-post merging of the predictions.
 
 Why windows: ReDSM5 posts run to thousands of words, far past ``max_length``; each post is cut
 into overlapping windows (``stride`` tokens of overlap) so evidence anywhere is seen. Each
@@ -10,13 +10,16 @@ Sentence-level evidence, the metric every head is compared on: the ``sentence_ev
 probability of each post sentence is the max over the windows that hold it, and a sentence is
 predicted evidence at ``evidence_threshold``; a span head's span is mapped to the post sentences
 it covers (``data.alignment.sentences_covered``), so both give ``pred_sentences``.
+
+This module sits above ``training.features``: it reads ``WindowFeatures``, and the features
+never import it (the char <-> token geometry they need is ``training.features.token_spans``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -25,56 +28,9 @@ import torch
 from mental_health_hpo.data.alignment import sentences_covered
 from mental_health_hpo.model.sentence_evidence import OUTPUT_KEY as SENTENCE_EVIDENCE_OUTPUT
 from mental_health_hpo.model.span_heads import MASKED_LOGIT, valid_span_matrix
-
-if TYPE_CHECKING:
-    from mental_health_hpo.training.features import WindowFeatures
+from mental_health_hpo.training.features import WindowFeatures
 
 NULL_POSITION = 0
-
-
-def char_span_to_tokens(
-    offsets: np.ndarray, context_mask: np.ndarray, start: int, end: int
-) -> tuple[int, int] | None:
-    """Token (start, end) inclusive of char span [start, end) in one window, or None.
-
-    None when the span is empty or not wholly inside the window's post tokens (SQuAD v2: such
-    windows are trained towards the null position).
-    """
-    if start < 0 or end <= start:
-        return None
-    positions = np.flatnonzero(context_mask)
-    if positions.size == 0:
-        return None
-    first, last = positions[0], positions[-1]
-    if start < offsets[first, 0] or end > offsets[last, 1]:
-        return None
-    starts, ends = offsets[positions, 0], offsets[positions, 1]
-    covering_start = np.flatnonzero(ends > start)
-    covering_end = np.flatnonzero(starts < end)
-    if covering_start.size == 0 or covering_end.size == 0:
-        return None
-    token_start, token_end = int(positions[covering_start[0]]), int(positions[covering_end[-1]])
-    return (token_start, token_end) if token_end >= token_start else None
-
-
-def token_sentence_ids(
-    offsets: np.ndarray, context_mask: np.ndarray, sentence_starts: Sequence[int]
-) -> tuple[np.ndarray, int]:
-    """Window-local sentence id of each token (-1 outside the post) and the first global id.
-
-    A token belongs to the last sentence starting at or before it (text between sentences goes
-    to the sentence before). Local id = global id - first global id in the window.
-    """
-    ids = np.full(len(offsets), -1, dtype=np.int64)
-    if not context_mask.any():
-        return ids, 0
-    starts = np.asarray(sentence_starts if len(sentence_starts) else [0], dtype=np.int64)
-    global_ids = np.clip(
-        np.searchsorted(starts, offsets[context_mask, 0], side="right") - 1, 0, None
-    )
-    first = int(global_ids.min())
-    ids[context_mask] = global_ids - first
-    return ids, first
 
 
 @dataclass

@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import logging
-import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -167,17 +166,12 @@ def tag_session_run(tracking: StudyTracking) -> None:
 
 
 def _tag_session_run(client: MlflowClient, session: Any, study_name: str, parent: str) -> None:
-    """Nest kedro-mlflow's run under the study's parent, and replace an object repr tag.
+    """Nest kedro-mlflow's run under the study's parent.
 
-    Kedro passes ``run_params["runner"] = getattr(runner, "__name__", str(runner))``: a runner
-    instance has no ``__name__``, so the tag is ``<...SequentialRunner object at 0x...>``, and
-    kedro-mlflow sets every truthy run param as a tag. The class name is what was meant.
+    (Its ``runner`` tag is the runner's class name already: ``hooks.RunnerNameHooks``, for
+    every pipeline.)
     """
     tags = {"study_id": study_name, "mlflow.parentRunId": parent}
-    runner = session.data.tags.get("runner", "")
-    match = re.match(r"<(?:[\w.]+\.)?(\w+) object at 0x[0-9a-f]+>", runner)
-    if match:
-        tags["runner"] = match.group(1)
     for key, value in tags.items():
         try:
             client.set_tag(session.info.run_id, key, value)
