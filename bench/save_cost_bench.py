@@ -49,7 +49,12 @@ def build(workdir: Path) -> tuple[Any, Any, Any]:
         output_dir=str(workdir / "hf"), save_strategy="epoch", save_total_limit=1,
         report_to="none", disable_tqdm=True, learning_rate=1e-4,
     )  # fmt: skip
-    trainer = Trainer(model=net, args=arguments)
+    class Wrapped(torch.nn.Module):  # as study_cost_bench.py: HF sets attributes on .config
+        def __init__(self, inner: torch.nn.Module) -> None:
+            super().__init__()
+            self.inner = inner
+
+    trainer = Trainer(model=Wrapped(net), args=arguments)
     trainer.create_optimizer_and_scheduler(num_training_steps=100)
     for parameter in net.parameters():
         parameter.grad = torch.randn_like(parameter) * 1e-3
