@@ -7,6 +7,7 @@ Framework-free (no kedro, no mlflow).
 
 from mental_health_hpo.training.batching import DynamicPaddingCollator, LengthGroupedSampler
 from mental_health_hpo.training.config import TrainerConfig, check_optimization_metric
+from mental_health_hpo.training.epoch_loop import StopCheck
 from mental_health_hpo.training.features import FeatureCache, WindowFeatures, build_features
 from mental_health_hpo.training.inference import (
     available_metric_names,
@@ -45,6 +46,7 @@ __all__ = [
     "LengthGroupedSampler",
     "SeedRecord",
     "SplitGuard",
+    "StopCheck",
     "TestSplitAccessError",
     "TrainResult",
     "TrainerConfig",

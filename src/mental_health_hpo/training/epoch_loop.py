@@ -1,16 +1,19 @@
-"""One training pass over the epoch's batches.
+"""One training pass over the epoch's batches, and the check that may end it early.
 
 The batch order of an epoch is a pure function of (seed, epoch): :class:`EpochLoop` runs epoch
 ``state.epoch`` from ``state.position`` (the batches already done), so a resumed epoch replays
 the same batches. Gradients are accumulated over ``grad_accum_steps`` batches; the last group of
 an epoch may be shorter and is averaged over its own size.
+
+:class:`StopCheck` is how a caller ends training inside an epoch (a trial's time budget): it is
+asked every ``every_steps`` optimizer steps, and an epoch it ends is dropped by the trainer.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +29,30 @@ from mental_health_hpo.training.optim import Optimization
 from mental_health_hpo.training.progress import progress
 from mental_health_hpo.training.run_state import RunState
 from mental_health_hpo.training.seeds import data_generator, worker_init_fn
+
+
+@dataclass(frozen=True)
+class StopCheck:
+    """Ends training inside an epoch once ``should_stop()`` returns True.
+
+    Asked after every ``every_steps``-th optimizer step of the run (``global_step`` counts
+    across epochs and resumes), so training goes on at most ``every_steps`` steps past the
+    moment the predicate turns True. The predicate is the caller's (a deadline, a flag);
+    ``every_steps`` keeps one that is not free, such as a database read, off most steps.
+    Not asked at an epoch's last step: a fully trained epoch is validated and committed, and
+    the epoch's end is the caller's to judge (``on_epoch``). Validation is not interrupted.
+    """
+
+    should_stop: Callable[[], bool]
+    every_steps: int = 10
+
+    def __post_init__(self) -> None:
+        if self.every_steps < 1:
+            raise ValueError(f"StopCheck.every_steps must be >= 1, got {self.every_steps}")
+
+    def due(self, global_step: int) -> bool:
+        """True when ``global_step`` is a check step and the predicate says stop."""
+        return global_step % self.every_steps == 0 and bool(self.should_stop())
 
 
 def batches_per_epoch(sampler: LengthGroupedSampler, config: TrainerConfig) -> int:
@@ -48,6 +75,8 @@ class EpochTotals:
     loss_sum: float
     batches: int
     samples: int
+    #: The stop check fired: the epoch did not reach its last batch.
+    stopped: bool = False
 
     @property
     def mean_loss(self) -> float:
@@ -67,7 +96,7 @@ class EpochLoop:
     device: torch.device
     amp_dtype: torch.dtype | None = None
 
-    def run(self, state: RunState) -> EpochTotals:
+    def run(self, state: RunState, stop: StopCheck | None = None) -> EpochTotals:
         """Train epoch ``state.epoch`` from batch ``state.position``; advances ``state``."""
         if state.position == 0:
             self.sampler.set_epoch(state.epoch)
@@ -83,6 +112,7 @@ class EpochLoop:
         )
         loss_sum = torch.zeros((), device=self.device)
         batches = samples = 0
+        stopped = False
         for index, cpu_batch in bar:
             batch = to_device(cpu_batch, self.device)
             group_start = index - index % accum
@@ -97,8 +127,12 @@ class EpochLoop:
             if index + 1 == group_start + group_size:
                 self.optimization.step(self.net)
                 state.global_step += 1
+                finished = index + 1 == n_batches  # a trained epoch is validated, never dropped
+                if stop is not None and not finished and stop.due(state.global_step):
+                    stopped = True
+                    break
         bar.close()
-        return EpochTotals(float(loss_sum), batches, samples)
+        return EpochTotals(float(loss_sum), batches, samples, stopped)
 
     def _batches(
         self, epoch: int, start: int, stop: int
@@ -119,4 +153,4 @@ class EpochLoop:
         return enumerate(itertools.islice(loader, max(0, stop - start)), start=start)
 
 
-__all__ = ["EpochLoop", "EpochTotals", "batches_per_epoch", "steps_per_epoch"]
+__all__ = ["EpochLoop", "EpochTotals", "StopCheck", "batches_per_epoch", "steps_per_epoch"]

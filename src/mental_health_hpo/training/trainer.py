@@ -9,6 +9,12 @@ the same batches, the same dropout masks, the same updates. Nothing mid-epoch ne
 a run that was killed ends bit-identical (on CPU) to one that never stopped. The sampler's
 position is still saved and honoured, so a checkpoint taken mid-epoch would resume correctly.
 
+Stopping: ``on_epoch`` returning True ends the run after that epoch's checkpoint (pruning, a
+time budget seen at an epoch's end); a ``StopCheck`` ends it inside an epoch (a time budget seen
+every few steps). An epoch ended by the check is dropped whole: not validated, not checkpointed,
+not published, so every recorded epoch is a full one and the best value is that of the full
+epochs before it. The weights returned are the partial epoch's; the checkpoints are not.
+
 Metrics leave only through callbacks (no mlflow, no kedro here): ``on_metrics`` receives each
 epoch's ``MetricRecord`` after the checkpoint core has committed it, so a published step is always
 backed by a checkpoint and a resumed run starts logging after ``last_logged_step``.
@@ -34,7 +40,7 @@ from mental_health_hpo.model import DualAgentModel, ModelConfig
 from mental_health_hpo.training.batching import DynamicPaddingCollator, LengthGroupedSampler
 from mental_health_hpo.training.config import TrainerConfig, check_optimization_metric
 from mental_health_hpo.training.devices import autocast_dtype, resolve_device
-from mental_health_hpo.training.epoch_loop import EpochLoop, steps_per_epoch
+from mental_health_hpo.training.epoch_loop import EpochLoop, StopCheck, steps_per_epoch
 from mental_health_hpo.training.features import FeatureCache
 from mental_health_hpo.training.inference import (
     available_metric_names,
@@ -74,7 +80,13 @@ class EpochResult:
 
 @dataclass(frozen=True)
 class TrainResult:
-    """The outcome of :func:`train`."""
+    """The outcome of :func:`train`.
+
+    ``epochs_completed`` counts full epochs (resumed ones included); ``stopped_early`` is True
+    when ``on_epoch`` or the stop check ended the run before ``epochs``, ``stopped_mid_epoch``
+    when the stop check did, dropping the epoch in progress. ``global_step`` counts every
+    optimizer step taken, a dropped epoch's too.
+    """
 
     metrics: dict[str, float]
     best_metric: float
@@ -88,6 +100,8 @@ class TrainResult:
     history: list[dict[str, float]] = field(default_factory=list)
     train_samples_per_second: float = 0.0
     model: DualAgentModel | None = field(default=None, repr=False, compare=False)
+    stopped_mid_epoch: bool = False
+    global_step: int = 0
 
 
 def train(
@@ -104,6 +118,7 @@ def train(
     replay_journal: bool = False,
     feature_cache: FeatureCache | None = None,
     model: DualAgentModel | None = None,
+    stop_check: StopCheck | None = None,
 ) -> TrainResult:
     """Train ``model_config`` with ``trainer_config``; resume from ``checkpoint_dir`` if it has one.
 
@@ -114,6 +129,8 @@ def train(
     with ``replay_journal`` a resumed run first replays the journal of earlier epochs (same
     timestamps, so an idempotent publisher can repair a publish lost in the crash).
     ``model``: an already built model to train in place (benchmarks; skips encoder loading).
+    ``stop_check``: asked every few optimizer steps; when it fires the epoch in progress is
+    dropped and the run ends with the epochs completed before it.
     """
     config = trainer_config
     TRAINING_GUARD.check_frames([("train_df", train_df), ("validation_df", validation_df)])
@@ -155,9 +172,9 @@ def train(
         replay = on_metrics if replay_journal else None
         resumed_from = _resume(checkpoints, loop, state, expected_hash, checkpoint_dir, replay)
 
-    # ---- epochs: train, validate, commit, report; stop when on_epoch asks
+    # ---- epochs: train, validate, commit, report; stop when asked
     reporter = EpochReporter(trial_label(checkpoint_dir), config.epochs, first_epoch=state.epoch)
-    stopped = False
+    stopped = stopped_mid_epoch = False
     samples, train_seconds = 0, 0.0
     epochs = progress(
         range(state.epoch, config.epochs),
@@ -170,9 +187,16 @@ def train(
         for epoch in epochs:
             state.epoch = epoch
             started = time.perf_counter()
-            totals = loop.run(state)
+            totals = loop.run(state, stop_check)
             train_seconds += time.perf_counter() - started
             samples += totals.samples
+            if totals.stopped:  # a partial epoch is never validated, committed or published
+                stopped = stopped_mid_epoch = True
+                logger.info(
+                    "%s: stopped inside epoch %d at step %d; that epoch is dropped",
+                    trial_label(checkpoint_dir), epoch, state.global_step,
+                )  # fmt: skip
+                break
 
             metrics = {"train_loss": totals.mean_loss, "lr": optimization.lr}
             metrics.update(validate(net, val_features, config, device))
@@ -213,6 +237,8 @@ def train(
         history=state.history,
         train_samples_per_second=samples / train_seconds if train_seconds > 0 else 0.0,
         model=net,
+        stopped_mid_epoch=stopped_mid_epoch,
+        global_step=state.global_step,
     )
 
 
@@ -241,4 +267,4 @@ def _resume(
     return {"epoch": int(loaded.record.epoch), "step": int(loaded.record.step)}
 
 
-__all__ = ["EpochResult", "TrainResult", "train"]
+__all__ = ["EpochResult", "StopCheck", "TrainResult", "train"]
