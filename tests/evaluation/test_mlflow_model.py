@@ -13,7 +13,7 @@ from safetensors.torch import save_file
 from mental_health_hpo.constants import CRITERIA
 from mental_health_hpo.evaluation.mlflow_model import OUTPUT_COLUMNS, log_model, pairs_frame
 from mental_health_hpo.model import ModelConfig, build_model
-from mental_health_hpo.training.trainer import predict
+from mental_health_hpo.training.inference import predict
 
 POSTS = pd.DataFrame(
     {

@@ -27,7 +27,7 @@ from mental_health_hpo.evaluation.run import model_signature
 from mental_health_hpo.metrics import validation_metrics
 from mental_health_hpo.metrics.thresholds import sentence_f1_macro, with_evidence_threshold
 from mental_health_hpo.model import ModelConfig, build_model
-from mental_health_hpo.training.trainer import evaluate
+from mental_health_hpo.training.inference import evaluate
 from tests.checkpointing.support import finish, open_manager
 
 from .support import FINGERPRINT, fake_baselines

@@ -3,18 +3,30 @@ is the same study, a timed-out trial keeps its best value, no result without a c
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
 from optuna.trial import TrialState
 
-from mental_health_hpo.checkpointing import InsufficientDiskSpaceError
+from mental_health_hpo.checkpointing import InsufficientDiskSpaceError, RetentionPolicy
 from mental_health_hpo.hpo.coordination import coordination_for
+from mental_health_hpo.hpo.objective import TrainingObjective
 from mental_health_hpo.hpo.preflight import StudyConfigError, validate_before_first_trial
-from mental_health_hpo.hpo.runner import StudyStoppedError, TrialContext, TrialStopped, run_study
+from mental_health_hpo.hpo.runner import (
+    StudyRunner,
+    StudyStoppedError,
+    TrialContext,
+    TrialStopped,
+    run_study,
+)
 from mental_health_hpo.hpo.search_space import SearchSpace
 from mental_health_hpo.hpo.study import StudyConfig, open_study
+from mental_health_hpo.hpo.trial_folder import TrialFolder
 from mental_health_hpo.pipelines.hpo.results import NoCompletedTrialError, study_result
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "training"))
+from data_helpers import make_model_input
 
 SPACE = SearchSpace.from_params(
     {
@@ -94,6 +106,64 @@ def test_a_timed_out_trial_keeps_its_best_value_and_can_be_best(tmp_path: Path) 
     assert trial.user_attrs["end_reason"] == "timed out at epoch 0"
     assert study.best_trial.number == 0
     assert study.metric_names == ["val_f1_macro"]  # what optuna-dashboard shows
+
+
+class TickingClock:
+    """A clock that moves one second each time it is read: a deadline of ``t`` seconds passes
+    at a known look, however fast or loaded the machine is."""
+
+    def __init__(self) -> None:
+        self.now = -1.0
+
+    def __call__(self) -> float:
+        self.now += 1.0
+        return self.now
+
+
+@pytest.mark.parametrize(
+    ("timeout_s", "state", "reason"),
+    [
+        # Looks: trial start (0), step 3 (1), end of epoch 0 (2), step 6 in epoch 1 (3).
+        (2.5, TrialState.COMPLETE, "timed out in epoch 1 at step 6; best of 1 full epoch(s) kept"),
+        # Past the deadline at step 3: no epoch ended, so there is no value to report.
+        (0.5, TrialState.FAIL, "timed out in epoch 0 at step 3, before its first epoch ended"),
+    ],
+)
+def test_a_trial_timed_out_inside_an_epoch_keeps_the_best_of_its_full_epochs(
+    tmp_path: Path, tiny_model_dir: Path, timeout_s: float, state: TrialState, reason: str
+) -> None:
+    space = SearchSpace.from_params({"trainer": {"seed": {"type": "int", "low": 1, "high": 9}}})
+    config = StudyConfig(
+        name="slow", storage="sqlite:///optuna.db", n_trials=1, pruner="none",
+        trial_timeout_s=timeout_s, trial_timeout_check_every_steps=3,
+    )  # fmt: skip
+    base = {
+        "model": {"encoder": str(tiny_model_dir), "max_length": 96, "stride": 24},
+        "trainer": {"epochs": 3, "batch_size": 2, "max_steps_per_epoch": 4, "progress_bar": False},
+    }
+    objective = TrainingObjective(
+        make_model_input(4, "train", seed=3),
+        make_model_input(2, "validation", seed=4),
+        base,
+        RetentionPolicy(),
+    )
+    study = open_study(config, space, tmp_path)
+    study_dir = tmp_path / "study_slow"
+    coordination = coordination_for(config, tmp_path)
+    runner = StudyRunner(study, config, space, base, objective, study_dir, coordination,
+                         clock=TickingClock())  # fmt: skip
+    runner.run()
+
+    trial = study.trials[0]
+    assert trial.state is state
+    assert trial.user_attrs["end_reason"].startswith(reason)
+    record = TrialFolder.of(study_dir, 0).read()
+    if state is TrialState.COMPLETE:  # the value of epoch 0, eligible to be the study's best
+        assert trial.value == record["best_value"] and record["best_epoch"] == 0
+        assert study.best_trial.number == 0
+    else:
+        assert trial.value is None and record["best_value"] is None
+        assert record["state"] == "failed" and "before its first epoch" in record["error"]
 
 
 def test_a_study_without_a_completed_trial_has_no_result(tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ from mental_health_hpo.metrics import sentence_evidence_metrics, validation_metr
 from mental_health_hpo.model import ModelConfig
 from mental_health_hpo.training import TrainerConfig, train
 from mental_health_hpo.training.features import FeatureCache
-from mental_health_hpo.training.trainer import predict_features
+from mental_health_hpo.training.inference import predict_features
 
 _PLANTED = {
     "SLEEP_ISSUES": "I lie awake until dawn every night.",

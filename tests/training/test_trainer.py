@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from pydantic import ValidationError
 from mental_health_hpo.model import ModelConfig
 from mental_health_hpo.training import (
     EpochResult,
+    StopCheck,
     TestSplitAccessError,
     TrainerConfig,
     available_metric_names,
@@ -161,6 +163,78 @@ def test_resume_with_another_config_is_refused(first_run: Any, tiny_model_dir: P
     config = _trainer_config(epochs=2, max_steps_per_epoch=2, lr=5e-4)
     with pytest.raises(IncompatibleCheckpointError, match="another configuration"):
         train(_model_config(tiny_model_dir), config, TRAIN, VALIDATION, checkpoint_dir=directory)
+
+
+def test_a_stop_check_is_asked_every_n_steps_and_must_be_at_least_one() -> None:
+    looks: list[int] = []
+
+    def stop() -> bool:
+        looks.append(1)
+        return True
+
+    check = StopCheck(stop, every_steps=3)
+    assert [step for step in range(1, 10) if check.due(step)] == [3, 6, 9]
+    assert len(looks) == 3  # the predicate is not asked between check steps
+    with pytest.raises(ValueError, match="every_steps"):
+        StopCheck(lambda: True, every_steps=0)
+
+
+def test_a_stop_inside_an_epoch_drops_it_and_keeps_the_full_epochs(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    """A deadline seen mid-epoch: the run ends at the first check after it, the partial epoch
+    is neither validated nor committed, and the checkpoint of the last full epoch resumes."""
+    looks: list[int] = []
+
+    def out_of_time() -> bool:  # the deadline passes between its first and second look
+        looks.append(len(looks) + 1)
+        return len(looks) >= 2
+
+    directory = tmp_path / "checkpoints"
+    config = _trainer_config(epochs=3, batch_size=2, max_steps_per_epoch=4)
+    epochs: list[EpochResult] = []
+    steps: list[int] = []
+    result = train(
+        _model_config(tiny_model_dir),
+        config,
+        TRAIN,
+        VALIDATION,
+        checkpoint_dir=directory,
+        on_epoch=epochs.append,
+        on_metrics=lambda records: steps.extend(r.step for r in records),
+        stop_check=StopCheck(out_of_time, every_steps=3),
+    )
+    # Looks at steps 3 (epoch 0) and 6 (epoch 1, steps 5-8): stopped at step 6, nothing after.
+    assert looks == [1, 2] and result.global_step == 6
+    assert result.stopped_early and result.stopped_mid_epoch
+    assert [e.epoch for e in epochs] == [0] and steps == [4] == [result.last_logged_step]
+    assert result.epochs_completed == 1 and len(result.history) == 1
+    assert result.best_epoch == 0 and result.best_metric == epochs[0].objective
+    assert result.metrics == epochs[0].metrics
+    manifest = json.loads((directory / "manifest.json").read_text())
+    assert [c["epoch"] for c in manifest["checkpoints"]] == [0]
+    assert [m["step"] for m in manifest["history"]] == [4]
+
+    resumed = train(_model_config(tiny_model_dir), config, TRAIN, VALIDATION,
+                    checkpoint_dir=directory)  # fmt: skip
+    assert resumed.resumed_from == {"epoch": 0, "step": 4}
+    assert resumed.epochs_completed == 3 and resumed.global_step == 12
+    assert not resumed.stopped_early and not resumed.stopped_mid_epoch
+
+
+def test_a_stop_check_never_drops_a_fully_trained_epoch(tiny_model_dir: Path) -> None:
+    looks: list[int] = []
+
+    def always() -> bool:
+        looks.append(1)
+        return True
+
+    config = _trainer_config(epochs=2, batch_size=2, max_steps_per_epoch=2)
+    result = train(_model_config(tiny_model_dir), config, TRAIN, VALIDATION,
+                   stop_check=StopCheck(always, every_steps=2))  # fmt: skip
+    # Steps 2 and 4 end epochs 0 and 1: both are validated; the check is left to on_epoch.
+    assert looks == [] and result.epochs_completed == 2 and len(result.history) == 2
+    assert not result.stopped_early and result.global_step == 4
 
 
 def test_same_seed_gives_equal_metrics(tiny_model_dir: Path) -> None:

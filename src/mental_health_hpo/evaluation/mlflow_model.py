@@ -114,7 +114,7 @@ class ReDSM5Model(PythonModel):  # type: ignore[misc]
         params: dict[str, Any] | None = None,
     ) -> pd.DataFrame:
         """``DataFrame[post_id, text]`` -> one row per (post, criterion), see ``OUTPUT_COLUMNS``."""
-        from mental_health_hpo.training.trainer import predict
+        from mental_health_hpo.training.inference import predict
 
         if self._model is None or self._config is None:
             raise RuntimeError("ReDSM5Model.predict before load_context")

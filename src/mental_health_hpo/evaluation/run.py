@@ -1,8 +1,8 @@
 """Evaluate one verified checkpoint on one split: the single code path of pipeline and CLI.
 
 The weights go through ``load_checkpoint_ref`` (SHA-256 and architecture checked before they
-are deserialized), then through ``training.trainer.predict`` and ``metrics.validation_metrics``,
-the same functions ``training.trainer.evaluate`` chains; so a report's numbers equal evaluating
+are deserialized), then through ``training.inference.predict`` and ``metrics.validation_metrics``,
+the same functions ``training.inference.evaluate`` chains; so a report's numbers equal evaluating
 the checkpoint by hand. This module is the evaluate side: it may read the test split, and it does
 not go through the training split guard.
 """
@@ -33,7 +33,7 @@ from mental_health_hpo.metrics.thresholds import (
     with_evidence_threshold,
 )
 from mental_health_hpo.model import DualAgentModel, ModelConfig, build_model
-from mental_health_hpo.training.trainer import predict
+from mental_health_hpo.training.inference import predict
 
 
 @dataclass

@@ -19,9 +19,9 @@ from mental_health_hpo.hpo.runner import TrialContext, TrialStopped
 from mental_health_hpo.hpo.search_space import merge
 from mental_health_hpo.model import ModelConfig
 from mental_health_hpo.ops import mask_obj, set_context
-from mental_health_hpo.training import FeatureCache
+from mental_health_hpo.training import FeatureCache, StopCheck
 from mental_health_hpo.training.config import TrainerConfig
-from mental_health_hpo.training.trainer import EpochResult, train
+from mental_health_hpo.training.trainer import EpochResult, TrainResult, train
 
 logger = logging.getLogger(__name__)
 
@@ -149,17 +149,39 @@ class TrainingObjective:
             on_metrics=on_metrics,
             replay_journal=context.resumed,
             feature_cache=self.feature_cache,
+            stop_check=_deadline_check(context),
         )
         seeds = {f"seed.{k}": v for k, v in asdict(result.seeds).items()}
+        has_value = result.epochs_completed > 0
         folder.update(
             seeds=seeds,
             best_epoch=result.best_epoch,
-            best_value=result.best_metric,
+            best_value=result.best_metric if has_value else None,
             last_logged_step=result.last_logged_step,
             resumed_from=result.resumed_from,
         )
         if self.publisher is not None:
             self.publisher.set_tags(run_id, seeds)
+        if result.stopped_mid_epoch:
+            stop.append(_timed_out_mid_epoch(result))
         if stop:
-            raise TrialStopped(stop[0], result.best_metric)
+            raise TrialStopped(stop[0], result.best_metric if has_value else None)
         return float(result.best_metric)
+
+
+def _deadline_check(context: TrialContext) -> StopCheck | None:
+    """The trial's deadline, checked inside epochs too (None without a timeout)."""
+    if context.deadline is None:
+        return None
+    return StopCheck(context.out_of_time, every_steps=context.check_every_steps)
+
+
+def _timed_out_mid_epoch(result: TrainResult) -> str:
+    """The end reason of a trial whose deadline passed inside an epoch (that epoch is dropped)."""
+    where = f"in epoch {result.epochs_completed} at step {result.global_step}"
+    if result.epochs_completed == 0:
+        return (
+            f"timed out {where}, before its first epoch ended: no value "
+            "(raise hpo.study.trial_timeout_s)"
+        )
+    return f"timed out {where}; best of {result.epochs_completed} full epoch(s) kept"

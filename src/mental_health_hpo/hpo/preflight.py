@@ -12,7 +12,7 @@ from typing import Any
 from mental_health_hpo.hpo.objective import trial_configs
 from mental_health_hpo.model.encoder import EncoderLoadError, load_encoder_for
 from mental_health_hpo.training.config import check_optimization_metric
-from mental_health_hpo.training.trainer import available_metric_names
+from mental_health_hpo.training.inference import available_metric_names
 
 
 class StudyConfigError(ValueError):

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,6 +69,8 @@ class StudyRunner:
     hooks: StudyHooks = field(default_factory=StudyHooks)
     auth_gate: HubAuthGate | None = None
     worker_info: dict[str, Any] = field(default_factory=dict)
+    #: What trial deadlines are measured on (tests pass a clock of their own).
+    clock: Callable[[], float] = time.monotonic
     _heartbeat: Heartbeat | None = field(default=None, init=False, repr=False)
     _started: float = field(default_factory=time.monotonic, init=False, repr=False)
     _durations: list[float] = field(default_factory=list, init=False, repr=False)
@@ -210,11 +213,13 @@ class StudyRunner:
                 folder,
                 sampled,
                 claim.resumed,
-                time.monotonic() + timeout if timeout else None,
+                self.clock() + timeout if timeout else None,
                 set(claim.reported),
                 lease_lost=lambda: beat.lost(lease),
                 torch_threads=self._torch_threads(),
                 study_name=self.config.name,
+                check_every_steps=self.config.trial_timeout_check_every_steps,
+                clock=self.clock,
             )
             folder.transition("running", params=sampled)
             try:

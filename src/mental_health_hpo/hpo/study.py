@@ -36,7 +36,10 @@ class StudyConfig:
     sampler: SamplerName = "tpe"
     pruner: PrunerName = "median"
     n_trials: int = 3
+    #: Opt-in seconds per trial (per attempt: a resumed trial gets a fresh budget).
     trial_timeout_s: float | None = None
+    #: The timeout is checked after every this many optimizer steps, and after each epoch.
+    trial_timeout_check_every_steps: int = 10
     n_startup_trials: int = 2
     n_warmup_steps: int = 1
     percentile: float = 50.0
@@ -67,6 +70,11 @@ class StudyConfig:
             raise ValueError(f"hpo.study.n_trials must be >= 1, got {self.n_trials}")
         if self.trial_timeout_s is not None and self.trial_timeout_s <= 0:
             raise ValueError("hpo.study.trial_timeout_s must be > 0 or null")
+        if self.trial_timeout_check_every_steps < 1:
+            raise ValueError(
+                "hpo.study.trial_timeout_check_every_steps must be >= 1, "
+                f"got {self.trial_timeout_check_every_steps}"
+            )
         if self.lease_s <= 0:
             raise ValueError(f"hpo.study.lease_s must be > 0 seconds, got {self.lease_s}")
         if self.torch_threads is not None and self.torch_threads < 1:

@@ -35,7 +35,12 @@ class StudyStoppedError(RuntimeError):
 
 @dataclass
 class TrialContext:
-    """What an objective gets: the Optuna trial, its folder, its sampled values and a deadline."""
+    """What an objective gets: the Optuna trial, its folder, its sampled values and a deadline.
+
+    ``deadline`` (seconds of ``clock``, None: no timeout) is checked at each epoch's end by
+    :meth:`should_stop` and inside epochs, every ``check_every_steps`` optimizer steps, by
+    :meth:`out_of_time`. Either marks the trial ``timed_out``: its best value stays eligible.
+    """
 
     trial: optuna.Trial
     folder: TrialFolder
@@ -47,6 +52,8 @@ class TrialContext:
     torch_threads: int | None = None
     study_name: str = ""
     timed_out: bool = False
+    check_every_steps: int = 10
+    clock: Callable[[], float] = time.monotonic
 
     def should_stop(self, value: float, step: int) -> str | None:
         """Feed the pruner; the reason to stop (pruned, out of time) or None to go on.
@@ -60,10 +67,16 @@ class TrialContext:
             self.reported.add(step)
         if self.trial.should_prune():
             return f"pruned by the pruner at epoch {step}"
-        if self.deadline is not None and time.monotonic() > self.deadline:
-            self.timed_out = True  # its best value so far stays eligible
+        if self.out_of_time():
             return f"timed out at epoch {step}"
         return None
+
+    def out_of_time(self) -> bool:
+        """True once past the deadline, and the trial is then marked ``timed_out``."""
+        if self.deadline is None or self.clock() <= self.deadline:
+            return False
+        self.timed_out = True  # its best value so far stays eligible
+        return True
 
 
 class Objective(Protocol):

@@ -1,7 +1,8 @@
 """How one call of the objective ended: an Optuna state to ``tell``, or no outcome at all.
 
 Apart from the study loop (:mod:`.runner`) because it is the one place that decides what a
-trial's ending *means*: completed, pruned, failed (recorded, the study goes on), or not an
+trial's ending *means*: completed (a timed-out trial with a full epoch too), pruned, failed
+(recorded, the study goes on; a trial timed out before its first epoch too), or not an
 outcome (a lost lease, an interrupt, a full disk, a refused hub), where the trial stays RUNNING
 and resumes later. The loop only acts on that decision: tell, release, stop.
 """
@@ -48,8 +49,13 @@ def call_objective(
     except TrialStopped as stopped:
         logger.info("Trial %d stopped: %s", context.trial.number, stopped.reason)
         context.trial.set_user_attr("stopped", stopped.reason)
-        if context.timed_out and stopped.value is not None:
-            return TrialOutcome(TrialState.COMPLETE, stopped.value, stopped.reason)
+        if context.timed_out:
+            # Out of time is no verdict on the configuration: with a full epoch its best value
+            # counts (COMPLETE, eligible to be best); without one there is no value, and FAIL
+            # keeps the samplers from reading the slowness as a bad score (they rank PRUNED).
+            if stopped.value is not None:
+                return TrialOutcome(TrialState.COMPLETE, stopped.value, stopped.reason)
+            return TrialOutcome(TrialState.FAIL, None, stopped.reason, stopped.reason)
         return TrialOutcome(TrialState.PRUNED, stopped.value, stopped.reason)
     except (LeaseLost, KeyboardInterrupt, SystemExit):
         raise  # not an outcome: the trial stays RUNNING

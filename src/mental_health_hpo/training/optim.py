@@ -1,4 +1,5 @@
-"""Optimizer with layer-wise learning-rate decay and a head learning rate; warmup-then-decay.
+"""Optimizer with layer-wise learning-rate decay and a head learning rate; warmup-then-decay;
+and :class:`Optimization`, the three that one optimizer step moves together.
 
 Layer-wise decay gives the encoder's lower layers smaller steps (they hold general features worth
 keeping) and the freshly initialised heads their own, usually larger, learning rate.
@@ -13,7 +14,10 @@ from typing import Any, Literal
 
 import torch
 from torch import nn
-from torch.optim.lr_scheduler import LambdaLR
+from torch.optim.lr_scheduler import LambdaLR, LRScheduler
+
+from mental_health_hpo.training.config import TrainerConfig
+from mental_health_hpo.training.devices import grad_scaler
 
 #: ``encoder.layer.3.`` (BERT), ``layers.3.`` (many others), ``block.3.`` (T5).
 _LAYER_INDEX = re.compile(r"(?:^|\.)(?:layer|layers|block|h)\.(\d+)\.")
@@ -200,3 +204,63 @@ def build_scheduler(
     """Linear warmup then linear decay, stepped once per optimizer step."""
     factor = linear_schedule(total_steps, warmup_steps(total_steps, warmup_ratio))
     return LambdaLR(optimizer, lr_lambda=factor)
+
+
+@dataclass
+class Optimization:
+    """Optimizer, schedule and fp16 loss scaler of one run, stepped together once per update.
+
+    One object so the loop and the checkpoint handle them as a unit: a step that moved the
+    optimizer but not the schedule (or the scaler) would resume onto another learning rate.
+    """
+
+    optimizer: torch.optim.Optimizer
+    scheduler: LRScheduler
+    scaler: torch.amp.GradScaler | None = None
+    max_grad_norm: float | None = None
+
+    @classmethod
+    def build(
+        cls,
+        net: nn.Module,
+        config: TrainerConfig,
+        total_steps: int,
+        amp_dtype: torch.dtype | None,
+    ) -> Optimization:
+        """The optimizer and schedule of ``config`` over ``total_steps`` updates."""
+        optimizer = build_optimizer(
+            net,
+            name=config.optimizer,
+            lr=config.lr,
+            head_lr=config.head_lr,
+            weight_decay=config.weight_decay,
+            layerwise_lr_decay=config.layerwise_lr_decay,
+            eps=config.adam_eps,
+        )
+        scheduler = build_scheduler(
+            optimizer, total_steps=total_steps, warmup_ratio=config.warmup_ratio
+        )
+        return cls(optimizer, scheduler, grad_scaler(amp_dtype), config.max_grad_norm)
+
+    def backward(self, loss: torch.Tensor) -> None:
+        """Accumulate the gradients of ``loss``, scaled first under fp16."""
+        (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
+
+    def step(self, net: nn.Module) -> None:
+        """Clip (on unscaled gradients), update, advance the schedule, clear the gradients."""
+        if self.scaler is not None:
+            self.scaler.unscale_(self.optimizer)
+        if self.max_grad_norm is not None:
+            torch.nn.utils.clip_grad_norm_(net.parameters(), self.max_grad_norm)
+        if self.scaler is not None:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+
+    @property
+    def lr(self) -> float:
+        """The learning rate of the first group (the encoder's top layer, or the only group)."""
+        return float(self.scheduler.get_last_lr()[0])

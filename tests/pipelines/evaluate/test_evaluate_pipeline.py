@@ -19,7 +19,7 @@ from mental_health_hpo.pipelines.data_ingest import create_pipeline as data_inge
 from mental_health_hpo.pipelines.evaluate import create_pipeline as evaluate_pipeline
 from mental_health_hpo.pipelines.hpo import create_pipeline as hpo_pipeline
 from mental_health_hpo.training import TestSplitAccessError, TrainerConfig, train
-from mental_health_hpo.training.trainer import evaluate
+from mental_health_hpo.training.inference import evaluate
 
 TEST_INPUT = "model_input_test"
 
