@@ -49,6 +49,7 @@ def build(workdir: Path) -> tuple[Any, Any, Any]:
         output_dir=str(workdir / "hf"), save_strategy="epoch", save_total_limit=1,
         report_to="none", disable_tqdm=True, learning_rate=1e-4,
     )  # fmt: skip
+
     class Wrapped(torch.nn.Module):  # as study_cost_bench.py: HF sets attributes on .config
         def __init__(self, inner: torch.nn.Module) -> None:
             super().__init__()
