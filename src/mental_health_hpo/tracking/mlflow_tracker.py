@@ -28,6 +28,7 @@ from typing import Any, Protocol, TypeVar
 from mlflow.entities import Metric, Param, RunStatus, RunTag
 from mlflow.tracking import MlflowClient
 
+from mental_health_hpo.checkpointing.layout import MLFLOW_PENDING_NAME
 from mental_health_hpo.mappings import flatten
 from mental_health_hpo.ops import mask_named, mask_obj
 from mental_health_hpo.tracking.abandoned import HEARTBEAT_TAG, OWNER_TAG, STUDY_TAG, owner_id
@@ -387,4 +388,4 @@ class TrialTracker:
 
 
 def _pending_path(buffer_path: Path) -> Path:
-    return buffer_path.with_name("mlflow_pending_runs.json")
+    return buffer_path.with_name(MLFLOW_PENDING_NAME)

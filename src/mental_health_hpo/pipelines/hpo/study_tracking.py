@@ -25,6 +25,7 @@ from mlflow.tracking import MlflowClient
 from optuna.trial import FrozenTrial, TrialState
 
 from mental_health_hpo.checkpointing import read_manifest
+from mental_health_hpo.checkpointing.layout import StudyLayout
 from mental_health_hpo.hpo.coordination import Coordination
 from mental_health_hpo.hpo.objective import with_epoch_series
 from mental_health_hpo.hpo.tally import Progress
@@ -148,7 +149,7 @@ def open_study_tracking(
             parent = client.create_run(experiment_id, run_name=study_name, tags=tags).info.run_id
     session_id = session.info.run_id if session is not None else None
     # One buffer file per worker: workers share the study folder, never a buffer.
-    buffer = MetricsBuffer(study_dir / "mlflow_buffers" / f"{coordination.worker.id}.jsonl")
+    buffer = MetricsBuffer(StudyLayout(study_dir).mlflow_buffer(coordination.worker.id))
     tracker = TrialTracker(client, experiment_id, buffer, parent)
     return StudyTracking(tracker, study_name, session_id)
 
