@@ -223,7 +223,8 @@ def write_manifest(directory: str | Path, manifest: Manifest) -> None:
     manifest.updated_at = utc_now()
     payload = json.dumps(manifest.to_json(), indent=1, sort_keys=False).encode()
     keep_previous(Path(directory))
-    atomic_write_bytes(manifest_path(directory), payload)
+    point = None if manifest.finished else "running_manifest_write"
+    atomic_write_bytes(manifest_path(directory), payload, point)
 
 
 def keep_previous(directory: Path) -> None:

@@ -26,6 +26,7 @@ import optuna
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import FrozenTrial, TrialState
 
+from mental_health_hpo.crash_points import crash_point
 from mental_health_hpo.hpo.coordination import Coordination
 from mental_health_hpo.hpo.leases import Heartbeat, Lease, trial_resource, worker_resource
 from mental_health_hpo.hpo.search_space import SearchSpace
@@ -259,6 +260,7 @@ class StudyRunner:
             except UpdateFinishedTrialError:
                 logger.warning("Trial %d was finished by another worker", trial.number)
                 return None
+            crash_point("after_tell")
             self._finalize(frozen, lease)
             return frozen
 

@@ -29,6 +29,7 @@ from mlflow.entities import Metric, Param, RunStatus, RunTag
 from mlflow.tracking import MlflowClient
 
 from mental_health_hpo.checkpointing.layout import MLFLOW_PENDING_NAME
+from mental_health_hpo.crash_points import crash_point
 from mental_health_hpo.mappings import flatten
 from mental_health_hpo.ops import mask_named, mask_obj
 from mental_health_hpo.tracking.abandoned import HEARTBEAT_TAG, OWNER_TAG, STUDY_TAG, owner_id
@@ -294,6 +295,7 @@ class TrialTracker:
         real = self._resolved(run_id)
         if real is None:
             self.buffer.append(points)
+            crash_point("buffered_before_run")
             return False
         self.buffer.replay(self._send)  # one quick try; never blocks training
         try:
