@@ -277,9 +277,11 @@ class StudyRunner:
         self.coordination.leases.release(lease)
 
     def _finish_abandoned(self) -> None:
-        """Finish trials whose worker died after ``tell`` but before their lease was released."""
+        """Finish trials whose worker died after ``tell`` but before their lease was released:
+        once the lease expired, or at once when its holder is a dead process of this host."""
         leases, worker = self.coordination.leases, self.coordination.worker
-        stale = leases.expired("trial:")
+        dead = {r.resource: r for r in leases.live("trial:") if r.dead_on(worker.host)}
+        stale = [*leases.expired("trial:"), *dead]
         if not stale:
             return
         by_number = {t.number: t for t in self.study.get_trials(deepcopy=False, states=FINISHED)}
@@ -287,7 +289,8 @@ class StudyRunner:
             frozen = by_number.get(int(resource.split(":", 1)[1]))
             if frozen is None:
                 continue  # still RUNNING: taken over by a claim instead
-            lease = leases.acquire(resource, worker)
+            row = dead.get(resource)
+            lease = leases.take_from_dead(row, worker) if row else leases.acquire(resource, worker)
             if lease is not None:
                 logger.warning(
                     "Finishing trial %d, whose worker died while finishing it", frozen.number
