@@ -320,6 +320,16 @@ class TrialTracker:
             )
             tags = []
 
+    def replay_buffer_of(self, path: Path) -> bool:
+        """Send another (dead) worker's buffered points; True when none is left in ``path``.
+
+        Why: a worker killed during an outage leaves its buffer behind, and no later worker
+        writes to that file, so without this its points would wait there for ever.
+        """
+        if path == self.buffer.path:
+            return self.buffer.replay(self._send)
+        return MetricsBuffer(path).replay(self._send)
+
     def flush_buffer(self, attempts: int = 5, first_delay_s: float = 1.0) -> bool:
         """Create pending runs, replay the buffer, apply deferred tags and closes (with backoff).
 

@@ -114,6 +114,19 @@ class StudyTracking:
             )
         return abandoned
 
+    def replay_orphan_buffers(self, coordination: Coordination) -> None:
+        """Send what dead workers of the study buffered in an outage (their files stay else).
+
+        A buffer file is named after its worker's id; a worker with no live lease is gone.
+        """
+        host = coordination.worker.host
+        rows = [r for r in coordination.leases.live("worker:") if not r.dead_on(host)]
+        live = {row.owner.rsplit(":", 1)[-1] for row in rows} | {coordination.worker.id}
+        folder = self.tracker.buffer.path.parent
+        for path in sorted(folder.glob("*.jsonl")) if folder.is_dir() else []:
+            if path.stem not in live and self.tracker.replay_buffer_of(path):
+                logger.info("Sent the metrics that worker %s buffered before it died", path.stem)
+
     def finish_study(self, best_value: float | None) -> None:
         self.tracker.set_tags(self.parent_run_id, {"hpo.state": "complete"})
         if best_value is not None:
