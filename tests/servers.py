@@ -1,4 +1,5 @@
-"""Real servers for tests: an ``mlflow server`` and a PostgreSQL cluster on 127.0.0.1.
+"""Real servers for tests: an ``mlflow server`` and a PostgreSQL cluster on 127.0.0.1, and a
+TCP relay that stages an outage of either.
 
 One place for both, so every test starts, checks and stops them the same way:
 - readiness is the server answering its health endpoint (MLflow's ``/health``, PostgreSQL's
@@ -21,6 +22,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -124,6 +126,77 @@ class MlflowServer:
         if self.process is not None:
             stop_process_group(self.process)
             self.process = None
+
+
+class OutageProxy:
+    """A TCP relay on 127.0.0.1 in front of a server, that a test closes to stage an outage.
+
+    Closed, nothing listens on its port (clients get "connection refused", as from a stopped
+    server) and every relayed connection is cut; opened again, it listens on the same port.
+    Cheaper than stopping and starting the server itself (tens of seconds on a loaded machine),
+    and the server keeps its state.
+    """
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.port = free_port()
+        self._listener: socket.socket | None = None
+        self._open: list[socket.socket] = []
+        self._lock = threading.Lock()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def open(self) -> OutageProxy:
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(64)
+        self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+        return self
+
+    def close(self) -> None:
+        """Stop listening and cut every relayed connection."""
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            with contextlib.suppress(OSError):
+                listener.shutdown(socket.SHUT_RDWR)
+            listener.close()
+        with self._lock:
+            cut, self._open = self._open, []
+        for sock in cut:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return  # closed
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.target_port), timeout=30)
+            except OSError:
+                client.close()
+                continue
+            upstream.settimeout(None)
+            with self._lock:
+                self._open += [client, upstream]
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=_pump, args=(source, sink), daemon=True).start()
+
+
+def _pump(source: socket.socket, sink: socket.socket) -> None:
+    try:
+        while data := source.recv(65536):
+            sink.sendall(data)
+    except OSError:
+        pass
+    with contextlib.suppress(OSError):
+        sink.shutdown(socket.SHUT_WR)
 
 
 def _as_postgres(*command: str) -> subprocess.CompletedProcess[str]:

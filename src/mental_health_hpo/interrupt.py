@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mental_health_hpo.checkpointing.errors import CheckpointError
+from mental_health_hpo.checkpointing.layout import StudyLayout, TrialLayout, study_dirs
 from mental_health_hpo.checkpointing.manifest import read_manifest
 
 FINISHED_STATES = ("completed", "pruned", "failed")
@@ -34,19 +35,20 @@ class TrialOnDisk:
 
 
 def _trial(folder: Path) -> TrialOnDisk:
+    trial = TrialLayout(folder)
     try:
-        record = json.loads((folder / "trial.json").read_text(encoding="utf-8"))
+        record = json.loads(trial.record.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError):
         record = {}
     try:
-        manifest = read_manifest(folder / "checkpoints")
+        manifest = read_manifest(trial.checkpoints)
     except CheckpointError:  # the next run reports it; here only say nothing resumes from it
         manifest = None
     latest = None
     if manifest is not None and manifest.checkpoints:
         newest = max(manifest.checkpoints, key=lambda r: (r.epoch, r.step))
-        latest = str(folder / "checkpoints" / newest.id)
-    return TrialOnDisk(folder.name, str(record.get("state", "queued")), latest)
+        latest = str(trial.checkpoints / newest.id)
+    return TrialOnDisk(trial.trial_id, str(record.get("state", "queued")), latest)
 
 
 def _touched_since(study_dir: Path, since: float) -> bool:
@@ -56,10 +58,10 @@ def _touched_since(study_dir: Path, since: float) -> bool:
 def interrupted_summary(experiments_dir: str | Path, since: float, command: str) -> str:
     """The lines to print after an interrupt of ``command``, started at time ``since``."""
     root = Path(experiments_dir)
-    studies = [p for p in sorted(root.glob("study_*")) if p.is_dir() and _touched_since(p, since)]
+    studies = [p for p in study_dirs(root) if _touched_since(p, since)]
     lines = ["Interrupted. Everything committed before the interrupt is kept."]
     for study in studies:
-        trials = [_trial(folder) for folder in sorted(study.glob("trial_*")) if folder.is_dir()]
+        trials = [_trial(trial.path) for trial in StudyLayout(study).trials()]
         finished = sum(t.state in FINISHED_STATES for t in trials)
         lines.append(f"{study}: {finished} of {len(trials)} started trials finished")
         lines += [f"  {t.line()}" for t in trials if t.state not in FINISHED_STATES]

@@ -51,3 +51,19 @@ def test_failed_write_keeps_old_content(tmp_path: Path) -> None:
         atomic_write_file(target, broken)
     assert target.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["f.bin"]
+
+
+def test_a_manifest_write_killed_after_keeping_the_previous_leaves_no_temp(
+    tmp_path: Path,
+) -> None:
+    """Killed between linking ``manifest.prev.json`` and renaming the new manifest, the two are
+    links of one file; the next write must not leave its staged link behind (a rename of a
+    link over another link of the same file does nothing)."""
+    from mental_health_hpo.checkpointing.manifest import Manifest, keep_previous, write_manifest
+
+    write_manifest(tmp_path, Manifest(metric_name="f1"))
+    keep_previous(tmp_path)  # what the killed write had done before it died
+    assert (tmp_path / "manifest.json").samefile(tmp_path / "manifest.prev.json")
+    write_manifest(tmp_path, Manifest(metric_name="f1", finished=True))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["manifest.json", "manifest.prev.json"]
+    assert not (tmp_path / "manifest.json").samefile(tmp_path / "manifest.prev.json")

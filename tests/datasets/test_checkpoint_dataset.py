@@ -140,3 +140,32 @@ def test_describe_reads_like_kedro_datasets(tmp_path: Path) -> None:
     assert dataset.metadata == {"kedro-viz": {"layer": "models"}}
     with pytest.raises(TypeError):
         CheckpointDataset(tmp_path, "f1")  # type: ignore[misc]  # keyword-only
+
+
+def _dead_pid() -> int:
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          check=True, capture_output=True, text=True)  # fmt: skip
+    return int(done.stdout)
+
+
+def test_a_publication_killed_between_its_renames_leaves_the_old_hand_off(tmp_path: Path) -> None:
+    """Killed after moving the old folder away and before swapping the new one in: the next
+    load finds the old hand-off again, and nothing the dead process left stays."""
+    from mental_health_hpo.checkpointing.layout import PublishedLayout
+
+    study = tmp_path / "study_demo"
+    old = write_trial(study, "trial_0000", [0.6])
+    new = write_trial(study, "trial_0001", [0.9])
+    handoff = _publish(tmp_path, old)
+    layout, dead = PublishedLayout(tmp_path / "best_checkpoint"), _dead_pid()
+    layout.path.rename(layout.previous(dead))  # what the killed publication did...
+    layout.staging(dead).mkdir()  # ...and the new folder it had staged
+    assert handoff.load().record.trial_id == "trial_0000"  # the old one is back
+    assert layout.leftovers() == []
+    _publish(tmp_path, new)
+    assert handoff.load().record.trial_id == "trial_0001"
+    assert layout.leftovers() == []
+    assert json.loads(layout.record.read_text())["trial_id"] == "trial_0001"

@@ -15,6 +15,7 @@ from typing import BinaryIO
 
 from mental_health_hpo.checkpointing.layout import TEMP_PREFIX as TMP_PREFIX
 from mental_health_hpo.checkpointing.layout import is_temp_name as is_temp_name
+from mental_health_hpo.crash_points import crash_point
 
 
 def temp_path_for(target: Path) -> Path:
@@ -36,8 +37,14 @@ def fsync_dir(directory: str | Path) -> None:
         os.close(fd)
 
 
-def atomic_write_file(target: str | Path, writer: Callable[[BinaryIO], object]) -> None:
-    """Write via ``writer(handle)`` to a temp file, fsync it, rename it over ``target``."""
+def atomic_write_file(
+    target: str | Path, writer: Callable[[BinaryIO], object], point: str | None = None
+) -> None:
+    """Write via ``writer(handle)`` to a temp file, fsync it, rename it over ``target``.
+
+    ``point``: the name of the crash point (:mod:`mental_health_hpo.crash_points`) between the
+    durable temp file and the rename, for the chaos test.
+    """
     target = Path(target)
     tmp = temp_path_for(target)
     try:
@@ -45,6 +52,8 @@ def atomic_write_file(target: str | Path, writer: Callable[[BinaryIO], object]) 
             writer(handle)
             handle.flush()
             os.fsync(handle.fileno())
+        if point is not None:
+            crash_point(point)
         tmp.replace(target)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -53,9 +62,11 @@ def atomic_write_file(target: str | Path, writer: Callable[[BinaryIO], object]) 
     fsync_dir(target.parent)
 
 
-def atomic_write_bytes(target: str | Path, data: bytes | memoryview) -> None:
-    """Atomically replace ``target`` with ``data``."""
-    atomic_write_file(target, lambda handle: handle.write(data))
+def atomic_write_bytes(
+    target: str | Path, data: bytes | memoryview, point: str | None = None
+) -> None:
+    """Atomically replace ``target`` with ``data`` (``point``: see :func:`atomic_write_file`)."""
+    atomic_write_file(target, lambda handle: handle.write(data), point)
 
 
 def make_dir_durable(directory: str | Path) -> None:

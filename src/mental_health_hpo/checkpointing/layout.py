@@ -4,7 +4,8 @@ This is the only module that knows folder names and id formats; everything else 
 is ``<experiments_dir>/study_<id>/``; each trial is ``trial_<nnnn>/`` in it, holding
 ``checkpoints/`` (``manifest.json`` plus one folder per checkpoint), ``logs/`` and ``trial.json``.
 The experiments folder may be shared by every worker of a study (NFS, a ReadWriteMany volume):
-nothing here depends on the host.
+nothing here depends on the host. A published hand-off folder (``data/06_models/best_checkpoint``,
+see :class:`PublishedLayout`) holds ``checkpoints/`` and ``published.json``.
 """
 
 from __future__ import annotations
@@ -18,14 +19,24 @@ TRIAL_PREFIX = "trial_"
 CHECKPOINTS_DIRNAME = "checkpoints"
 LOGS_DIRNAME = "logs"
 TRIAL_RECORD_NAME = "trial.json"
+TRIAL_LOCK_NAME = "trial.lock"
+WORK_LOG_NAME = "work.jsonl"  # in the trial's logs/: which process trained which epoch
+STUDY_RESULT_NAME = "study_result.json"
+MLFLOW_BUFFERS_DIRNAME = "mlflow_buffers"  # one metrics outage buffer per worker
+MLFLOW_PENDING_NAME = "mlflow_pending_runs.json"  # beside the buffers: runs not created yet
 MANIFEST_NAME = "manifest.json"
 PREVIOUS_MANIFEST_NAME = "manifest.prev.json"
 RECORD_NAME = "record.json"  # each checkpoint folder's own copy of its manifest record
+PUBLISHED_RECORD_NAME = "published.json"  # the trial record beside published checkpoints
 WEIGHTS_FILE = "model.safetensors"
 STATE_FILE = "training_state.pt"
 QUARANTINE_DIRNAME = ".quarantine"
 PRESSURE_MARKER_NAME = "retention_pressure.json"
 TEMP_PREFIX = ".tmp-"
+#: ``.best_checkpoint.tmp-<pid>`` (being built) and ``.best_checkpoint.old-<pid>`` (being
+#: replaced): the siblings a publication makes beside its target folder.
+PUBLISH_STAGING_MARK = ".tmp-"
+PUBLISH_PREVIOUS_MARK = ".old-"
 
 _TRIAL_RE = re.compile(rf"^{TRIAL_PREFIX}(\d+)$")
 
@@ -46,8 +57,26 @@ def trial_number(name: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
+def study_dir_name(study_id: str) -> str:
+    """Folder name of a study: ``study_<id>``."""
+    return f"{STUDY_PREFIX}{study_id}"
+
+
+def study_id_of(path: str | Path) -> str:
+    """``experiments/study_<id>`` -> ``<id>`` (any other folder name as it is)."""
+    return Path(path).name.removeprefix(STUDY_PREFIX)
+
+
 def is_study_dir(path: Path) -> bool:
     return path.name.startswith(STUDY_PREFIX)
+
+
+def study_dirs(experiments_dir: str | Path) -> list[Path]:
+    """Every study folder (``study_*``) of an experiments folder, by name."""
+    root = Path(experiments_dir)
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.iterdir() if p.is_dir() and is_study_dir(p))
 
 
 def is_temp_name(name: str) -> bool:
@@ -85,6 +114,14 @@ class TrialLayout:
     def manifest(self) -> Path:
         return self.checkpoints / MANIFEST_NAME
 
+    @property
+    def lock(self) -> Path:
+        return self.path / TRIAL_LOCK_NAME
+
+    @property
+    def work_log(self) -> Path:
+        return self.logs / WORK_LOG_NAME
+
 
 @dataclass(frozen=True)
 class StudyLayout:
@@ -94,11 +131,20 @@ class StudyLayout:
 
     @classmethod
     def of(cls, experiments_dir: str | Path, study_id: str) -> StudyLayout:
-        return cls(Path(experiments_dir) / f"{STUDY_PREFIX}{study_id}")
+        return cls(Path(experiments_dir) / study_dir_name(study_id))
 
     @property
     def study_id(self) -> str:
-        return self.path.name.removeprefix(STUDY_PREFIX)
+        return study_id_of(self.path)
+
+    @property
+    def result(self) -> Path:
+        """The complete study's result record, written once by the worker that completes it."""
+        return self.path / STUDY_RESULT_NAME
+
+    def mlflow_buffer(self, worker_id: str) -> Path:
+        """One worker's metrics outage buffer (workers share the study folder, never a buffer)."""
+        return self.path / MLFLOW_BUFFERS_DIRNAME / f"{worker_id}.jsonl"
 
     @property
     def experiments_dir(self) -> Path:
@@ -136,3 +182,40 @@ def study_of(checkpoints_dir: Path) -> StudyLayout | None:
     """The study a trial's checkpoints folder belongs to, None for a folder outside any study."""
     trial = checkpoints_dir.parent
     return StudyLayout(trial.parent) if is_study_dir(trial.parent) else None
+
+
+@dataclass(frozen=True)
+class PublishedLayout:
+    """A published hand-off folder, and the siblings a publication builds and replaces it by."""
+
+    path: Path
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.path / CHECKPOINTS_DIRNAME
+
+    @property
+    def record(self) -> Path:
+        return self.path / PUBLISHED_RECORD_NAME
+
+    def staging(self, pid: int) -> Path:
+        """Where process ``pid`` builds the new folder: ``.<name>.tmp-<pid>``."""
+        return self.path.with_name(f".{self.path.name}{PUBLISH_STAGING_MARK}{pid}")
+
+    def previous(self, pid: int) -> Path:
+        """Where process ``pid`` moves the old folder while it swaps: ``.<name>.old-<pid>``."""
+        return self.path.with_name(f".{self.path.name}{PUBLISH_PREVIOUS_MARK}{pid}")
+
+    def leftovers(self) -> list[tuple[Path, int, bool]]:
+        """Staging and previous folders beside the target: (path, pid, is_previous)."""
+        parent = self.path.parent
+        if not parent.is_dir():
+            return []
+        found = []
+        for mark, previous in ((PUBLISH_STAGING_MARK, False), (PUBLISH_PREVIOUS_MARK, True)):
+            prefix = f".{self.path.name}{mark}"
+            for child in sorted(parent.glob(f"{prefix}*")):
+                pid = child.name.removeprefix(prefix)
+                if pid.isdigit():
+                    found.append((child, int(pid), previous))
+        return found

@@ -223,15 +223,22 @@ def write_manifest(directory: str | Path, manifest: Manifest) -> None:
     manifest.updated_at = utc_now()
     payload = json.dumps(manifest.to_json(), indent=1, sort_keys=False).encode()
     keep_previous(Path(directory))
-    atomic_write_bytes(manifest_path(directory), payload)
+    point = None if manifest.finished else "running_manifest_write"
+    atomic_write_bytes(manifest_path(directory), payload, point)
 
 
 def keep_previous(directory: Path) -> None:
     """Hard-link the current manifest as ``manifest.prev.json`` before it is replaced, so an
     unreadable manifest (a bad disk block, a hand edit) can be rebuilt from the one before it."""
-    current = directory / MANIFEST_NAME
+    current, previous = directory / MANIFEST_NAME, directory / PREVIOUS_MANIFEST_NAME
     if not current.exists():
         return
+    with contextlib.suppress(FileNotFoundError):
+        if current.samefile(previous):
+            # Linked already: the write after the last link was killed before its rename.
+            # (Renaming a hard link over another link of the same file does nothing, and
+            # would leave the staged link behind for good.)
+            return
     staged = directory / f"{TEMP_PREFIX}{PREVIOUS_MANIFEST_NAME}.{os.getpid()}"
     with contextlib.suppress(FileNotFoundError):
         staged.unlink()
@@ -239,4 +246,4 @@ def keep_previous(directory: Path) -> None:
         os.link(current, staged)
     except OSError:  # a filesystem without hard links: go without the spare copy
         return
-    staged.replace(directory / PREVIOUS_MANIFEST_NAME)
+    staged.replace(previous)

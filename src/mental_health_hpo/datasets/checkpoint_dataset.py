@@ -19,15 +19,18 @@ from typing import Any, ClassVar
 from kedro.io.core import AbstractDataset, DatasetError
 
 from mental_health_hpo.checkpointing import CheckpointError, CheckpointRef, ranked_checkpoints
-from mental_health_hpo.checkpointing.publish import clear_published, publish_checkpoints
+from mental_health_hpo.checkpointing.layout import PublishedLayout, StudyLayout
+from mental_health_hpo.checkpointing.publish import (
+    clear_published,
+    publish_checkpoints,
+    recover_published,
+)
 from mental_health_hpo.datasets.published_record import (
     RECORD_NAME,
-    STUDY_PREFIX,
     PublishedRecord,
     best_of_folder,
     read_record,
     record_of,
-    write_record,
 )
 
 logger = logging.getLogger(__name__)
@@ -138,7 +141,8 @@ class CheckpointDataset(AbstractDataset[CheckpointReference, BestCheckpoint]):
         """Where to load from: the named study, else this dataset's folder."""
         name = self._load_args.get("study_name")
         if name:
-            return Path(str(self._load_args["experiments_dir"])) / f"{STUDY_PREFIX}{name}"
+            return StudyLayout.of(str(self._load_args["experiments_dir"]), str(name)).path
+        recover_published(self._path)  # a publication killed between its renames
         return self._path
 
     def load(self) -> BestCheckpoint:
@@ -183,15 +187,27 @@ class CheckpointDataset(AbstractDataset[CheckpointReference, BestCheckpoint]):
             return
         checkpoints_dir = Path(data.checkpoints_dir)
         refs = {r.record.id: r for r in ranked_checkpoints(checkpoints_dir, self._metric_name)}
-        try:
-            publish_checkpoints(checkpoints_dir, data.checkpoint_ids, self._path)
+        missing = [i for i in data.checkpoint_ids if i not in refs]
+        if missing:
+            raise DatasetError(
+                f"cannot publish the best checkpoint: checkpoint(s) {missing} not in the "
+                f"manifest of {checkpoints_dir}"
+            )
+        chosen = _by_epoch([refs[i] for i in data.checkpoint_ids])
+        record = record_of(checkpoints_dir.parent, chosen)
+        try:  # the record goes inside the swap: never checkpoints without their record
+            publish_checkpoints(
+                checkpoints_dir,
+                data.checkpoint_ids,
+                self._path,
+                extra_files={RECORD_NAME: record.to_bytes()},
+            )
         except CheckpointError as exc:
             raise DatasetError(f"cannot publish the best checkpoint: {exc}") from exc
-        chosen = _by_epoch([refs[i] for i in data.checkpoint_ids])
-        write_record(self._path, record_of(checkpoints_dir.parent, chosen))
 
     def _exists(self) -> bool:
         source = self._source()
-        return (source / RECORD_NAME).is_file() or best_of_folder(
-            source, self._metric_name
-        ) is not None
+        return (
+            PublishedLayout(source).record.is_file()
+            or best_of_folder(source, self._metric_name) is not None
+        )

@@ -11,16 +11,21 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mental_health_hpo.checkpointing import CheckpointRef, ranked_checkpoints
+from mental_health_hpo.checkpointing.atomic import atomic_write_bytes
+from mental_health_hpo.checkpointing.layout import (
+    PUBLISHED_RECORD_NAME,
+    PublishedLayout,
+    StudyLayout,
+    TrialLayout,
+)
 
-RECORD_NAME = "published.json"
-STUDY_PREFIX = "study_"
+RECORD_NAME = PUBLISHED_RECORD_NAME
 
 
 @dataclass(frozen=True)
@@ -45,6 +50,10 @@ class PublishedRecord:
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
+    def to_bytes(self) -> bytes:
+        """The ``published.json`` payload."""
+        return json.dumps(self.to_json(), indent=1, default=str).encode()
+
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> PublishedRecord:
         return cls(
@@ -63,7 +72,7 @@ class PublishedRecord:
 def read_trial_record(trial_dir: Path) -> dict[str, Any]:
     """A trial's ``trial.json``; empty when it is missing or unreadable."""
     try:
-        return dict(json.loads((trial_dir / "trial.json").read_text(encoding="utf-8")))
+        return dict(json.loads(TrialLayout(trial_dir).record.read_text(encoding="utf-8")))
     except (OSError, json.JSONDecodeError):
         return {}
 
@@ -71,19 +80,19 @@ def read_trial_record(trial_dir: Path) -> dict[str, Any]:
 def _number(trial_dir: Path, record: Mapping[str, Any]) -> int:
     if "number" in record:
         return int(record["number"])
-    tail = trial_dir.name.rsplit("_", 1)[-1]
-    return int(tail) if tail.isdigit() else -1
+    number = TrialLayout(trial_dir).number
+    return -1 if number is None else number
 
 
 def record_of(trial_dir: Path, refs: list[CheckpointRef]) -> PublishedRecord:
     """The record of ``refs`` (best and co-best checkpoints of one trial) and their trial."""
+    trial = TrialLayout(trial_dir)
     trial_record = read_trial_record(trial_dir)
-    study_dir = trial_dir.parent
-    study_id = study_dir.name.removeprefix(STUDY_PREFIX)
+    study = StudyLayout(trial_dir.parent)
     return PublishedRecord(
-        study_id=study_id,
-        study_dir=str(study_dir),
-        trial_id=trial_dir.name,
+        study_id=study.study_id,
+        study_dir=str(study.path),
+        trial_id=trial.trial_id,
         trial_number=_number(trial_dir, trial_record),
         trial_dir=str(trial_dir),
         metric_name=refs[0].metric_name,
@@ -94,18 +103,14 @@ def record_of(trial_dir: Path, refs: list[CheckpointRef]) -> PublishedRecord:
 
 
 def write_record(folder: Path, record: PublishedRecord) -> None:
-    """``folder/published.json``, replaced atomically."""
-    temporary = folder / f".{RECORD_NAME}.tmp"
-    temporary.write_text(json.dumps(record.to_json(), indent=1, default=str), encoding="utf-8")
-    with temporary.open("rb") as handle:
-        os.fsync(handle.fileno())
-    temporary.replace(folder / RECORD_NAME)
+    """``folder/published.json``, replaced atomically (publishing writes it inside its swap)."""
+    atomic_write_bytes(PublishedLayout(folder).record, record.to_bytes())
 
 
 def read_record(folder: Path) -> PublishedRecord | None:
     """The record of a published folder; None when there is none (not a published folder)."""
     try:
-        data = json.loads((folder / RECORD_NAME).read_text(encoding="utf-8"))
+        data = json.loads(PublishedLayout(folder).record.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return None
     return PublishedRecord.from_json(data)

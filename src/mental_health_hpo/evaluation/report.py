@@ -30,10 +30,11 @@ from typing import Any
 from jsonschema import Draft7Validator, FormatChecker
 
 from mental_health_hpo.checkpointing import atomic_write_bytes
+from mental_health_hpo.checkpointing.layout import TrialLayout
 from mental_health_hpo.evaluation.baselines import BaselineResult, split_ids
 from mental_health_hpo.evaluation.paper import paper_reference
 from mental_health_hpo.evaluation.run import CheckpointEvaluation
-from mental_health_hpo.evaluation.selection import Selection, trial_records
+from mental_health_hpo.evaluation.selection import Selection, study_id_of, trial_records
 from mental_health_hpo.metrics import flatten_metrics
 
 REPORT_NAME = "evaluation_report.json"
@@ -343,14 +344,14 @@ def build_summary(
     ]
     scored.sort(key=lambda item: (-float(item[1]["best_value"]), item[0].name))
     return {
-        "study_id": Path(study_dir).name.removeprefix("study_"),
+        "study_id": study_id_of(Path(study_dir)),
         "study_dir": str(study_dir),
         "optimization_metric_name": metric_name,
         "n_trials": len(records),
         "trials_by_state": dict(sorted(states.items())),
         "top_trials": [
             {
-                "trial_id": folder.name,
+                "trial_id": TrialLayout(folder).trial_id,
                 "number": int(record.get("number", -1)),
                 "state": record.get("state"),
                 "best_value": float(record["best_value"]),

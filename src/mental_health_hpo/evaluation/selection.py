@@ -24,9 +24,13 @@ from pathlib import Path
 from typing import Any
 
 from mental_health_hpo.checkpointing import CheckpointRef, find_best_checkpoints
+from mental_health_hpo.checkpointing.layout import (
+    StudyLayout,
+    TrialLayout,
+    study_dirs,
+)
+from mental_health_hpo.checkpointing.layout import study_id_of as _study_id_of
 
-STUDY_PREFIX = "study_"
-TRIAL_GLOB = "trial_*"
 COMPLETED = "completed"
 
 
@@ -66,8 +70,7 @@ class Selection:
 
 def study_id_of(study_dir: Path) -> str:
     """``experiments/study_<id>`` -> ``<id>``."""
-    name = Path(study_dir).name
-    return name[len(STUDY_PREFIX) :] if name.startswith(STUDY_PREFIX) else name
+    return _study_id_of(study_dir)
 
 
 def find_study_dir(
@@ -78,7 +81,7 @@ def find_study_dir(
     """The folder of the study to evaluate (see the module docstring for the order)."""
     root = Path(experiments_dir)
     if study_name:
-        candidate = root / f"{STUDY_PREFIX}{study_name}"
+        candidate = StudyLayout.of(root, study_name).path
         if not candidate.is_dir():
             raise SelectionError(f"study '{study_name}' not found: {candidate} is no folder")
         return candidate
@@ -87,9 +90,9 @@ def find_study_dir(
         if named and Path(str(named)).is_dir():
             return Path(str(named))
         study_id = hpo_best_trial.get("study_id")
-        if study_id and (root / f"{STUDY_PREFIX}{study_id}").is_dir():
-            return root / f"{STUDY_PREFIX}{study_id}"
-    studies = [p for p in root.glob(f"{STUDY_PREFIX}*") if p.is_dir()]
+        if study_id and StudyLayout.of(root, str(study_id)).path.is_dir():
+            return StudyLayout.of(root, str(study_id)).path
+    studies = study_dirs(root)
     if not studies:
         raise SelectionError(f"no study folder under {root}; run `kedro run --pipeline hpo` first")
     return max(studies, key=lambda p: (p.stat().st_mtime, p.name))
@@ -98,21 +101,24 @@ def find_study_dir(
 def read_trial(trial_dir: Path) -> dict[str, Any]:
     """A trial's ``trial.json``; empty when missing or unreadable (the trial never prepared)."""
     try:
-        return dict(json.loads((trial_dir / "trial.json").read_text(encoding="utf-8")))
+        return dict(json.loads(TrialLayout(trial_dir).record.read_text(encoding="utf-8")))
     except (FileNotFoundError, json.JSONDecodeError):
         return {}
 
 
 def trial_records(study_dir: Path) -> list[tuple[Path, dict[str, Any]]]:
     """Every trial folder of a study with its record, in trial-number order."""
-    folders = sorted(p for p in Path(study_dir).glob(TRIAL_GLOB) if p.is_dir())
+    folders = [trial.path for trial in StudyLayout(Path(study_dir)).trials()]
     return [(folder, read_trial(folder)) for folder in folders]
 
 
 def _number(folder: Path, record: Mapping[str, Any]) -> int:
     if "number" in record:
         return int(record["number"])
-    return int(folder.name.rsplit("_", 1)[-1])
+    number = TrialLayout(folder).number
+    if number is None:
+        raise SelectionError(f"{folder} is no trial folder (trial_<number>)")
+    return number
 
 
 def _value(record: Mapping[str, Any]) -> float:
@@ -137,7 +143,7 @@ def select_best_trial(study_dir: str | Path) -> TrialSelection:
     return TrialSelection(
         study_dir=study_dir,
         trial_dir=folder,
-        trial_id=folder.name,
+        trial_id=TrialLayout(folder).trial_id,
         number=_number(folder, record),
         best_value=_value(record),
         record=record,

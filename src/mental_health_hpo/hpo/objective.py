@@ -15,6 +15,7 @@ import pandas as pd
 import torch
 
 from mental_health_hpo.checkpointing import RetentionPolicy
+from mental_health_hpo.crash_points import crash_point
 from mental_health_hpo.hpo.runner import TrialContext, TrialStopped
 from mental_health_hpo.hpo.search_space import merge
 from mental_health_hpo.model import ModelConfig
@@ -114,6 +115,7 @@ class TrainingObjective:
         public = {"model": model_config.public_dict(), "trainer": trainer_config.model_dump()}
         tags = {**self.tags, "trial_number": str(context.trial.number), "state": "running"}
         run_id = None
+        crash_point("before_trial_run")
         if self.publisher is not None:
             run_id = self.publisher.start(
                 folder.read().get("mlflow_run_id"), run_name or folder.trial_id, public, tags

@@ -26,6 +26,7 @@ import optuna
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import FrozenTrial, TrialState
 
+from mental_health_hpo.crash_points import crash_point
 from mental_health_hpo.hpo.coordination import Coordination
 from mental_health_hpo.hpo.leases import Heartbeat, Lease, trial_resource, worker_resource
 from mental_health_hpo.hpo.search_space import SearchSpace
@@ -259,6 +260,7 @@ class StudyRunner:
             except UpdateFinishedTrialError:
                 logger.warning("Trial %d was finished by another worker", trial.number)
                 return None
+            crash_point("after_tell")
             self._finalize(frozen, lease)
             return frozen
 
@@ -275,9 +277,11 @@ class StudyRunner:
         self.coordination.leases.release(lease)
 
     def _finish_abandoned(self) -> None:
-        """Finish trials whose worker died after ``tell`` but before their lease was released."""
+        """Finish trials whose worker died after ``tell`` but before their lease was released:
+        once the lease expired, or at once when its holder is a dead process of this host."""
         leases, worker = self.coordination.leases, self.coordination.worker
-        stale = leases.expired("trial:")
+        dead = {r.resource: r for r in leases.live("trial:") if r.dead_on(worker.host)}
+        stale = [*leases.expired("trial:"), *dead]
         if not stale:
             return
         by_number = {t.number: t for t in self.study.get_trials(deepcopy=False, states=FINISHED)}
@@ -285,7 +289,8 @@ class StudyRunner:
             frozen = by_number.get(int(resource.split(":", 1)[1]))
             if frozen is None:
                 continue  # still RUNNING: taken over by a claim instead
-            lease = leases.acquire(resource, worker)
+            row = dead.get(resource)
+            lease = leases.take_from_dead(row, worker) if row else leases.acquire(resource, worker)
             if lease is not None:
                 logger.warning(
                     "Finishing trial %d, whose worker died while finishing it", frozen.number

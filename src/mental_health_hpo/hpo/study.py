@@ -20,6 +20,7 @@ import sqlalchemy
 from optuna.storages import BaseStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend, JournalStorage
 
+from mental_health_hpo.checkpointing.layout import StudyLayout
 from mental_health_hpo.hpo.search_space import SearchSpace
 
 SamplerName = Literal["tpe", "random", "grid"]
@@ -88,7 +89,7 @@ class StudyConfig:
         return self.name
 
     def study_dir(self, project_root: Path) -> Path:
-        return _absolute(self.experiments_dir, project_root) / f"study_{self.study_id}"
+        return StudyLayout.of(_absolute(self.experiments_dir, project_root), self.study_id).path
 
 
 def _absolute(path: str, root: Path) -> Path:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from mental_health_hpo.checkpointing.atomic import atomic_write_bytes
+from mental_health_hpo.checkpointing.layout import StudyLayout, TrialLayout
 
 LifecycleState = Literal[
     "queued", "preparing", "running", "finishing", "completed", "failed", "pruned"
@@ -39,26 +40,30 @@ class TrialFolder:
 
     @classmethod
     def of(cls, study_dir: Path, number: int) -> TrialFolder:
-        folder = cls(study_dir / f"trial_{number:04d}", number)
+        folder = cls(StudyLayout(study_dir).trial(number).path, number)
         folder.checkpoints.mkdir(parents=True, exist_ok=True)
         folder.logs.mkdir(parents=True, exist_ok=True)
         return folder
 
     @property
+    def layout(self) -> TrialLayout:
+        return TrialLayout(self.path)
+
+    @property
     def trial_id(self) -> str:
-        return self.path.name
+        return self.layout.trial_id
 
     @property
     def checkpoints(self) -> Path:
-        return self.path / "checkpoints"
+        return self.layout.checkpoints
 
     @property
     def logs(self) -> Path:
-        return self.path / "logs"
+        return self.layout.logs
 
     @property
     def record_path(self) -> Path:
-        return self.path / "trial.json"
+        return self.layout.record
 
     def read(self) -> dict[str, Any]:
         """The lifecycle record; empty before the trial was first prepared."""
@@ -82,7 +87,7 @@ class TrialFolder:
 
     @property
     def work_log(self) -> Path:
-        return self.logs / "work.jsonl"
+        return self.layout.work_log
 
     def note_work(self, event: str, **fields: Any) -> None:
         """Append who worked on the trial, where and when: ``logs/work.jsonl``.
@@ -109,7 +114,7 @@ class TrialFolder:
     @contextlib.contextmanager
     def lock(self) -> Iterator[bool]:
         """Yield True when this process now owns the trial, False when a live process does."""
-        handle = (self.path / "trial.lock").open("a+")
+        handle = self.layout.lock.open("a+")
         try:
             try:
                 fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -28,6 +28,8 @@ from typing import Any, Protocol, TypeVar
 from mlflow.entities import Metric, Param, RunStatus, RunTag
 from mlflow.tracking import MlflowClient
 
+from mental_health_hpo.checkpointing.layout import MLFLOW_PENDING_NAME
+from mental_health_hpo.crash_points import crash_point
 from mental_health_hpo.mappings import flatten
 from mental_health_hpo.ops import mask_named, mask_obj
 from mental_health_hpo.tracking.abandoned import HEARTBEAT_TAG, OWNER_TAG, STUDY_TAG, owner_id
@@ -293,6 +295,7 @@ class TrialTracker:
         real = self._resolved(run_id)
         if real is None:
             self.buffer.append(points)
+            crash_point("buffered_before_run")
             return False
         self.buffer.replay(self._send)  # one quick try; never blocks training
         try:
@@ -316,6 +319,16 @@ class TrialTracker:
                 self.client.log_batch, run_id, metrics=metrics[start : start + _BATCH], tags=tags
             )
             tags = []
+
+    def replay_buffer_of(self, path: Path) -> bool:
+        """Send another (dead) worker's buffered points; True when none is left in ``path``.
+
+        Why: a worker killed during an outage leaves its buffer behind, and no later worker
+        writes to that file, so without this its points would wait there for ever.
+        """
+        if path == self.buffer.path:
+            return self.buffer.replay(self._send)
+        return MetricsBuffer(path).replay(self._send)
 
     def flush_buffer(self, attempts: int = 5, first_delay_s: float = 1.0) -> bool:
         """Create pending runs, replay the buffer, apply deferred tags and closes (with backoff).
@@ -387,4 +400,4 @@ class TrialTracker:
 
 
 def _pending_path(buffer_path: Path) -> Path:
-    return buffer_path.with_name("mlflow_pending_runs.json")
+    return buffer_path.with_name(MLFLOW_PENDING_NAME)

@@ -19,6 +19,8 @@ import optuna
 import pandas as pd
 
 from mental_health_hpo.checkpointing import atomic_write_bytes, find_best_checkpoints
+from mental_health_hpo.checkpointing.layout import STUDY_RESULT_NAME, StudyLayout, TrialLayout
+from mental_health_hpo.checkpointing.layout import trial_id as trial_folder_name
 from mental_health_hpo.datasets import CheckpointReference
 from mental_health_hpo.hpo.coordination import Coordination
 from mental_health_hpo.hpo.study import StudyConfig, storage_for_display
@@ -26,7 +28,7 @@ from mental_health_hpo.hpo.tally import Tally, best_of
 from mental_health_hpo.hpo.trial_folder import TrialFolder
 from mental_health_hpo.ops import mask_obj, mask_secrets
 
-RESULT_NAME = "study_result.json"
+RESULT_NAME = STUDY_RESULT_NAME
 
 
 class NoCompletedTrialError(RuntimeError):
@@ -54,7 +56,7 @@ def study_result(
     coordination: Coordination,
 ) -> dict[str, Any]:
     """The complete study's best trial, written once into the study folder, under the lock."""
-    path = study_dir / RESULT_NAME
+    path = StudyLayout(study_dir).result
     with coordination.lock.hold("study-result"):
         trials = study.get_trials(deepcopy=False)
         if path.exists():
@@ -116,7 +118,7 @@ def _why_nothing_completed(trials: list[Any], config: StudyConfig) -> str:
 def checkpoint_reference(result: dict[str, Any]) -> CheckpointReference:
     checkpoint = result["best"]["checkpoint"]
     return CheckpointReference(
-        Path(checkpoint["trial_dir"]) / "checkpoints", list(checkpoint["checkpoint_ids"])
+        TrialLayout(Path(checkpoint["trial_dir"])).checkpoints, list(checkpoint["checkpoint_ids"])
     )
 
 
@@ -132,7 +134,7 @@ def trials_table(study: optuna.Study) -> pd.DataFrame:
             "datetime_complete",
         )
     )
-    trials["trial_id"] = [f"trial_{n:04d}" for n in trials["number"]]
+    trials["trial_id"] = [trial_folder_name(int(n)) for n in trials["number"]]
     return trials.map(lambda v: mask_secrets(v) if isinstance(v, str) else v)
 
 

@@ -25,6 +25,7 @@ from mlflow.tracking import MlflowClient
 from optuna.trial import FrozenTrial, TrialState
 
 from mental_health_hpo.checkpointing import read_manifest
+from mental_health_hpo.checkpointing.layout import StudyLayout
 from mental_health_hpo.hpo.coordination import Coordination
 from mental_health_hpo.hpo.objective import with_epoch_series
 from mental_health_hpo.hpo.tally import Progress
@@ -113,6 +114,19 @@ class StudyTracking:
             )
         return abandoned
 
+    def replay_orphan_buffers(self, coordination: Coordination) -> None:
+        """Send what dead workers of the study buffered in an outage (their files stay else).
+
+        A buffer file is named after its worker's id; a worker with no live lease is gone.
+        """
+        host = coordination.worker.host
+        rows = [r for r in coordination.leases.live("worker:") if not r.dead_on(host)]
+        live = {row.owner.rsplit(":", 1)[-1] for row in rows} | {coordination.worker.id}
+        folder = self.tracker.buffer.path.parent
+        for path in sorted(folder.glob("*.jsonl")) if folder.is_dir() else []:
+            if path.stem not in live and self.tracker.replay_buffer_of(path):
+                logger.info("Sent the metrics that worker %s buffered before it died", path.stem)
+
     def finish_study(self, best_value: float | None) -> None:
         self.tracker.set_tags(self.parent_run_id, {"hpo.state": "complete"})
         if best_value is not None:
@@ -148,7 +162,7 @@ def open_study_tracking(
             parent = client.create_run(experiment_id, run_name=study_name, tags=tags).info.run_id
     session_id = session.info.run_id if session is not None else None
     # One buffer file per worker: workers share the study folder, never a buffer.
-    buffer = MetricsBuffer(study_dir / "mlflow_buffers" / f"{coordination.worker.id}.jsonl")
+    buffer = MetricsBuffer(StudyLayout(study_dir).mlflow_buffer(coordination.worker.id))
     tracker = TrialTracker(client, experiment_id, buffer, parent)
     return StudyTracking(tracker, study_name, session_id)
 

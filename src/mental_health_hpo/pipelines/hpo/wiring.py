@@ -124,6 +124,7 @@ class StudySetup:
     def _start(self, tracking: StudyTracking, study: optuna.Study) -> None:
         tag_session_run(tracking)
         tracking.end_abandoned(self.coordination, self.study_dir)
+        tracking.replay_orphan_buffers(self.coordination)
         finished = study.get_trials(deepcopy=False, states=FINISHED)
         self.retention.reconcile(TrialFolder.of(self.study_dir, t.number).path for t in finished)
 
