@@ -106,11 +106,15 @@ def test_critical_goes_to_stdout_at_once(capsys: pytest.CaptureFixture[str]) -> 
     handler = CriticalToStdoutHandler()
     logger = logging.getLogger("mental_health_hpo.tests.critical")
     logger.addHandler(handler)
+    # Only this handler: a Kedro session run earlier in the process may have left a console
+    # handler on the root logger that prints every level to stdout.
+    logger.propagate = False
     try:
         logger.error("not critical")
         logger.critical("disk full")
     finally:
         logger.removeHandler(handler)
+        logger.propagate = True
     out = capsys.readouterr().out
     assert "disk full" in out and "not critical" not in out
 
