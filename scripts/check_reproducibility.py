@@ -1,4 +1,4 @@
-"""SC-007: the same seed gives the same metrics, today and against a stored baseline.
+"""Reproducibility: the same seed gives the same metrics, today and against a stored baseline.
 
 Trains a tiny configuration (a random 2-layer BERT with the packaged MiniLM tokenizer, a small
 synthetic ReDSM5 corpus) twice in this process with the same seed, requires identical metrics,

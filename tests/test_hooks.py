@@ -1,5 +1,6 @@
 """CleanBarsHooks: log records go around the bars for the length of a pipeline run only.
-RunnerNameHooks: the runner's class name in the run params, ahead of kedro-mlflow's hook."""
+RunnerNameHooks: the runner's class name as the MLflow tag, after kedro-mlflow's hook has set
+the object repr; the run params keep the repr kedro-viz reads."""
 
 from __future__ import annotations
 
@@ -47,14 +48,29 @@ def test_handlers_are_wrapped_during_a_run_and_restored_after(
 def test_runner_name_replaces_an_object_repr_by_its_class_name(
     recorded: object, expected: str
 ) -> None:
-    run_params = {"runner": recorded, "env": "local"}
-    hooks.RunnerNameHooks().before_pipeline_run(run_params)
-    assert run_params == {"runner": expected, "env": "local"}
+    assert hooks.runner_name(recorded) == expected
 
 
-def test_runner_name_hook_runs_before_kedro_mlflow_tags_the_run(kedro_project: Path) -> None:
+def test_the_tag_is_overwritten_and_the_run_params_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import mlflow
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    repr_ = "<kedro.runner.sequential_runner.SequentialRunner object at 0x7f3a2c1d0e50>"
+    run_params = {"runner": repr_, "env": "local"}
+    with mlflow.start_run() as run:
+        mlflow.set_tag("runner", repr_)  # what kedro-mlflow's hook did just before
+        hooks.RunnerNameHooks().before_pipeline_run(run_params)
+    tags = mlflow.MlflowClient().get_run(run.info.run_id).data.tags
+    assert tags["runner"] == "SequentialRunner"
+    assert run_params["runner"] == repr_  # kedro-viz recognises a sequential run by it
+
+
+def test_runner_name_hook_runs_after_kedro_mlflow_tags_the_run(kedro_project: Path) -> None:
     """In the session's own hook manager (settings.HOOKS, then the plugins' entry points),
-    ours is called first: pluggy calls the implementations' list in reverse."""
+    ours is called last: pluggy calls the implementations' list in reverse, trylast ones
+    after all others."""
     from kedro.framework.session import KedroSession
     from kedro_mlflow.framework.hooks.mlflow_hook import MlflowHook
 
@@ -62,4 +78,4 @@ def test_runner_name_hook_runs_before_kedro_mlflow_tags_the_run(kedro_project: P
         impls = session._hook_manager.hook.before_pipeline_run.get_hookimpls()
     call_order = [type(impl.plugin) for impl in reversed(impls)]
     assert hooks.RunnerNameHooks in call_order and MlflowHook in call_order
-    assert call_order.index(hooks.RunnerNameHooks) < call_order.index(MlflowHook)
+    assert call_order.index(hooks.RunnerNameHooks) > call_order.index(MlflowHook)

@@ -9,6 +9,7 @@ import logging
 import re
 from typing import Any
 
+import mlflow
 from kedro.framework.hooks import hook_impl
 from kedro.io import DataCatalog
 from kedro.pipeline import Pipeline
@@ -53,7 +54,7 @@ class ProjectHooks:
 
 
 class RunnerNameHooks:
-    """The runner's class name in ``run_params["runner"]``, before any hook reads it.
+    """The runner's class name as the MLflow ``runner`` tag, in place of its object repr.
 
     Why: Kedro's session records ``getattr(runner, "__name__", str(runner))``; the runner
     instance ``kedro run`` passes has no ``__name__``, so the value is its object repr, and
@@ -62,17 +63,21 @@ class RunnerNameHooks:
     0x7f...>``, a different value every run, for every pipeline. A session given no runner
     records ``"None"`` and runs ``SequentialRunner``.
 
-    Ordering: every hook gets the same ``run_params`` dict, so rewriting it in place is what
-    kedro-mlflow then reads, provided this runs first. Pluggy calls implementations
-    last-registered first, and kedro-mlflow's hook (a ``kedro.hooks`` entry point) is
-    registered after ``settings.HOOKS``; ``tryfirst`` puts this one ahead of it
-    (kedro-mlflow's own implementations are plain).
+    The run params themselves are left alone: kedro-viz's workflow tracking recognises a
+    sequential run by exactly that repr (``hooks_utils.is_sequential_runner``), and rewriting
+    the shared dict made it warn and stop recording. So this hook runs after every other
+    ``before_pipeline_run`` (``trylast``: kedro-mlflow has started the run and set its tags by
+    then) and overwrites the one tag; MLflow's ``set_tag`` replaces a key's value.
     """
 
-    @hook_impl(tryfirst=True)
+    @hook_impl(trylast=True)
     def before_pipeline_run(self, run_params: dict[str, Any]) -> None:
-        if "runner" in run_params:
-            run_params["runner"] = runner_name(run_params["runner"])
+        if mlflow.active_run() is None:
+            return
+        try:
+            mlflow.set_tag("runner", str(runner_name(run_params.get("runner"))))
+        except Exception as error:  # a cosmetic tag must never stop a pipeline from running
+            logger.warning("could not replace the MLflow 'runner' tag: %s", error)
 
 
 def runner_name(recorded: object) -> object:

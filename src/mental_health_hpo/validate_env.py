@@ -1,4 +1,4 @@
-"""Environment check (SC-006): ``python -m mental_health_hpo.validate_env [--cuda] [--hf-token]``.
+"""Check the environment first: ``python -m mental_health_hpo.validate_env [--cuda] [--hf-token]``.
 
 Why before every ``make hpo``/``make train``: a study that dies after an hour because the
 Optuna database is unreachable or the disk fills up wastes the hour. It reads the project's own

@@ -1,4 +1,4 @@
-"""Disk pressure: estimates, preflight, FR-028 aggressive pruning, FR-014 error on a full tmpfs."""
+"""Disk pressure: estimates, preflight, aggressive pruning, the out-of-storage error on a tmpfs."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""FR-032 end to end: secrets planted in a config, an error and a tracking URL reach no output.
+"""Masking end to end: secrets planted in a config, an error and a tracking URL reach no output.
 
 A tiny two-trial study runs through a real KedroSession on the tiny BERT. Planted:
 - config: every secret kind inside ``hpo.base.model.revision`` (a free string, unused for a local

@@ -238,7 +238,7 @@ def test_a_stop_check_never_drops_a_fully_trained_epoch(tiny_model_dir: Path) ->
 
 
 def test_same_seed_gives_equal_metrics(tiny_model_dir: Path) -> None:
-    """SC-007: two runs with the same seed report identical metrics (no checkpoints).
+    """Reproducibility: two runs with the same seed report identical metrics (no checkpoints).
 
     Also checks gradient accumulation: 3 batches of 4 with 3 per step are 1 optimizer step.
     """

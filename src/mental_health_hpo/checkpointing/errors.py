@@ -35,7 +35,7 @@ class AsyncSaveError(CheckpointError):
 
 
 class InsufficientDiskSpaceError(CheckpointError, OSError):
-    """FR-014: the next checkpoint cannot fit even after aggressive pruning."""
+    """The next checkpoint cannot fit even after aggressive pruning: the study must stop."""
 
     def __init__(
         self,

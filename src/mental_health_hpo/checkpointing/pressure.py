@@ -81,7 +81,7 @@ class DiskWatch:
         self.threshold_percent = threshold_percent
         self.study = study
 
-    def _room(self, needed: int) -> tuple[bool, bool]:
+    def _fits(self, needed: int) -> tuple[bool, bool]:
         """(fits at all, fits and stays above the free-space threshold)."""
         usage = disk_usage(self.directory)
         threshold = usage.total * self.threshold_percent / 100
@@ -90,11 +90,11 @@ class DiskWatch:
     def ensure_space(
         self, needed: int, flush: Callable[[], None], prune: Callable[[], int]
     ) -> bool:
-        fits, comfortable = self._room(needed)
+        fits, comfortable = self._fits(needed)
         if comfortable:
             return False
         flush()  # measure without a save in flight
-        fits, comfortable = self._room(needed)
+        fits, comfortable = self._fits(needed)
         if comfortable:
             return False
         logger.warning(
@@ -103,7 +103,7 @@ class DiskWatch:
             self.directory,
         )
         prune()
-        fits, comfortable = self._room(needed)
+        fits, comfortable = self._fits(needed)
         emergency = not comfortable
         if emergency:
             enter_emergency(self.study)

@@ -148,7 +148,7 @@ def plan_retention(
 
 
 def plan_emergency(records: Sequence[CheckpointRecord], metric_name: str) -> RetentionPlan:
-    """FR-028 step 1: drop every unprotected checkpoint (keeps newest full + best/co-best)."""
+    """Disk-pressure step 1: drop every unprotected checkpoint (keep newest full, best, co-best)."""
     strict = RetentionPolicy(keep_last_n=0, keep_best_k=1, keep_best_k_max=1, emergency=True)
     return plan_retention(records, strict, metric_name)
 

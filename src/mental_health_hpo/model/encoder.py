@@ -1,4 +1,4 @@
-"""Encoder loading (FR-005): local path, then the HF cache, then the hub with retries.
+"""Encoder loading, offline first: local path, then the HF cache, then the hub with retries.
 
 Why this order: runs must work offline when the weights are already on disk (the packaged MiniLM,
 a local folder or the Hugging Face cache) and survive flaky networks when they are not. The loader

@@ -1,4 +1,4 @@
-"""A disk-backed outage buffer for metrics (FR-017): JSONL, file-locked, replayed, then deleted.
+"""A disk-backed outage buffer (an outage loses no metric): JSONL, file-locked, replayed, deleted.
 
 Why on disk: MLflow's own async queue is in memory and drops data after its retries. Training
 never waits on the tracking store: a failed publish appends here, and a replay later sends the

@@ -12,6 +12,7 @@ node raises, and the catalog's previous best stays in place.
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -144,12 +145,21 @@ def plots(study: optuna.Study) -> tuple[Any, Any, Any]:
     from optuna import visualization as vis
 
     def safe(make: Any, title: str) -> Any:
-        try:
-            return make(study)
-        except Exception as error:  # too few completed trials for importances, say
-            figure = go.Figure()
-            figure.update_layout(title=f"{title}: not available ({error})")
-            return figure
+        # Optuna's caveats about its own estimate ("Some regimes for parameter ... have less
+        # than 2 trials", normal in a small study with a conditional parameter) go into the
+        # figure they qualify, not into every study's log.
+        with warnings.catch_warnings(record=True) as caveats:
+            warnings.simplefilter("always")
+            try:
+                figure = make(study)
+            except Exception as error:  # too few completed trials for importances, say
+                figure = go.Figure()
+                figure.update_layout(title=f"{title}: not available ({error})")
+                return figure
+        notes = sorted({" ".join(str(caveat.message).split()) for caveat in caveats})
+        if notes:
+            figure.update_layout(title=f"{title} (note: {'; '.join(notes)})")
+        return figure
 
     return (
         safe(vis.plot_optimization_history, "Optimization history"),
