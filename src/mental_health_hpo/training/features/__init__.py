@@ -1,13 +1,7 @@
 """Tokenized, windowed features from a ``model_input`` table, for either input format.
 
-- ``binary_pairs``: one example per (post, criterion): [CLS] criterion description [SEP] post
-  [SEP] (``truncation="only_second"``), one label, one span.
-- ``multi_label``: one example per post: [CLS] post [SEP], nine labels, one span per criterion.
-
-Each example becomes one or more windows (the tokenizer's overflow with ``stride``). Per window
-and label the span target is the token span of the primary evidence when it lies wholly inside
-the window, else the null position 0; positive pairs whose evidence could not be aligned get
-``IGNORE_INDEX`` (no span loss).
+How a table becomes windows (``binary_pairs`` or ``multi_label``, overflow with ``stride``, the
+span targets) is told in :mod:`.tokenization`.
 
 Sentence-level evidence (the default formulation, as ReDSM5 annotates it): each pair's gold
 spans become the post sentences they cover (``data.alignment.sentences_covered``), and each
