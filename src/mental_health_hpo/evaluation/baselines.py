@@ -35,7 +35,7 @@ from sklearn.linear_model import LogisticRegression
 
 from mental_health_hpo.constants import CRITERIA
 from mental_health_hpo.metrics import criteria_metrics, sentence_evidence_metrics
-from mental_health_hpo.metrics.thresholds import EVIDENCE_THRESHOLDS
+from mental_health_hpo.metrics.thresholds import EVIDENCE_THRESHOLDS, best_on_grid
 from mental_health_hpo.training.features import gold_evidence_table
 
 logger = logging.getLogger(__name__)
@@ -268,10 +268,11 @@ def _evidence_baseline(
     for c in options.c_grid:
         models = _fit_evidence(x_train, train_s.gold, c)
         probs = _predict_columns(models, x_val)
-        for threshold in options.evidence_thresholds:
-            score = _sentence_scores(val_s, probs, threshold)["f1_macro"]
-            if best is None or score > best[0]:
-                best = (score, c, threshold, models)
+        grid = options.evidence_thresholds
+        score_at = {t: _sentence_scores(val_s, probs, t)["f1_macro"] for t in grid}
+        threshold, score = best_on_grid(score_at, grid)  # the model's rule: ties to 0.5
+        if best is None or score > best[0]:
+            best = (score, c, threshold, models)
     assert best is not None
     _, c, threshold, models = best
     probs = _predict_columns(models, vectorizer.transform(test_s.texts))
