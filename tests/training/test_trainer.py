@@ -237,6 +237,43 @@ def test_a_stop_check_never_drops_a_fully_trained_epoch(tiny_model_dir: Path) ->
     assert not result.stopped_early and result.global_step == 4
 
 
+def test_the_last_epoch_keeps_no_training_state_and_a_rerun_trains_nothing(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    """The last epoch's checkpoint holds weights only: no resume can follow it. A run started
+    again on that folder (as after a kill between the last commit and the caller's bookkeeping)
+    rebuilds the result from the journal and that checkpoint, and trains no step."""
+    import torch
+    from safetensors.torch import load_file
+
+    directory = tmp_path / "checkpoints"
+    config = _trainer_config(epochs=3, batch_size=2, max_steps_per_epoch=2)
+    first_steps: list[int] = []
+    first = train(_model_config(tiny_model_dir), config, TRAIN, VALIDATION,
+                  checkpoint_dir=directory,
+                  on_metrics=lambda records: first_steps.extend(r.step for r in records))  # fmt: skip
+    manifest = json.loads((directory / "manifest.json").read_text())
+    newest = max(manifest["checkpoints"], key=lambda r: r["step"])
+    assert newest["epoch"] == 2 and newest["kind"] == "weights"
+    assert set(newest["files"]) == {"model.safetensors"}
+    assert not (directory / newest["id"] / "training_state.pt").exists()
+    assert any(c["kind"] == "full" and c["epoch"] == 1 for c in manifest["checkpoints"])
+
+    again_steps: list[int] = []
+    again = train(_model_config(tiny_model_dir), config, TRAIN, VALIDATION,
+                  checkpoint_dir=directory,
+                  on_metrics=lambda records: again_steps.extend(r.step for r in records))  # fmt: skip
+    assert again.resumed_from == {"epoch": 2, "step": first.global_step}
+    assert again_steps == [] and first_steps == [2, 4, 6]  # nothing trained, nothing re-logged
+    assert (again.global_step, again.epochs_completed) == (first.global_step, 3)
+    assert again.history == first.history and again.metrics == first.metrics
+    assert (again.best_metric, again.best_epoch) == (first.best_metric, first.best_epoch)
+    assert json.loads((directory / "manifest.json").read_text())["history"] == manifest["history"]
+    saved = load_file(str(directory / newest["id"] / "model.safetensors"))
+    for name, tensor in again.model.state_dict().items():
+        torch.testing.assert_close(tensor, saved[name], rtol=0, atol=0, msg=name)
+
+
 def test_same_seed_gives_equal_metrics(tiny_model_dir: Path) -> None:
     """Reproducibility: two runs with the same seed report identical metrics (no checkpoints).
 

@@ -9,10 +9,11 @@ change of keys bumps :data:`TRAINING_STATE_VERSION`.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from mental_health_hpo.checkpointing import MetricRecord
 from mental_health_hpo.training.batching import LengthGroupedSampler
 from mental_health_hpo.training.optim import Optimization
 from mental_health_hpo.training.seeds import capture_rng_state, restore_rng_state
@@ -44,6 +45,13 @@ class RunState:
         self.history.append(metrics)
         self.epoch, self.position = epoch + 1, 0
         return is_best
+
+    def replay(self, journal: Sequence[MetricRecord], metric: str) -> None:
+        """The state of a run that had ended, rebuilt from its metrics journal with the rule
+        :meth:`end_epoch` applies (the last epoch's checkpoint keeps no training state)."""
+        for entry in journal:
+            self.end_epoch(entry.epoch, dict(entry.metrics), float(entry.metrics[metric]))
+        self.global_step = journal[-1].step if journal else self.global_step
 
     def training_state(
         self, sampler: LengthGroupedSampler, optimization: Optimization

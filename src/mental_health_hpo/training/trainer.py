@@ -35,7 +35,7 @@ from typing import Any
 
 import pandas as pd
 
-from mental_health_hpo.checkpointing import Checkpointer, RetentionPolicy
+from mental_health_hpo.checkpointing import Checkpointer, CheckpointError, RetentionPolicy
 from mental_health_hpo.model import DualAgentModel, ModelConfig
 from mental_health_hpo.training.batching import DynamicPaddingCollator, LengthGroupedSampler
 from mental_health_hpo.training.config import TrainerConfig, check_optimization_metric
@@ -170,7 +170,9 @@ def train(
     if checkpoints is not None:
         publisher.logged_up_to = checkpoints.last_committed_step()
         replay = on_metrics if replay_journal else None
-        resumed_from = _resume(checkpoints, loop, state, expected_hash, checkpoint_dir, replay)
+        resumed_from = _resume_finished(
+            checkpoints, net, state, config, expected_hash, checkpoint_dir, replay
+        ) or _resume(checkpoints, loop, state, expected_hash, checkpoint_dir, replay)
 
     # ---- epochs: train, validate, commit, report; stop when asked
     reporter = EpochReporter(trial_label(checkpoint_dir), config.epochs, first_epoch=state.epoch)
@@ -203,13 +205,17 @@ def train(
             objective = metrics[config.optimization_metric]
             is_best = state.end_epoch(epoch, metrics, objective)
             if checkpoints is not None:
+                last = epoch == config.epochs - 1
                 checkpoints.save(
                     epoch=epoch,
                     step=state.global_step,
                     metrics=metrics,
                     weights=net.state_dict(),
-                    training_state=state.training_state(sampler, optimization),
-                    force=epoch == config.epochs - 1,
+                    # No resume follows the last epoch (``epochs`` is in the config hash), so
+                    # its optimizer state, twice the weights with AdamW, would only be written,
+                    # hashed and fsynced to be deleted when the trial ends.
+                    training_state=None if last else state.training_state(sampler, optimization),
+                    force=last,
                 )
             else:
                 publisher(metric_record(epoch, state.global_step, metrics))
@@ -240,6 +246,39 @@ def train(
         stopped_mid_epoch=stopped_mid_epoch,
         global_step=state.global_step,
     )
+
+
+def _resume_finished(
+    checkpoints: Checkpointer,
+    net: DualAgentModel,
+    state: RunState,
+    config: TrainerConfig,
+    expected_hash: str,
+    directory: str | Path | None,
+    replay: MetricsCallback | None,
+) -> dict[str, int] | None:
+    """A run killed after its last epoch was committed (before its caller learnt of it): the
+    state comes from the journal and the weights from that epoch's checkpoint, which keeps no
+    training state. None when the run had not ended, or that checkpoint is gone."""
+    journal = checkpoints.history()
+    if not journal or journal[-1].epoch != config.epochs - 1 or not journal[-1].checkpoint_id:
+        return None
+    last = journal[-1]
+    try:
+        loaded = checkpoints.load(str(last.checkpoint_id))
+    except CheckpointError:  # pruned or corrupt: resume from the newest full one instead
+        return None
+    check_same_config(loaded.record, expected_hash, directory)
+    logger.info(
+        "%s: all %d epochs were committed; nothing left to train",
+        trial_label(directory),
+        config.epochs,
+    )
+    net.load_state_dict(loaded.weights)
+    state.replay(journal, config.optimization_metric)
+    if replay is not None:
+        replay(journal)
+    return {"epoch": last.epoch, "step": last.step}
 
 
 def _resume(
