@@ -14,8 +14,13 @@ directly. One round of an arm is one trial of ``--epochs`` epochs, saved into a 
   (safetensors weights, ``optimizer.pt``, ``scheduler.pt``, RNG state, ``trainer_state.json``;
   no fsync, no hash). Its ``load_best_model_at_end`` reload is not counted, in HF's favour.
 
-Each figure is wall and CPU (process, all threads) seconds per trial and, for reference, of the
-first epoch's save alone (a full save on both sides); ratios are against ``hf`` in the same round.
+Each figure is seconds per trial and, for reference, of the first epoch's save alone (a full
+save on both sides): *blocked*, the wall time the caller spends inside ``save`` (what training
+waits for), *wall* with the deferred work and the close included, and *CPU* (process, all
+threads). ``--between-saves`` idles after each save, uncounted, as an epoch of training would:
+a deferred writer finishes its hashing and fsync then, on a free core (``study_cost_bench.py``
+measures a study where training and the writer share the cores). Ratios are against ``hf`` in
+the same round.
 
     .venv/bin/python bench/save_cost_bench.py --rounds 5 --epochs 2
     .venv/bin/python bench/save_cost_bench.py --rounds 5 --epochs 4
@@ -67,19 +72,27 @@ def build(workdir: Path) -> tuple[Any, Any, Any]:
     return net, trainer, trainer.optimizer
 
 
-Times = list[tuple[float, float]]  # (wall, CPU) of each epoch's save, then of the close
+#: Per epoch's save, then the close: (wall the caller waited in ``save``, wall, CPU) seconds.
+Times = list[tuple[float, float, float]]
 
 
-def _clock() -> tuple[float, float]:
-    return time.perf_counter(), time.process_time()
+class Clock:
+    def __init__(self) -> None:
+        self.wall, self.cpu = time.perf_counter(), time.process_time()
 
-
-def _since(start: tuple[float, float]) -> tuple[float, float]:
-    return time.perf_counter() - start[0], time.process_time() - start[1]
+    def since(self, blocked: float | None = None) -> tuple[float, float, float]:
+        wall = time.perf_counter() - self.wall
+        return (wall if blocked is None else blocked), wall, time.process_time() - self.cpu
 
 
 def project_trial(
-    net: Any, optimizer: Any, scheduler: Any, folder: Path, writer: str, epochs: int
+    net: Any,
+    optimizer: Any,
+    scheduler: Any,
+    folder: Path,
+    writer: str,
+    epochs: int,
+    gap: float,
 ) -> Times:
     from mental_health_hpo.checkpointing import CheckpointOptions, load_policy, open_checkpoints
 
@@ -90,36 +103,54 @@ def project_trial(
     times: Times = []
     checkpoints = open_checkpoints(folder, options)
     for epoch in range(epochs):
-        start = _clock()
+        clock = Clock()
         last = epoch == epochs - 1
         checkpoints.save(
             epoch=epoch, step=10 * (epoch + 1), metrics={"val_f1_macro": 0.1 * (epoch + 1)},
             weights=net.state_dict(), training_state=None if last else state, force=last,
         )  # fmt: skip
+        blocked = time.perf_counter() - clock.wall
         if epoch == 0:
-            checkpoints.flush()  # the first save alone, its deferred part included
-        times.append(_since(start))
-    start = _clock()
+            checkpoints.flush()  # the first save's figure includes its deferred part
+        times.append(clock.since(blocked))
+        time.sleep(gap)
+    clock = Clock()
     checkpoints.close()
-    times.append(_since(start))
+    times.append(clock.since(0.0))  # waiting for the last deferred commit at a trial's end
     return times
 
 
-def hf_trial(trainer: Any, folder: Path, epochs: int) -> Times:
+def hf_trial(trainer: Any, folder: Path, epochs: int, gap: float) -> Times:
     trainer.args.output_dir = str(folder)
     times: Times = []
     for epoch in range(epochs):
-        start = _clock()
+        clock = Clock()
         trainer.state.global_step = 10 * (epoch + 1)
         trainer._save_checkpoint(trainer.model, trial=None)
-        times.append(_since(start))
-    times.append((0.0, 0.0))
+        times.append(clock.since())
+        time.sleep(gap)
+    times.append((0.0, 0.0, 0.0))
     return times
 
 
-def _ratio_line(values: list[float], baseline: list[float]) -> str:
+def _ratio(values: list[float], baseline: list[float]) -> str:
     ratios = [a / b for a, b in zip(values, baseline, strict=True)]
     return f"{statistics.median(ratios):.2f}x [{min(ratios):.2f}..{max(ratios):.2f}]"
+
+
+def _table(title: str, figures: dict[str, list[tuple[float, float, float]]]) -> None:
+    print(f"\n{title}")
+    print(f"{'arm':<18}{'blocked s':>10}{'wall s':>8}{'CPU s':>7}   vs hf (same round): "
+          "blocked | wall | CPU")  # fmt: skip
+    for arm, rows in figures.items():
+        columns = [[row[i] for row in rows] for i in (0, 1, 2)]
+        line = f"{arm:<18}" + "".join(
+            f"{statistics.median(c):>{w}.2f}" for c, w in zip(columns, (10, 8, 7), strict=True)
+        )
+        if arm != "hf":
+            base = [[row[i] for row in figures["hf"]] for i in (0, 1, 2)]
+            line += "   " + " | ".join(_ratio(c, b) for c, b in zip(columns, base, strict=True))
+        print(line)
 
 
 def main() -> None:
@@ -127,6 +158,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--between-saves", type=float, default=1.0,
+        help="seconds idle after each save, not counted: the epoch of training in which a "
+        "deferred writer's work goes on (on a free core; study_cost_bench.py measures contention)",
+    )  # fmt: skip
     args = parser.parse_args()
     import torch
 
@@ -135,40 +171,38 @@ def main() -> None:
     net, trainer, optimizer = build(workdir)
     size = sum(p.numel() * p.element_size() for p in net.parameters()) / 1e6
     print(f"MiniLM weights {size:.0f} MB + AdamW moments; {args.epochs} epoch saves a trial; "
-          f"rounds {args.rounds}; load average {os.getloadavg()[0]:.2f}")  # fmt: skip
+          f"torch threads {args.threads}; rounds {args.rounds}; "
+          f"load average {os.getloadavg()[0]:.2f}")  # fmt: skip
     runs: dict[str, list[Times]] = {arm: [] for arm in ARMS}
     for n in range(args.rounds):
         order = ARMS[n % len(ARMS) :] + ARMS[: n % len(ARMS)]
         for arm in order:
             folder = workdir / f"{arm}-{n}"
             if arm == "hf":
-                runs[arm].append(hf_trial(trainer, folder, args.epochs))
+                runs[arm].append(hf_trial(trainer, folder, args.epochs, args.between_saves))
             else:
                 writer = arm.removeprefix("project-")
                 runs[arm].append(
-                    project_trial(net, optimizer, trainer.lr_scheduler, folder, writer, args.epochs)
+                    project_trial(
+                        net,
+                        optimizer,
+                        trainer.lr_scheduler,
+                        folder,
+                        writer,
+                        args.epochs,
+                        args.between_saves,
+                    )
                 )
             shutil.rmtree(folder, ignore_errors=True)  # the next trial starts on a clean disk
         print(f"  round {n + 1} " + " | ".join(
-            f"{a} {sum(w for w, _ in runs[a][-1]):.2f} s" for a in order))  # fmt: skip
-    print(f"load average at the end {os.getloadavg()[0]:.2f}\n")
-    print(f"{'arm':<18}{'trial wall s':>13}{'trial CPU s':>12}   vs hf (same round): wall | CPU")
-    totals = {a: [tuple(sum(t[i] for t in r) for i in (0, 1)) for r in runs[a]] for a in ARMS}
-    for arm in ARMS:
-        walls, cpus = [w for w, _ in totals[arm]], [c for _, c in totals[arm]]
-        line = f"{arm:<18}{statistics.median(walls):>13.2f}{statistics.median(cpus):>12.2f}"
-        if arm != "hf":
-            hf_walls, hf_cpus = [w for w, _ in totals["hf"]], [c for _, c in totals["hf"]]
-            line += f"   {_ratio_line(walls, hf_walls)} | {_ratio_line(cpus, hf_cpus)}"
-        print(line)
-    print("\nthe first epoch's save alone (weights + training state on both sides):")
-    for arm in ARMS:
-        walls, cpus = [r[0][0] for r in runs[arm]], [r[0][1] for r in runs[arm]]
-        line = f"{arm:<18}{statistics.median(walls):>13.2f}{statistics.median(cpus):>12.2f}"
-        if arm != "hf":
-            hf_walls, hf_cpus = [r[0][0] for r in runs["hf"]], [r[0][1] for r in runs["hf"]]
-            line += f"   {_ratio_line(walls, hf_walls)} | {_ratio_line(cpus, hf_cpus)}"
-        print(line)
+            f"{a} {sum(t[1] for t in runs[a][-1]):.2f} s" for a in order))  # fmt: skip
+    print(f"load average at the end {os.getloadavg()[0]:.2f}")
+    trial = {
+        arm: [tuple(sum(t[i] for t in run) for i in (0, 1, 2)) for run in runs[arm]] for arm in ARMS
+    }
+    _table(f"one trial ({args.epochs} epoch saves, and the close)", trial)  # type: ignore[arg-type]
+    _table("the first epoch's save alone (weights + training state on both sides)",
+           {arm: [run[0] for run in runs[arm]] for arm in ARMS})  # fmt: skip
 
 
 if __name__ == "__main__":

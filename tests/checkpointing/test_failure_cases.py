@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -111,3 +112,41 @@ def test_deferred_writer_fixes_the_bytes_before_returning(tmp_path: Path) -> Non
         manager.save(epoch=1, step=2, metrics={"f1": 0.6}, weights=weights)
     with open_manager(directory, writer="deferred") as reopened:
         assert [r.epoch for r in reopened.records()] == [1]
+
+
+def test_the_deferred_writer_hashes_beside_training_and_sync_in_the_caller(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    """The SHA-256 is what costs a save most CPU: the deferred writer takes it off the training
+    thread, after the bytes are written; the sync writer hashes before ``save`` returns."""
+    import threading
+
+    from mental_health_hpo.checkpointing import serialize
+
+    hashed_on: list[str] = []
+    real = serialize.sha256_file
+
+    def spy(path: Any) -> str:
+        hashed_on.append(threading.current_thread().name)
+        return real(path)
+
+    monkeypatch.setattr(serialize, "sha256_file", spy)
+    model = TinyNet()
+    for writer in ("deferred", "sync"):
+        hashed_on.clear()
+        directory = tmp_path / writer / "study_1" / "trial_0000" / "checkpoints"
+        with open_manager(directory, writer=writer, check_disk=False) as manager:
+            state = training_state(torch.optim.AdamW(model.parameters()), 0)
+            manager.save(epoch=0, step=1, metrics={"f1": 0.5}, weights=model.state_dict(),
+                         training_state=state)  # fmt: skip
+            during_save = list(hashed_on)
+            manager.flush()
+        caller = threading.current_thread().name
+        assert len(hashed_on) == 2, writer  # the weights and the training state
+        if writer == "deferred":
+            assert during_save == [] or caller not in during_save
+            assert caller not in hashed_on
+        else:
+            assert during_save == [caller, caller]
+        loaded = open_manager(directory, check_disk=False).load_latest()  # the digests verify
+        assert loaded is not None and loaded.training_state is not None

@@ -249,9 +249,10 @@ def test_the_last_epoch_keeps_no_training_state_and_a_rerun_trains_nothing(
     directory = tmp_path / "checkpoints"
     config = _trainer_config(epochs=3, batch_size=2, max_steps_per_epoch=2)
     first_steps: list[int] = []
-    first = train(_model_config(tiny_model_dir), config, TRAIN, VALIDATION,
-                  checkpoint_dir=directory,
-                  on_metrics=lambda records: first_steps.extend(r.step for r in records))  # fmt: skip
+    first = train(
+        _model_config(tiny_model_dir), config, TRAIN, VALIDATION, checkpoint_dir=directory,
+        on_metrics=lambda records: first_steps.extend(r.step for r in records),
+    )  # fmt: skip
     manifest = json.loads((directory / "manifest.json").read_text())
     newest = max(manifest["checkpoints"], key=lambda r: r["step"])
     assert newest["epoch"] == 2 and newest["kind"] == "weights"
@@ -260,9 +261,10 @@ def test_the_last_epoch_keeps_no_training_state_and_a_rerun_trains_nothing(
     assert any(c["kind"] == "full" and c["epoch"] == 1 for c in manifest["checkpoints"])
 
     again_steps: list[int] = []
-    again = train(_model_config(tiny_model_dir), config, TRAIN, VALIDATION,
-                  checkpoint_dir=directory,
-                  on_metrics=lambda records: again_steps.extend(r.step for r in records))  # fmt: skip
+    again = train(
+        _model_config(tiny_model_dir), config, TRAIN, VALIDATION, checkpoint_dir=directory,
+        on_metrics=lambda records: again_steps.extend(r.step for r in records),
+    )  # fmt: skip
     assert again.resumed_from == {"epoch": 2, "step": first.global_step}
     assert again_steps == [] and first_steps == [2, 4, 6]  # nothing trained, nothing re-logged
     assert (again.global_step, again.epochs_completed) == (first.global_step, 3)
