@@ -59,21 +59,25 @@ class SnapshotLease:
 
     def __init__(self, pool: SnapshotPool) -> None:
         self._pool: SnapshotPool | None = pool
-        self._pending_device_copies = False
+        self._copied: Any = None  # a CUDA event recorded after the last device copies
         self._touched: set[str] = set()
 
     def snapshot(self, name: str, obj: Any) -> Any:
         if self._pool is None:
             raise CheckpointError("snapshot lease was released")
         copied = copy_into(obj, self._pool.buffers, name, self._touched)
-        self._pending_device_copies = self._pending_device_copies or _has_cuda_tensor(obj)
+        if _has_cuda_tensor(obj):
+            # Recorded on the caller's stream, behind the copies and ahead of the next step's
+            # kernels: the writer waits for the copies only, not for training's later work.
+            self._copied = torch.cuda.Event()
+            self._copied.record()
         return copied
 
     def wait_copied(self) -> None:
         """Block until non-blocking device-to-host copies have landed."""
-        if self._pending_device_copies and torch.cuda.is_available():
-            torch.cuda.synchronize()
-        self._pending_device_copies = False
+        if self._copied is not None:
+            self._copied.synchronize()
+        self._copied = None
 
     def drop_untouched(self) -> None:
         """Free buffers the last save did not use (another trial's encoder, say)."""
