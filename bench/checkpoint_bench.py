@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"  sync save {seconds:.2f} s = {seconds / raw:.2f} x write+fsync, "
           f"{seconds / (raw + digest):.2f} x (write+fsync + SHA-256)")  # fmt: skip
     print(f"  deferred save returns after {deferred:.2f} s = {deferred / seconds:.2f} x sync "
-          "(the fsync, rename and commit go on in the background)")  # fmt: skip
+          "(the SHA-256, fsync, rename and commit go on in the background)")  # fmt: skip
     print(f"\n## disk over a study ({args.trials} trials x {args.epochs} epochs, policy default)")
     retained, keep_all = study_disk(scratch, args.trials, args.epochs)
     for trial, (kept, everything) in enumerate(zip(retained, keep_all, strict=True)):

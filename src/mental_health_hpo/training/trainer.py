@@ -8,6 +8,8 @@ inside epoch e the run restarts from the checkpoint of epoch e - 1 and replays e
 the same batches, the same dropout masks, the same updates. Nothing mid-epoch needs saving, and
 a run that was killed ends bit-identical (on CPU) to one that never stopped. The sampler's
 position is still saved and honoured, so a checkpoint taken mid-epoch would resume correctly.
+The last epoch's checkpoint keeps the weights only: nothing resumes after it, and a run started
+again once it is committed rebuilds its result from the journal without training.
 
 Stopping: ``on_epoch`` returning True ends the run after that epoch's checkpoint (pruning, a
 time budget seen at an epoch's end); a ``StopCheck`` ends it inside an epoch (a time budget seen
