@@ -148,5 +148,6 @@ def test_the_deferred_writer_hashes_beside_training_and_sync_in_the_caller(
             assert caller not in hashed_on
         else:
             assert during_save == [caller, caller]
-        loaded = open_manager(directory, check_disk=False).load_latest()  # the digests verify
+        with open_manager(directory, check_disk=False) as reopened:  # the digests verify
+            loaded = reopened.load_latest()
         assert loaded is not None and loaded.training_state is not None

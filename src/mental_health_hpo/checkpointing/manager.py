@@ -202,25 +202,26 @@ class CheckpointManager(CommittedCheckpoints, ContextManaged):
             staged = self._write_files(ckpt, epoch, step, weights, state)
 
         def commit() -> None:
-            with self._failing_save(ckpt, needed, staged), self._commit_lock:
-                staged.make_durable()
-                manifest = self._manifest()
-                record = CheckpointRecord(
-                    id=ckpt,
-                    epoch=epoch,
-                    step=step,
-                    metrics=metrics,
-                    kind=manifest_kind(state),
-                    files=staged.files,
-                    created_at=timestamp,
-                    code_version=self.options.code_version,
-                    config_hash=self.config_hash,
-                    architecture_hash=str((self.architecture or {}).get("hash", "")),
-                )
-                entry = MetricRecord(epoch, step, metrics, timestamp, ckpt)
-                journaled = entry if manifest.journal(entry) else None
-                manifest.architecture = manifest.architecture or self.architecture
-                store.commit_new_checkpoint(self.directory, manifest, record, self.policy)
+            with self._failing_save(ckpt, needed, staged):
+                staged.make_durable()  # hash and fsync: no manifest state, so outside the lock
+                with self._commit_lock:
+                    manifest = self._manifest()
+                    record = CheckpointRecord(
+                        id=ckpt,
+                        epoch=epoch,
+                        step=step,
+                        metrics=metrics,
+                        kind=manifest_kind(state),
+                        files=staged.files,
+                        created_at=timestamp,
+                        code_version=self.options.code_version,
+                        config_hash=self.config_hash,
+                        architecture_hash=str((self.architecture or {}).get("hash", "")),
+                    )
+                    entry = MetricRecord(epoch, step, metrics, timestamp, ckpt)
+                    journaled = entry if manifest.journal(entry) else None
+                    manifest.architecture = manifest.architecture or self.architecture
+                    store.commit_new_checkpoint(self.directory, manifest, record, self.policy)
             self._notify(journaled)
 
         return commit

@@ -123,18 +123,6 @@ def stage_torch_state(target: Path, state: Any) -> PendingFile:
         raise
 
 
-def write_weights(
-    target: Path, weights: Mapping[str, torch.Tensor], metadata: Mapping[str, str]
-) -> WrittenFile:
-    """Write ``weights`` as safetensors at ``target``, durably; returns its digest."""
-    return stage_weights(target, weights, metadata).make_durable()
-
-
-def write_torch_state(target: Path, state: Any) -> WrittenFile:
-    """``torch.save`` ``state`` into ``target``, durably; returns its digest."""
-    return stage_torch_state(target, state).make_durable()
-
-
 @dataclass
 class StagedCheckpoint:
     """One checkpoint's files, written, waiting to be hashed and made durable; ``files`` (the
@@ -144,12 +132,11 @@ class StagedCheckpoint:
     pending: list[PendingFile]
     files: dict[str, FileEntry] = field(default_factory=dict)
 
-    def make_durable(self) -> dict[str, FileEntry]:
+    def make_durable(self) -> None:
         for item in self.pending:
             done = item.make_durable()
             name = done.path.name
             self.files[name] = FileEntry(f"{self.ckpt}/{name}", done.sha256, done.size)
-        return self.files
 
     def discard(self) -> None:
         for item in self.pending:
