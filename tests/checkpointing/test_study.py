@@ -11,9 +11,11 @@ from hypothesis import strategies as st
 from mental_health_hpo.checkpointing import (
     RetentionPolicy,
     apply_study_retention,
+    best_of_trial,
     find_best_checkpoints,
     read_manifest,
 )
+from mental_health_hpo.checkpointing.study import finish_trial
 from tests.checkpointing.conftest import TinyNet, save_epochs
 from tests.checkpointing.support import finish, open_manager
 
@@ -92,3 +94,30 @@ def test_a_trial_whose_metric_never_moved_keeps_one_copy(tmp_path: Path) -> None
     tied = read_manifest(study / "trial_0001" / "checkpoints")
     assert [r.epoch for r in stuck.checkpoints] == [1]
     assert [r.epoch for r in tied.checkpoints] == [0, 1]
+
+
+def test_one_rule_names_what_finishing_keeps(tmp_path: Path) -> None:
+    """``best_of_trial`` before finishing == what finishing keeps == what the lookups return."""
+    study = tmp_path / "study_1"
+    policy = RetentionPolicy(keep_best_trials=5)
+    cases = {
+        "trial_0000": ([0.5, 0.5, 0.2], [0, 1]),  # a real tie at the top: both co-best
+        "trial_0001": ([0.1, 0.1], [1]),  # never moved: the newest only
+        "trial_0002": ([float("nan"), 0.3], [1]),  # NaN is never best
+    }
+    for name, (values, _) in cases.items():
+        run_trial(study, name, values, finished=False, policy=policy)
+    for name, (_, epochs) in cases.items():
+        directory = study / name / "checkpoints"
+        before = [r.id for r in best_of_trial(read_manifest(directory), "f1")]
+        assert [r.record.id for r in find_best_checkpoints(study / name)] == before
+        assert [int(i[6:10]) for i in before] == epochs, name
+        finish_trial(directory, "f1")
+        after = read_manifest(directory)
+        assert after.finished and [r.id for r in after.checkpoints] == before
+        assert [r.id for r in best_of_trial(after, "f1")] == before  # idempotent
+    best = find_best_checkpoints(study)
+    assert [(r.trial_dir.name, r.record.epoch) for r in best] == [
+        ("trial_0000", 0),
+        ("trial_0000", 1),
+    ]
