@@ -11,8 +11,8 @@ service, against a real PostgreSQL whose role must give its password.
 - the password reaches every service as ``PGPASSWORD`` only, and appears in no argv, no Kedro
   parameter, no MLflow param or tag, no log line, no report or file and no database row.
 
-The virtualenv is built once for the module (about a minute on an idle 2-core machine: see
-docs/docker.md) and removed after it; one deployment run serves every test below.
+The virtualenv is built once for the module (about a minute on the 2-core machine, figures in
+docs/docker.md) and removed after it (1.8 GB); one deployment run serves the tests below.
 """
 
 from __future__ import annotations
