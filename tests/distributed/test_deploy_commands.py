@@ -101,7 +101,8 @@ def build_runtime_venv(root: Path) -> Path:
     python = str(venv / "bin" / "python")
     # --no-compile: the .pyc files change nothing about which packages are there.
     pip = [python, "-m", "pip", "install", "--no-compile", "-c", str(REPO / "constraints.txt")]
-    _run_logged([*pip, "torch"], log, env)  # deps: torch first, alone
+    _run_logged([*pip, "--upgrade", "pip"], log, env)  # deps: pip at its pinned version,
+    _run_logged([*pip, "torch"], log, env)  # then torch, alone
     _run_logged([*pip, "-r", str(root / "requirements.txt")], log, env)
     source = root / "source"  # build: COPY pyproject.toml README.md src, then pip install .
     source.mkdir()
