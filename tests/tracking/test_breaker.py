@@ -87,3 +87,21 @@ def test_failed_probes_back_off_and_client_errors_do_not_open_it() -> None:
     with pytest.raises(MlflowException):
         breaker.call(missing)
     assert not breaker.is_open
+
+
+def test_a_call_logs_in_its_callers_trial_context(caplog: pytest.LogCaptureFixture) -> None:
+    """A record MLflow makes inside a call (its retry warnings) carries the calling trial's ids."""
+    import logging
+
+    from mental_health_hpo.ops.logs import ContextFilter, log_context
+
+    caplog.handler.addFilter(ContextFilter())
+    breaker = CircuitBreaker(BreakerOptions(call_timeout_s=5.0))
+
+    def warn() -> None:
+        logging.getLogger("urllib3.connectionpool").warning("Retrying after connection broken")
+
+    with log_context(study_id="s", trial_id="trial_0007"):
+        breaker.call(warn)
+    [record] = [r for r in caplog.records if "Retrying" in r.getMessage()]
+    assert (record.study_id, record.trial_id) == ("s", "trial_0007")  # type: ignore[attr-defined]

@@ -16,6 +16,7 @@ from mlflow.entities import RunStatus
 from mlflow.tracking import MlflowClient
 from servers import MlflowServer
 
+from mental_health_hpo.ops.logs import log_context
 from mental_health_hpo.tracking import MetricsBuffer, TrialTracker
 from mental_health_hpo.tracking.breaker import BreakerOptions, CircuitBreaker
 from mental_health_hpo.tracking.pending import is_pending
@@ -83,7 +84,10 @@ def test_unreachable_store_buffers_to_disk_and_never_raises(
     buffer = MetricsBuffer(tmp_path / "buffer.jsonl")
     tracker = TrialTracker(client, "0", buffer, breaker=_breaker())
     started = time.monotonic()
-    assert tracker.publish("run-1", RECORDS) is False
+    # As in a study, the call is made inside its trial's context: the call it leaves behind,
+    # retrying for minutes, logs as this trial, never into a later test's trial log.
+    with log_context(study_id="unreachable", trial_id="trial_0000_unreachable"):
+        assert tracker.publish("run-1", RECORDS) is False
     assert time.monotonic() - started < STALL_BOUND_S  # not MLflow's four minutes of retries
     assert [(p.key, p.step) for p in buffer.pending()][:2] == [
         ("val_f1_macro", 0),

@@ -25,6 +25,7 @@ send of the same request changes nothing.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import threading
 import time
@@ -95,7 +96,11 @@ class CircuitBreaker:
             except BaseException as error:  # handed to the caller's thread
                 outcome["error"] = error
 
-        worker = threading.Thread(target=run, name="mlflow-call", daemon=True)
+        # The call runs in the caller's context (its study and trial ids): what MLflow logs from
+        # it, even minutes later from a call stuck in its retries, is that trial's, not whichever
+        # trial's log happens to be open by then.
+        context = contextvars.copy_context()
+        worker = threading.Thread(target=context.run, args=(run,), name="mlflow-call", daemon=True)
         worker.start()
         worker.join(self.options.call_timeout_s)
         if worker.is_alive():
