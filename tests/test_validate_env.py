@@ -15,12 +15,15 @@ from servers import MlflowServer
 import mental_health_hpo
 
 
-def _run(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def _run(
+    project: Path, *args: str, extra_env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     # The sources under test, whatever the child's working directory (PYTHONPATH may be "src").
     package_root = str(Path(mental_health_hpo.__file__).parents[1])
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join([package_root, os.environ.get("PYTHONPATH", "")]),
+        **(extra_env or {}),
     }
     return subprocess.run(
         [sys.executable, "-m", "mental_health_hpo.validate_env", *args],
@@ -79,3 +82,62 @@ def test_a_tracking_url_with_credentials_is_checked_with_them(
     assert store["ok"] is True, store  # it used to fail with "Name or service not known"
     assert "answered 200" in store["detail"]
     assert "s3cretPassw0rd" not in run.stdout + run.stderr
+
+
+BERT_BASE_CONFIG = {  # bert-base-uncased's config.json as the hub serves it
+    "architectures": ["BertForMaskedLM"],
+    "attention_probs_dropout_prob": 0.1,
+    "hidden_act": "gelu",
+    "hidden_dropout_prob": 0.1,
+    "hidden_size": 768,
+    "initializer_range": 0.02,
+    "intermediate_size": 3072,
+    "layer_norm_eps": 1e-12,
+    "max_position_embeddings": 512,
+    "model_type": "bert",
+    "num_attention_heads": 12,
+    "num_hidden_layers": 12,
+    "pad_token_id": 0,
+    "type_vocab_size": 2,
+    "vocab_size": 30522,
+}
+
+
+def _hub_cache_with_config(home: Path, repo_id: str, config: dict[str, object]) -> None:
+    """The layout huggingface_hub writes: models--org--name/{refs/main, snapshots/<sha>/}."""
+    commit = "86b5e0934494bd15c9632b12f734a8a67f723594"
+    repo = home / "hub" / ("models--" + repo_id.replace("/", "--"))
+    (repo / "snapshots" / commit).mkdir(parents=True)
+    (repo / "snapshots" / commit / "config.json").write_text(json.dumps(config))
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+
+
+def _disk_with_encoder(tmp_path: Path, encoder: str, **env: str) -> dict[str, object]:
+    project = copy_project(tmp_path / "project")
+    (project / "conf" / "local" / "parameters.yml").write_text(
+        f"hpo:\n  base:\n    model:\n      encoder: {encoder}\n"
+    )
+    run = _run(project, "--json", extra_env=env)
+    result = json.loads(run.stdout.strip().splitlines()[-1])
+    return {c["name"]: c for c in result["checks"]}["disk"]
+
+
+def test_a_cached_hub_encoder_is_sized_from_its_own_config(tmp_path: Path) -> None:
+    home = tmp_path / "hf"
+    _hub_cache_with_config(home, "bert-base-uncased", BERT_BASE_CONFIG)
+    disk = _disk_with_encoder(
+        tmp_path, "bert-base-uncased", HF_HOME=str(home), HF_HUB_CACHE="", HF_HUB_OFFLINE="1"
+    )
+    assert "109.5M params of bert-base-uncased" in disk["detail"], disk  # BertModel: 109,482,240
+    assert "22.7M" not in disk["detail"]  # MiniLM's size, which it reported before
+
+
+def test_an_uncached_hub_encoder_offline_has_an_unknown_size(tmp_path: Path) -> None:
+    disk = _disk_with_encoder(
+        tmp_path, "org/not-cached", HF_HOME=str(tmp_path / "hf"), HF_HUB_OFFLINE="1"
+    )
+    assert disk["status"] == "warn" and disk["required"] is False, disk
+    assert "unknown: org/not-cached is not in the HF cache" in disk["detail"]
+    assert "hf download org/not-cached config.json" in disk["detail"]
+    assert "M params" not in disk["detail"]

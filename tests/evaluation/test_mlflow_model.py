@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import shutil
+import warnings
 from pathlib import Path
 
 import mlflow
@@ -34,27 +36,47 @@ def test_pairs_frame_expands_posts_to_the_nine_criteria() -> None:
         pairs_frame(POSTS[["post_id"]])
 
 
+#: What MLflow prints when a pyfunc model is logged as a pickled object, or without an example.
+AVOIDABLE_WARNINGS = ("CloudPickle", "input example was not provided", "input_example")
+
+
 @pytest.mark.slow
-def test_logged_model_loads_back_and_predicts(tiny_model_dir: Path, tmp_path: Path) -> None:
+def test_logged_model_loads_back_and_predicts(
+    tiny_model_dir: Path,
+    tmp_path: Path,
+    capfd: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     encoder = tmp_path / "encoder"  # removed before loading: the model must not need it
     shutil.copytree(tiny_model_dir, encoder)
     config = ModelConfig(encoder=str(encoder), input_format="multi_label", max_length=64, stride=16)
     model = build_model(config)
     weights = tmp_path / "model.safetensors"
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(weights))
-    expected = predict(config, weights, pairs_frame(POSTS), model=model)
+    expected = predict(config, weights, pairs_frame(POSTS), model=model, threshold=0.25)
 
     previous = mlflow.get_tracking_uri()
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
     try:
         # An experiment of this store: another test may have left its own one active.
         mlflow.set_experiment("logged-model")
-        with mlflow.start_run():
-            info = log_model(model, weights)
+        with (
+            mlflow.start_run(),
+            caplog.at_level(logging.WARNING),
+            warnings.catch_warnings(record=True) as caught,
+        ):
+            warnings.simplefilter("always")
+            info = log_model(model, weights, threshold=0.25)
         shutil.rmtree(encoder)
         loaded = mlflow.pyfunc.load_model(info.model_uri)
     finally:
         mlflow.set_tracking_uri(previous)
+    printed = capfd.readouterr()
+    said = [printed.out, printed.err, caplog.text, *(str(w.message) for w in caught)]
+    for text in said:
+        assert not [words for words in AVOIDABLE_WARNINGS if words in text], text
+    assert loaded.unwrap_python_model().threshold == 0.25  # the model_config reached the model
+    assert loaded.metadata.saved_input_example_info is not None
     out = loaded.predict(POSTS)
     assert tuple(out.columns) == OUTPUT_COLUMNS
     assert len(out) == 2 * len(CRITERIA)

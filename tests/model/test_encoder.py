@@ -86,7 +86,7 @@ def test_final_error_names_the_id_the_cache_and_the_manual_download(tmp_path: Pa
     message = str(raised.value)
     assert "org/missing-model" in message
     assert str(tmp_path) in message
-    assert "huggingface-cli download org/missing-model --revision v1" in message
+    assert "hf download org/missing-model --revision v1" in message
     assert sleeps == [1.0, 2.0, 4.0, 8.0]
     assert sum(not cached for _, cached in loader.calls) == 5
 

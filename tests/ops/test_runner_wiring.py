@@ -10,6 +10,7 @@ import json
 import logging
 from pathlib import Path
 
+import pytest
 from optuna.trial import TrialState
 
 from mental_health_hpo.hpo.runner import TrialContext, run_study
@@ -56,3 +57,20 @@ def test_auth_error_pauses_and_resumes_the_same_trial(tmp_path: Path) -> None:
     assert all(r["study_id"] == "gated" and r["trial_id"] == "trial_0000" for r in lines)
     assert "hf_AbCd" not in trial_log.read_text()
     assert (study_dir / "logs" / "study.jsonl").exists()
+
+
+def test_a_refusal_while_the_token_is_accepted_is_not_waited_on(tmp_path: Path) -> None:
+    """A gated repository whose terms were not accepted answers 403 to a valid token: the gate
+    finds the token fine, so the study stops with the error instead of re-running the trial."""
+    config = StudyConfig(name="terms", storage="sqlite:///optuna.db", n_trials=2)
+    study = open_study(config, SPACE, tmp_path)
+    gate = HubAuthGate(lambda: True, sleep=lambda s: pytest.fail("paused"))
+    calls: list[int] = []
+
+    def objective(context: TrialContext) -> float:
+        calls.append(context.trial.number)
+        raise HubRefusedError()
+
+    with pytest.raises(HubRefusedError):
+        run_study(study, config, SPACE, {}, objective, tmp_path / "s", auth_gate=gate)  # type: ignore[call-arg]
+    assert calls == [0]

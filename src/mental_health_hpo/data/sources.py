@@ -22,6 +22,7 @@ from mental_health_hpo.data.errors import DataConfigError, DatasetSourceError
 from mental_health_hpo.data.schema import ANNOTATIONS_FILE, POSTS_FILE
 from mental_health_hpo.data.synthetic import SyntheticConfig, generate_synthetic
 from mental_health_hpo.data.validation import validate_raw
+from mental_health_hpo.ops.hub_errors import describe_permanent, is_transient_hub_error
 from mental_health_hpo.retry import RetriesExhaustedError, with_retries
 
 logger = logging.getLogger(__name__)
@@ -133,7 +134,11 @@ def load_hf(
     loader: Callable[[HFSourceConfig, str | dict[str, str], str | None], Any] = _hf_load,
     sleep: Callable[[float], None] = time.sleep,
 ) -> RawReDSM5:
-    """Load posts and annotations with ``datasets``, each file on its own, with retries."""
+    """Load posts and annotations with ``datasets``, each file on its own.
+
+    Timeouts, dropped connections and 408/429/5xx are retried with back-off; a gated or missing
+    dataset, a wrong revision or file, or offline mode fail at once with what to fix.
+    """
     describe = f"loading {config.dataset_id!r}@{config.revision!r}"
 
     def load(files: str | dict[str, str], split: str | None) -> Any:
@@ -142,12 +147,14 @@ def load_hf(
                 lambda: loader(config, files, split),
                 describe,
                 sleep=sleep,
-                fatal=(DatasetSourceError, FileNotFoundError, ValueError),
+                retry_if=is_transient_hub_error,
             )
+        except DatasetSourceError:
+            raise
         except RetriesExhaustedError as error:
             raise DatasetSourceError(_hf_error(config, list(SPLITS), [], str(error))) from error
-        except (FileNotFoundError, ValueError) as error:  # not retried: it will not get better
-            why = f"{type(error).__name__}: {error}"
+        except Exception as error:  # not retried: gated, missing, offline, bad files
+            why = describe_permanent(error, config.dataset_id)
             raise DatasetSourceError(_hf_error(config, list(SPLITS), [], why)) from error
 
     annotations = load(config.annotations_file, "train").to_pandas()

@@ -1,6 +1,7 @@
 """Evaluate: pick a study's best trial and checkpoint(s), score them, report and plot.
 
-Framework-free (no kedro, no mlflow), except ``mlflow_model`` (the MLflow pyfunc wrapper), which is
+Framework-free (no kedro, no mlflow), except ``mlflow_model`` (the MLflow pyfunc wrapper) and its
+``pyfunc_code`` (the file MLflow runs to build it), which are
 not imported here. The Kedro shell is ``pipelines/evaluate``.
 """
 

@@ -11,7 +11,9 @@ access to the experiments folder, the original encoder path or the hub:
   stored twice);
 - ``model_config``: the trial's ``ModelConfig.public_dict()`` as JSON.
 
-The package's own code travels with the model (``code_paths``).
+The model is logged "from code" (``pyfunc_code.py``, MLflow's recommended way, no CloudPickle),
+with its signature and an input example, which MLflow validates by loading the logged model and
+predicting once. The package's own code travels with the model (``code_paths``).
 """
 
 from __future__ import annotations
@@ -56,6 +58,11 @@ SIGNATURE = ModelSignature(
     ),
 )
 
+#: One post, stored with the model (MLflow shows it and checks the model serves it).
+INPUT_EXAMPLE = pd.DataFrame(
+    {"post_id": ["example"], "text": ["I can't sleep at night and I feel tired all day long."]}
+)
+
 
 def pairs_frame(posts: pd.DataFrame) -> pd.DataFrame:
     """Posts -> one row per (post, criterion) with empty gold columns, as the trainer expects."""
@@ -92,6 +99,10 @@ class ReDSM5Model(PythonModel):  # type: ignore[misc]
         """Rebuild the model from the artifacts alone (no hub, no original paths)."""
         from safetensors.torch import load_file
         from transformers import AutoConfig, AutoModel, AutoTokenizer
+
+        options = context.model_config or {}
+        self.threshold = float(options.get("threshold", self.threshold))
+        self.batch_size = int(options.get("batch_size", self.batch_size))
 
         encoder_dir = str(context.artifacts["encoder"])
         params = json.loads(Path(context.artifacts["model_config"]).read_text(encoding="utf-8"))
@@ -187,9 +198,11 @@ def log_model(
         artifacts = export_artifacts(model, weights_file, tmp)
         return mlflow.pyfunc.log_model(
             name=name,
-            python_model=ReDSM5Model(threshold=threshold, batch_size=batch_size),
+            python_model=str(Path(__file__).with_name("pyfunc_code.py")),
+            model_config={"threshold": threshold, "batch_size": batch_size},
             artifacts=artifacts,
             signature=SIGNATURE,
+            input_example=INPUT_EXAMPLE,
             pip_requirements=pip_requirements(),
             code_paths=[str(Path(mental_health_hpo.__file__).parent)],
         )

@@ -176,7 +176,11 @@ class StudyRunner:
         self._progress(frozen)
 
     def _run_gated(self, claim: _Claim) -> FrozenTrial | None:
-        """``_run_one`` behind the hub gate: a 401/403 leaves the trial RUNNING, waits, resumes."""
+        """``_run_one`` behind the hub gate: a 401/403 leaves the trial RUNNING, waits, resumes.
+
+        When the gate finds the token accepted at once, the refusal is not the token's and the
+        error is raised: re-running the trial would meet it again, forever.
+        """
         while True:
             if self.auth_gate is not None:
                 self.auth_gate.wait_until_authorized()  # no new trial, no download while refused
@@ -185,8 +189,16 @@ class StudyRunner:
             except Exception as error:
                 if self.auth_gate is None or not is_auth_error(error):
                     raise
+                pauses = self.auth_gate.pauses
+                self.auth_gate.wait_until_authorized()
+                if self.auth_gate.pauses == pauses:
+                    # The hub accepts the token, so the 401/403 is the repository's (gated
+                    # terms not accepted, a private repository): no pause can change it.
+                    raise
                 logger.warning(
-                    "Trial %d paused by a hub authentication error: %s", claim.trial.number, error
+                    "Trial %d resumes after a hub authentication error: %s",
+                    claim.trial.number,
+                    error,
                 )
                 trial = optuna.Trial(self.study, claim.trial._trial_id)  # the same trial
                 claim = _Claim(trial, claim.lease, True, claim.reported)

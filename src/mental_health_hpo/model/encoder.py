@@ -16,12 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from mental_health_hpo.model.config import PACKAGED_MINILM, ModelConfig
+from mental_health_hpo.ops.hub_errors import describe_permanent, is_transient_hub_error
 from mental_health_hpo.retry import RETRY_DELAYS_S, RetriesExhaustedError, with_retries
 
 logger = logging.getLogger(__name__)
-
-#: Waits between download attempts: five attempts, waiting 1, 2, 4, 8 s in between (the project
-#: wide retry schedule; the 16 s step is only used when more attempts are configured).
 
 #: ``loader(source, local_files_only=..., revision=..., token=..., cache_dir=...)`` -> anything.
 Loader = Callable[..., Any]
@@ -88,12 +86,12 @@ def _auto_loader(
     return model, tokenizer
 
 
-def _manual_download_hint(encoder: str, revision: str | None, cache: Path) -> str:
+def _load_error(encoder: str, revision: str | None, cache: Path, why: str) -> str:
     rev = f" --revision {revision}" if revision else ""
     return (
         f"could not load encoder {encoder!r}: not a local folder, not in the Hugging Face cache "
-        f"at {cache}, and the download failed. Download it by hand on a machine with access: "
-        f"`huggingface-cli download {encoder}{rev}` (with HF_HOME pointing at the cache to use), "
+        f"at {cache}, and {why}. Download it by hand on a machine with access: "
+        f"`hf download {encoder}{rev}` (with HF_HOME pointing at the cache to use), "
         f"or save it with `AutoModel.from_pretrained(...).save_pretrained(DIR)` and set "
         f"encoder: DIR."
     )
@@ -113,8 +111,10 @@ def load_encoder(
 
     ``loader`` defaults to transformers' Auto classes and must return ``(model, tokenizer)``;
     ``len(delays)`` download attempts are made, sleeping ``delays[i]`` after failed attempt i
-    (not after the last one). Raises ``EncoderLoadError`` naming the id, the cache and the manual
-    download command.
+    (not after the last one); only errors that can heal are retried (timeouts, dropped
+    connections, 408/429/5xx: ``ops.hub_errors``), a gated, missing or unauthorized repository
+    and offline mode fail at once. Raises ``EncoderLoadError`` naming the id, why, the cache and
+    the manual download command.
     """
     load = loader or _auto_loader
     local = resolve_local_path(encoder)
@@ -142,9 +142,19 @@ def load_encoder(
         return LoadedEncoder(model, tokenizer, encoder, "hub")
 
     try:
-        return with_retries(download, f"downloading encoder {encoder}", delays=delays, sleep=sleep)
+        return with_retries(
+            download,
+            f"downloading encoder {encoder}",
+            delays=delays,
+            sleep=sleep,
+            retry_if=is_transient_hub_error,
+        )
     except RetriesExhaustedError as error:
-        raise EncoderLoadError(_manual_download_hint(encoder, revision, cache)) from error.last
+        why = f"the download failed {len(delays)} times ({type(error.last).__name__})"
+        raise EncoderLoadError(_load_error(encoder, revision, cache, why)) from error.last
+    except Exception as error:  # gated, missing, unauthorized, offline: no retry can help
+        why = describe_permanent(error, encoder)
+        raise EncoderLoadError(_load_error(encoder, revision, cache, why)) from error
 
 
 def load_encoder_for(config: ModelConfig, **overrides: Any) -> LoadedEncoder:

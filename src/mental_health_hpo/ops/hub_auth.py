@@ -9,31 +9,30 @@ works again. Checker, sleep and clock are injectable so tests never touch the ne
 from __future__ import annotations
 
 import logging
-import re
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from mental_health_hpo.ops.hub_errors import HubAuthError, http_status, is_auth_error
+
+__all__ = [
+    "DOCS_URL",
+    "LOGIN_COMMAND",
+    "PACKAGED_SENTINEL",
+    "HubAuthError",
+    "HubAuthGate",
+    "check_hub_token",
+    "hub_offline",
+    "is_auth_error",
+    "needs_hub",
+]
 logger = logging.getLogger(__name__)
 
-LOGIN_COMMAND = "hf auth login"
-DOCS_URL = "https://huggingface.co/docs/huggingface_hub/quick-start#authentication"
+LOGIN_COMMAND = HubAuthError.LOGIN_COMMAND
+DOCS_URL = HubAuthError.DOCS_URL
 PACKAGED_SENTINEL = "packaged:all-minilm-l6-v2"
-AUTH_STATUSES = frozenset({401, 403})
-_STATUS_TEXT = re.compile(r"\b(401|403)\b[^\n]{0,40}?(client error|unauthorized|forbidden)", re.I)
-
-
-class HubAuthError(RuntimeError):
-    """No usable Hugging Face token: says how to log in and where the docs are."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(
-            f"Hugging Face hub authentication failed: {reason}. Log in with `{LOGIN_COMMAND}` "
-            f"(or set HF_TOKEN), then retry. Docs: {DOCS_URL}"
-        )
-        self.reason = reason
 
 
 def needs_hub(encoder: str) -> bool:
@@ -52,40 +51,6 @@ def hub_offline() -> bool:
     return bool(constants.HF_HUB_OFFLINE)
 
 
-def _status_of(error: BaseException) -> int | None:
-    response = getattr(error, "response", None)
-    for holder in (response, error):
-        for name in ("status_code", "status"):
-            value = getattr(holder, name, None)
-            if isinstance(value, int):
-                return value
-    return None
-
-
-def is_auth_error(exc: BaseException) -> bool:
-    """True when ``exc`` (or an exception it was raised from) is a hub 401/403 or a bad token.
-
-    Recognises huggingface_hub's ``HfHubHTTPError`` (and its gated/repository subclasses),
-    requests' and httpx's ``HTTPStatusError``-style errors (``.response.status_code``),
-    :class:`HubAuthError`, and messages like "401 Client Error" from wrappers that kept only text
-    (transformers re-raises hub errors as ``OSError``).
-    """
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, HubAuthError):
-            return True
-        if type(current).__name__ in {"LocalTokenNotFoundError", "GatedRepoError"}:
-            return True
-        if _status_of(current) in AUTH_STATUSES:
-            return True
-        if _STATUS_TEXT.search(str(current)):
-            return True
-        current = current.__cause__ or current.__context__
-    return False
-
-
 def check_hub_token(token: str | None = None, endpoint: str | None = None) -> str:
     """Check the token against the hub's ``whoami``; the user name, or :class:`HubAuthError`.
 
@@ -101,7 +66,7 @@ def check_hub_token(token: str | None = None, endpoint: str | None = None) -> st
         info: dict[str, Any] = HfApi(endpoint=endpoint).whoami(token=resolved)
     except Exception as error:
         if is_auth_error(error):
-            raise HubAuthError(f"the hub refused the token ({_status_of(error) or 401})") from None
+            raise HubAuthError(f"the hub refused the token ({http_status(error) or 401})") from None
         raise
     return str(info.get("name", ""))
 

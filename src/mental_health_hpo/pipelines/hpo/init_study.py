@@ -11,7 +11,6 @@ The URLs hold no password: libpq reads ``PGPASSWORD`` (or ``.pgpass``), MLflow
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
 
 import sqlalchemy as sa
@@ -23,6 +22,7 @@ from mental_health_hpo.hpo.leases import LeaseStore
 from mental_health_hpo.hpo.study import storage_for_display
 from mental_health_hpo.ops.credentials import password_in_url_warning
 from mental_health_hpo.pipelines.hpo.study_tracking import EXPERIMENT_NAME
+from mental_health_hpo.tracking.experiment_kind import get_or_create_training_experiment
 
 logger = logging.getLogger(__name__)
 
@@ -40,9 +40,10 @@ def init_shared(storage: str, tracking_uri: str | None) -> None:
     print(f"optuna and lease tables ready in {storage_for_display(storage)}")
     if tracking_uri:
         client = MlflowClient(tracking_uri)
-        if client.get_experiment_by_name(EXPERIMENT_NAME) is None:
-            with contextlib.suppress(MlflowException):  # created meanwhile by another init
-                client.create_experiment(EXPERIMENT_NAME)
+        try:
+            get_or_create_training_experiment(client, EXPERIMENT_NAME)
+        except MlflowException:  # created meanwhile by another init: tag it
+            get_or_create_training_experiment(client, EXPERIMENT_NAME)
         print(f"MLflow experiment {EXPERIMENT_NAME!r} ready at {storage_for_display(tracking_uri)}")
 
 

@@ -31,6 +31,10 @@ from mental_health_hpo.hpo.objective import with_epoch_series
 from mental_health_hpo.hpo.tally import Progress
 from mental_health_hpo.hpo.trial_folder import TrialFolder
 from mental_health_hpo.tracking import MetricsBuffer, TrialTracker, end_abandoned_runs
+from mental_health_hpo.tracking.experiment_kind import (
+    get_or_create_training_experiment,
+    mark_training_experiment,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -142,11 +146,9 @@ def open_study_tracking(
     client = MlflowClient(mlflow.get_tracking_uri())
     if session is not None:
         experiment_id = session.info.experiment_id
+        mark_training_experiment(client, experiment_id)
     else:
-        experiment = client.get_experiment_by_name(EXPERIMENT_NAME)
-        experiment_id = (
-            experiment.experiment_id if experiment else client.create_experiment(EXPERIMENT_NAME)
-        )
+        experiment_id = get_or_create_training_experiment(client, EXPERIMENT_NAME)
     with coordination.lock.hold("mlflow-parent-run"):
         found = client.search_runs(
             [experiment_id],
