@@ -12,6 +12,7 @@ from mental_health_hpo.hooks import (
     FreshnessHooks,
     ProjectHooks,
     RunnerNameHooks,
+    SessionRunHooks,
 )
 
 ignore_dependency_warnings()  # see dependency_warnings.py
@@ -30,5 +31,12 @@ DISABLE_HOOKS_FOR_PLUGINS = ("kedro-telemetry",)
 # parameters changed and always runs the study node: FreshnessHooks. Log lines above the
 # progress bars on a terminal: CleanBarsHooks. The runner's class name, not its object repr, in
 # the run params and so in kedro-mlflow's run tags (it runs before kedro-mlflow's hook, which is
-# registered from its entry point after these): RunnerNameHooks.
-HOOKS = (ProjectHooks(), RunnerNameHooks(), FreshnessHooks(), CleanBarsHooks())
+# registered from its entry point after these): RunnerNameHooks. A study worker's session run
+# created with its study and owner tags, for kedro-mlflow to start: SessionRunHooks.
+HOOKS = (
+    ProjectHooks(),
+    RunnerNameHooks(),
+    SessionRunHooks(),
+    FreshnessHooks(),
+    CleanBarsHooks(),
+)
