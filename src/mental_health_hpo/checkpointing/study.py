@@ -179,12 +179,12 @@ def apply_study_retention(
             report.bytes_freed += manifest.total_size - kept_bytes
         elif records != manifest.checkpoints:
             report.bytes_freed += commit_records(directory, manifest, records)
-    if report.pruned_trials:
+    if report.pruned_trials:  # counts at INFO: a line that does not grow with the study
+        dry = " (dry run)" if dry_run else ""
         logger.info(
-            "study retention in %s: kept %s, pruned %s%s",
-            study_dir,
-            report.kept_trials,
-            report.pruned_trials,
-            " (dry run)" if dry_run else "",
-        )
+            "study retention in %s: kept %d trials, pruned %d, %d bytes freed%s",
+            study_dir, len(report.kept_trials), len(report.pruned_trials),
+            report.bytes_freed, dry,
+        )  # fmt: skip
+        logger.debug("study retention kept %s, pruned %s", report.kept_trials, report.pruned_trials)
     return report
