@@ -45,7 +45,7 @@ def test_the_retention_line_does_not_grow_with_the_study(
         if number == 0:
             continue  # nothing to prune yet
         assert len(info) == 1, caplog.messages
-        assert "trial_0000" not in info[0] and "bytes freed" in info[0], info
+        assert "trial_" not in info[0] and "freed" in info[0], info
         assert any(f"trial_{number - 1:04d}" in message for message in debug), debug
         sizes.append(len(info[0]) - len(str(number)))
     assert max(sizes) - min(sizes) <= 8, sizes  # only the numbers' digits vary

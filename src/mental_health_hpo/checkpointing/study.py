@@ -179,12 +179,24 @@ def apply_study_retention(
             report.bytes_freed += manifest.total_size - kept_bytes
         elif records != manifest.checkpoints:
             report.bytes_freed += commit_records(directory, manifest, records)
-    if report.pruned_trials:  # counts at INFO: a line that does not grow with the study
-        dry = " (dry run)" if dry_run else ""
-        logger.info(
-            "study retention in %s: kept %d trials, pruned %d, %d bytes freed%s",
-            study_dir, len(report.kept_trials), len(report.pruned_trials),
-            report.bytes_freed, dry,
-        )  # fmt: skip
-        logger.debug("study retention kept %s, pruned %s", report.kept_trials, report.pruned_trials)
+    log_report(report, Path(study_dir))
     return report
+
+
+def log_report(report: StudyRetentionReport, study_dir: Path) -> None:
+    """Counts and bytes at INFO (a line of constant size however many trials), names at DEBUG."""
+    if not report.pruned_trials:
+        return
+    logger.info(
+        "study retention: %d trial(s) pruned, %.1f MB freed, %d keep weights%s",
+        len(report.pruned_trials),
+        report.bytes_freed / 1e6,
+        len(report.kept_trials),
+        " (dry run)" if report.dry_run else "",
+    )
+    logger.debug(
+        "study retention in %s: pruned %s, kept %s",
+        study_dir,
+        report.pruned_trials,
+        report.kept_trials,
+    )
