@@ -9,6 +9,7 @@ from kedro.config import OmegaConfigLoader
 from mental_health_hpo.dependency_warnings import ignore_dependency_warnings
 from mental_health_hpo.hooks import (
     CleanBarsHooks,
+    CredentialsHooks,
     FreshnessHooks,
     ProjectHooks,
     RunnerNameHooks,
@@ -31,10 +32,13 @@ DISABLE_HOOKS_FOR_PLUGINS = ("kedro-telemetry",)
 # parameters changed and always runs the study node: FreshnessHooks. Log lines above the
 # progress bars on a terminal: CleanBarsHooks. The runner's class name, not its object repr, in
 # the run params and so in kedro-mlflow's run tags (it runs before kedro-mlflow's hook, which is
-# registered from its entry point after these): RunnerNameHooks. A study worker's session run
-# created with its study and owner tags, for kedro-mlflow to start: SessionRunHooks.
+# registered from its entry point after these): RunnerNameHooks.
+# The study database's credentials from credentials.yml, exported for libpq before any node runs
+# (and a warning for a tracking URI with a password): CredentialsHooks. A study worker's session
+# run created with its study and owner tags, for kedro-mlflow to start: SessionRunHooks.
 HOOKS = (
     ProjectHooks(),
+    CredentialsHooks(),
     RunnerNameHooks(),
     SessionRunHooks(),
     FreshnessHooks(),
