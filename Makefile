@@ -16,7 +16,7 @@ KEDRO := $(BIN)/kedro
 PARAMS ?=
 RUN_ARGS := $(if $(PARAMS),--params "$(PARAMS)",)
 
-.PHONY: setup validate-env data hpo hpo-resume train evaluate viz mlflow-ui optuna-dashboard test test-fast lint format check-readme
+.PHONY: setup validate-env data hpo hpo-resume train evaluate viz mlflow-ui optuna-dashboard test test-fast test-under-load lint format check-readme
 
 ## setup: create .venv and install the project with its dev extras, at the pinned versions
 setup: $(VENV)/.installed
@@ -82,6 +82,12 @@ TEST_WORKERS ?= 2
 test: setup
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --junitxml=$(JUNIT)
 	$(BIN)/python scripts/check_test_count.py $(JUNIT) --min $(MIN_TESTS)
+
+## test-under-load: the multi-worker tests (tests/distributed) ROUNDS times in a row while a CPU
+## hog keeps every core busy (scripts/cpu_hog.sh); every round must pass. Not part of `make test`.
+ROUNDS ?= 5
+test-under-load: setup
+	PYTHON=$(BIN)/python scripts/cpu_hog.sh $(ROUNDS)
 
 ## check-readme: every command of README.md's bash blocks, verbatim, in a fresh copy
 ## (servers started, HTTP 200 checked, stopped); CHECK_README_ARGS="--skip 'make test'"

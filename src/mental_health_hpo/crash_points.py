@@ -36,6 +36,8 @@ POINTS: dict[str, str] = {
     "publish_swap": "the best checkpoint is staged and the old one moved away, not swapped in",
     "before_trial_run": "hpo objective: before the trial's MLflow run is created or reopened",
     "buffered_before_run": "tracking: metrics of a run that does not exist yet were buffered",
+    "session_run_created": "start-up: kedro-mlflow's session run exists, no node has run yet",
+    "before_worker_lease": "start-up: the study is open, this worker holds no lease yet",
 }
 
 _hits: dict[str, int] = {}

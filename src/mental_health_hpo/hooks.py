@@ -1,6 +1,6 @@
 """Project hooks: masking and log context for every kedro command, the runner's name in the
-run params (and so in the MLflow tags), and what ``kedro run --only-missing-outputs`` must treat
-as missing."""
+run params (and so in the MLflow tags), a study worker's session run owned from its creation,
+and what ``kedro run --only-missing-outputs`` must treat as missing."""
 
 from __future__ import annotations
 
@@ -25,7 +25,8 @@ logger = logging.getLogger(__name__)
 #: node decides by itself what is left to do (top the study up to ``n_trials``, resume a killed
 #: trial, or nothing), so existing outputs of an earlier study must not skip it.
 ALWAYS_RUN_TAG = "always_run"
-ALWAYS_RUN_NODES = ("run_hpo_study",)
+STUDY_NODES = ("run_hpo_study",)
+ALWAYS_RUN_NODES = STUDY_NODES
 FINGERPRINT = "dataset_fingerprint"
 INGEST_PARAMETERS = "params:data_ingest"
 
@@ -147,6 +148,85 @@ def runner_name(recorded: object) -> object:
         if match:
             return match.group(1)
     return recorded
+
+
+class SessionRunHooks:
+    """A study worker's kedro-mlflow session run exists only with its study and owner tags.
+
+    Why: kedro-mlflow creates the session run in its ``before_pipeline_run`` and the study
+    tagged it only once the worker held its lease, seconds later (data ingest, imports, the
+    study's opening). A worker SIGKILLed in between left a run the sweep of abandoned runs
+    (tracking/abandoned.py) could not recognise: RUNNING forever. So when the pipeline runs the
+    study node, this hook creates the run first, tagged in the same call
+    (``tracking.create_owned_run``), and hands its id to kedro-mlflow's configuration
+    (``tracking.run.id``, the option kedro-mlflow reads to resume a run instead of creating
+    one); kedro-mlflow then starts it as its own. Nothing changes when tracking is off for the
+    pipeline, when a run was active before the session (an orchestrator's), when mlflow.yml
+    names a run id, or when the pipeline has no study node.
+    """
+
+    def __init__(self) -> None:
+        self._config: Any = None
+        self._given_id = False
+
+    @hook_impl(trylast=True)  # after kedro-mlflow's, which stores its config as context.mlflow
+    def after_context_created(self, context: Any) -> None:
+        self._config = getattr(context, "mlflow", None)
+
+    @hook_impl(tryfirst=True)  # before kedro-mlflow's, which starts the run
+    def before_pipeline_run(
+        self, run_params: dict[str, Any], pipeline: Pipeline, catalog: DataCatalog
+    ) -> None:
+        config = self._config
+        if config is None or config.tracking.run.id or mlflow.active_run() is not None:
+            return
+        if not any(node.name in STUDY_NODES for node in pipeline.nodes):
+            return
+        names = run_params.get("pipeline_names") or [run_params.get("pipeline_name")]
+        names = [str(name or "__default__") for name in names]
+        if all(name in config.tracking.disable_tracking.pipelines for name in names):
+            return
+        study_name = _study_name(catalog)
+        if study_name is None:
+            return  # the study node reports what is wrong with params:hpo
+        from mental_health_hpo.tracking import create_owned_run
+
+        run_name = config.tracking.run.name or "+".join(names)
+        try:  # kedro-mlflow's setup set the tracking URI and created the experiment
+            experiment = mlflow.get_experiment_by_name(config.tracking.experiment.name)
+            if experiment is None:
+                return
+            client = mlflow.MlflowClient()
+            run_id = create_owned_run(client, experiment.experiment_id, run_name, study_name)
+        except Exception as error:  # kedro-mlflow creates its own run, and says what fails
+            logger.warning("could not create the study's session run: %s", error)
+            return
+        config.tracking.run.id = run_id
+        self._given_id = True
+
+    @hook_impl
+    def after_pipeline_run(self) -> None:
+        self._forget_run()
+
+    @hook_impl
+    def on_pipeline_error(self) -> None:
+        self._forget_run()
+
+    def _forget_run(self) -> None:
+        """The session's context keeps the configuration: no later run may resume this one."""
+        if self._given_id:
+            self._config.tracking.run.id = None
+            self._given_id = False
+
+
+def _study_name(catalog: DataCatalog) -> str | None:
+    from mental_health_hpo.hpo.study import StudyConfig
+
+    try:
+        hpo = catalog.load("params:hpo") if "params:hpo" in catalog else {}
+        return StudyConfig(**dict(hpo.get("study") or {})).name
+    except (TypeError, ValueError, AttributeError):
+        return None
 
 
 class CleanBarsHooks:

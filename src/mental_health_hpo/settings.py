@@ -14,6 +14,7 @@ from mental_health_hpo.hooks import (
     FreshnessHooks,
     ProjectHooks,
     RunnerNameHooks,
+    SessionRunHooks,
 )
 
 ignore_dependency_warnings()  # see dependency_warnings.py
@@ -35,12 +36,14 @@ DISABLE_HOOKS_FOR_PLUGINS = ("kedro-telemetry",)
 # registered from its entry point after these): RunnerNameHooks.
 # The study database's credentials from credentials.yml, exported for libpq before any node runs
 # (and a warning for a tracking URI with a password): CredentialsHooks. The MLflow experiment
-# tagged as a training one (mlflow.experimentKind): ExperimentKindHooks.
+# tagged as a training one (mlflow.experimentKind): ExperimentKindHooks. A study worker's session
+# run created with its study and owner tags, for kedro-mlflow to start: SessionRunHooks.
 HOOKS = (
     ProjectHooks(),
     CredentialsHooks(),
     RunnerNameHooks(),
     ExperimentKindHooks(),
+    SessionRunHooks(),
     FreshnessHooks(),
     CleanBarsHooks(),
 )

@@ -44,6 +44,37 @@ def test_one_line_per_epoch_with_metrics_elapsed_and_eta(caplog: pytest.LogCaptu
     json.dumps(record.progress)  # the JSON-lines log can hold it
 
 
+def test_the_line_names_a_fixed_handful_whatever_the_metrics(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """~100 metrics made ~150 wrapped lines per epoch off a terminal: the line shows the
+    objective first, then the losses and headline metrics, and the JSON log gets them all."""
+    headline = {
+        "train_loss": 0.25,
+        "val_loss": 0.5,
+        "val_f1_macro": 0.125,
+        "val_sentence_evidence_f1_macro": 0.375,
+        "val_evidence_f1": 0.0625,  # the objective of this study
+    }
+    many = {**headline, **{f"val_f1_CRITERION_{i}": i / 100 for i in range(100)}}
+    caplog.set_level(logging.INFO, logger=progress_module.__name__)
+    lines = []
+    for metrics in (headline, many):
+        reporter = EpochReporter(trial=7, epochs=2, objective="val_evidence_f1", clock=FakeClock())
+        lines.append(reporter.epoch_end(0, metrics))
+    assert (
+        caplog.messages[0]
+        == caplog.messages[1]
+        == (
+            "trial 7 epoch 1/2 val_evidence_f1=0.0625 train_loss=0.2500 val_loss=0.5000 "
+            "val_f1_macro=0.1250 val_sentence_evidence_f1_macro=0.3750 elapsed 0s eta 0s"
+        )
+    )
+    assert caplog.records[1].progress["metrics"] == many  # the full set, for study.jsonl
+    assert caplog.records[1].progress["objective"] == "val_evidence_f1"
+    assert lines[1].shown() == lines[0].shown()
+
+
 def test_eta_after_a_resume_counts_only_epochs_run_here() -> None:
     clock = FakeClock()
     reporter = EpochReporter(trial="0003", epochs=5, first_epoch=3, clock=clock)

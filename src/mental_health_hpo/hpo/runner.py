@@ -90,6 +90,7 @@ class StudyRunner:
         result = StudyRun(self.study, self.study_dir)
         with study_logging(self.study_dir, self.config.study_id), Heartbeat(leases) as beat:
             self._heartbeat = beat
+            crash_point("before_worker_lease")
             me = leases.acquire(worker_resource(worker.owner), worker, self.worker_info)
             assert me is not None  # a fresh id: nobody else holds it
             # Not released at the end: it expires a lease period after the heartbeat stops,

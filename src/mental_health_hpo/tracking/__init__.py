@@ -1,7 +1,7 @@
 """MLflow publishing for trials, the disk-backed outage buffer, pending runs, the circuit breaker
 and the sweep of abandoned runs. Never imports kedro."""
 
-from mental_health_hpo.tracking.abandoned import end_abandoned_runs
+from mental_health_hpo.tracking.abandoned import create_owned_run, end_abandoned_runs
 from mental_health_hpo.tracking.breaker import (
     BreakerOptions,
     CircuitBreaker,
@@ -19,6 +19,7 @@ __all__ = [
     "PendingRuns",
     "TrackerUnavailableError",
     "TrialTracker",
+    "create_owned_run",
     "end_abandoned_runs",
     "flatten_params",
     "is_pending",

@@ -4,7 +4,11 @@ Why: after SIGKILLs, Ctrl-C or a crash between ``study.tell`` and the run's clos
 trial runs stayed RUNNING forever (17 of 19 parent runs in one reproduction), and nothing told a
 dead run from a live one. Every run the tracker opens carries ``study_id`` and an owner tag
 (``host:pid:process-start``, see :func:`owner_id`), and the study runner claims its parent run
-with ``TrialTracker.claim``, so at start the study can decide for each RUNNING run of its own:
+with ``TrialTracker.claim``. A worker's kedro-mlflow session run is created with both tags
+(:func:`create_owned_run`, called by ``hooks.SessionRunHooks`` before kedro-mlflow starts it):
+tagging it later, once the worker held its lease, left every worker killed during start-up with
+a run nobody recognised, RUNNING forever. So at start the study can decide for each RUNNING run
+of its own:
 
 - in ``live_run_ids`` (the parent this process just opened, say): left alone;
 - owned by a process on this host: ended when that process is gone (pid not running, or running
@@ -31,6 +35,9 @@ from typing import Any
 
 from mlflow.entities import RunStatus, ViewType
 from mlflow.tracking import MlflowClient
+from mlflow.tracking.context import registry as run_context
+
+from mental_health_hpo.crash_points import crash_point
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +61,21 @@ def _start_ticks(pid: int) -> str | None:
 def owner_id() -> str:
     """``host:pid:start`` of this process, stored in :data:`OWNER_TAG` on every run it opens."""
     return f"{socket.gethostname()}:{os.getpid()}:{_start_ticks(os.getpid()) or 0}"
+
+
+def create_owned_run(
+    client: MlflowClient, experiment_id: str, run_name: str, study_name: str
+) -> str:
+    """Create a RUNNING run of ``study_name`` owned by this process, tagged in the same call.
+
+    Why one call: the run never exists, not even for a moment, without the tags that let
+    :func:`end_abandoned_runs` end it once this process is gone. The other tags are the ones
+    ``mlflow.start_run`` would add (user, source, git commit: MLflow's run context providers).
+    """
+    tags = {"mlflow.runName": run_name, STUDY_TAG: study_name, OWNER_TAG: owner_id()}
+    run = client.create_run(experiment_id, tags=run_context.resolve_tags(tags), run_name=run_name)
+    crash_point("session_run_created")
+    return str(run.info.run_id)
 
 
 def _alive(pid: int, start: str) -> bool:

@@ -2,9 +2,13 @@
 
 - ``progress``: epoch/batch bars on a terminal, silent stand-ins in logs, CI and subprocesses.
 - ``EpochReporter.epoch_end``: the line a ``docker logs`` / ``nohup`` / CI reader sees once per
-  epoch (trial, epoch i/n, metrics, elapsed, ETA), an INFO record with a ``progress`` extra, so
-  the study's JSON-lines log keeps it too. Its ETA counts only epochs run by this process, so a
-  resumed trial does not report the rate of epochs it never ran.
+  epoch (trial, epoch i/n, the optimization metric, the losses and :data:`HEADLINE_METRICS`,
+  elapsed, ETA), an INFO record whose ``progress`` extra holds every metric, so the study's
+  JSON-lines log keeps the full set (and MLflow has it from the trial's journal). The line names
+  a fixed handful: with all of the ~100 metrics it took ~150 wrapped lines per epoch off a
+  terminal, and a study's stdout must grow by a constant per epoch, whatever the metrics. Its
+  ETA counts only epochs run by this process, so a resumed trial does not report the rate of
+  epochs it never ran.
 - ``resume_message``: what a resumed trial says first.
 - ``clean_bars``: log records drawn above the bars instead of through them (tqdm's
   ``external_write_mode`` around every handler, Kedro's RichHandler included).
@@ -112,6 +116,10 @@ def resume_message(trial: int | str, epoch: int, checkpoint: str | Path) -> str:
     return f"resuming trial {trial} from epoch {epoch} (checkpoint {checkpoint})"
 
 
+#: What the epoch line shows after the optimization metric, when the epoch has them.
+HEADLINE_METRICS = ("train_loss", "val_loss", "val_f1_macro", "val_sentence_evidence_f1_macro")
+
+
 @dataclass(frozen=True)
 class EpochLine:
     """One epoch's progress: what the log line says, as fields for the JSON log."""
@@ -122,12 +130,19 @@ class EpochLine:
     metrics: Mapping[str, float]
     elapsed_s: float
     eta_s: float | None
+    objective: str | None = None
+
+    def shown(self) -> dict[str, float]:
+        """The objective, then the headline metrics, each once, those the epoch has."""
+        names = dict.fromkeys([self.objective or "", *HEADLINE_METRICS])
+        return {name: self.metrics[name] for name in names if name in self.metrics}
 
     def message(self) -> str:
-        shown = " ".join(f"{name}={value:.4f}" for name, value in sorted(self.metrics.items()))
+        shown = " ".join(f"{name}={value:.4f}" for name, value in self.shown().items())
         eta = "?" if self.eta_s is None else format_duration(self.eta_s)
+        trial = self.trial if self.trial.startswith(("trial", "run")) else f"trial {self.trial}"
         return (
-            f"trial {self.trial} epoch {self.epoch}/{self.epochs} {shown} "
+            f"{trial} epoch {self.epoch}/{self.epochs} {shown} "
             f"elapsed {format_duration(self.elapsed_s)} eta {eta}"
         ).replace("  ", " ")
 
@@ -137,6 +152,7 @@ class EpochLine:
             "trial": self.trial,
             "epoch": self.epoch,
             "epochs": self.epochs,
+            "objective": self.objective,
             "metrics": dict(self.metrics),
             "elapsed_s": round(self.elapsed_s, 3),
             "eta_s": None if self.eta_s is None else round(self.eta_s, 3),
@@ -154,6 +170,8 @@ class EpochReporter:
     trial: int | str
     epochs: int
     first_epoch: int = 0
+    #: The optimization metric, shown first.
+    objective: str | None = None
     clock: Callable[[], float] = time.monotonic
     log: logging.Logger = field(default=logger)
     _started: float = field(init=False)
@@ -174,6 +192,7 @@ class EpochReporter:
             metrics={k: float(v) for k, v in metrics.items()},
             elapsed_s=elapsed,
             eta_s=eta,
+            objective=self.objective,
         )
         self.log.info(line.message(), extra={"progress": line.fields()})
         return line

@@ -177,7 +177,12 @@ def train(
         ) or _resume(checkpoints, loop, state, expected_hash, checkpoint_dir, replay)
 
     # ---- epochs: train, validate, commit, report; stop when asked
-    reporter = EpochReporter(trial_label(checkpoint_dir), config.epochs, first_epoch=state.epoch)
+    reporter = EpochReporter(
+        trial_label(checkpoint_dir),
+        config.epochs,
+        first_epoch=state.epoch,
+        objective=config.optimization_metric,
+    )
     stopped = stopped_mid_epoch = False
     samples, train_seconds = 0, 0.0
     epochs = progress(

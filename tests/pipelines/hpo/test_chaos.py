@@ -11,7 +11,10 @@ against a real ``mlflow server``) kill themselves at named crash points
    not finalized;
 3. ``buffered_before_run``: trial 1 started while the tracking server was unreachable (its
    port closed), so its run does not exist; its first epoch went to the outage buffer;
-4. ``publish_swap``: the best checkpoint is staged and the previous one moved away, not swapped in.
+4. ``publish_swap``: the best checkpoint is staged and the previous one moved away, not swapped in;
+5. ``session_run_created`` and 6. ``before_worker_lease``: killed during start-up, before the
+   worker held a lease: kedro-mlflow's session run exists (tagged with the study and its owner
+   from its creation), nothing else of the worker does.
 
 Each kill has its own assertion block (the process died at that point, and the next start dealt
 with what it left); after the last, clean start: no duplicated (run, key, step) metric point,
@@ -46,6 +49,7 @@ from mental_health_hpo.checkpointing.layout import (
     is_temp_name,
 )
 from mental_health_hpo.crash_points import CRASH_ENV, LOG_ENV, PAUSE_ENV, PAUSE_FILE_ENV
+from mental_health_hpo.tracking.abandoned import OWNER_TAG
 from mental_health_hpo.tracking.pending import PendingRuns, is_pending
 
 pytestmark = pytest.mark.slow
@@ -254,6 +258,23 @@ def test_a_study_killed_at_four_exact_points_ends_as_an_unbroken_one(
     assert runs.last_crash() == "publish_swap@1"
     assert not published.path.exists()  # the old one moved away, the new one not in place
     assert {previous for _, _, previous in published.leftovers()} == {False, True}
+
+    # --- 5, 6. killed twice during start-up, before the worker held a lease -----------------
+    startup_pids = []
+    for point in ("session_run_created", "before_worker_lease"):
+        run = runs.start(point, project, params, **{CRASH_ENV: point})
+        assert runs.wait(run) == "killed", _tail(run.log)
+        assert runs.last_crash() == f"{point}@1"
+        startup_pids.append(run.pid)
+    with _mlflow(mlflow_server, project) as db:
+        owners = db.execute(
+            "SELECT t.value FROM chaos_runs c JOIN tags t ON t.run_uuid = c.run_uuid "
+            "WHERE c.status = 'RUNNING' AND c.name = 'hpo' AND t.key = ? AND c.run_uuid IN "
+            "(SELECT run_uuid FROM tags WHERE key = 'study_id' AND value = ?)",
+            (OWNER_TAG, STUDY),
+        ).fetchall()
+    owner_pids = {int(value.split(":")[1]) for (value,) in owners}
+    assert set(startup_pids) <= owner_pids  # each left its session run, recognisable as ours
 
     # --- the next start, unbroken -----------------------------------------------------------
     run = runs.start("last", project, params)

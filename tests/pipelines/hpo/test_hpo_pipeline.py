@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -95,8 +96,11 @@ def test_three_trial_study_with_a_failing_trial(kedro_project: Path, tiny_model_
     _assert_each_epoch_logged_once(kedro_project / "mlflow.db", len(completed), epochs=2)
 
 
-def _kedro(spawn: Callable[..., Any], project: Path, params: dict) -> subprocess.Popen[bytes]:
-    """``kedro run --pipeline hpo`` in its own process group, stopped by ``spawn``'s teardown."""
+def _kedro(
+    spawn: Callable[..., Any], project: Path, params: dict, stdout: Path | None = None
+) -> subprocess.Popen[bytes]:
+    """``kedro run --pipeline hpo`` in its own process group, stopped by ``spawn``'s teardown;
+    its stdout and stderr to ``stdout`` when given (a file: not a terminal, as in CI)."""
     flat = []
 
     def walk(prefix: str, value: object) -> None:
@@ -108,13 +112,51 @@ def _kedro(spawn: Callable[..., Any], project: Path, params: dict) -> subprocess
 
     walk("", params)
     kedro = Path(sys.executable).parent / "kedro"
-    return spawn(  # type: ignore[no-any-return]
-        [str(kedro), "run", "--pipeline", "hpo", "--params", ",".join(flat)],
-        cwd=project,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env={**os.environ, "TQDM_DISABLE": "1"},
-    )
+    output = stdout.open("wb") if stdout is not None else subprocess.DEVNULL
+    try:
+        return spawn(  # type: ignore[no-any-return]
+            [str(kedro), "run", "--pipeline", "hpo", "--params", ",".join(flat)],
+            cwd=project,
+            stdout=output,
+            stderr=subprocess.STDOUT if stdout is not None else subprocess.DEVNULL,
+            env={**os.environ, "TQDM_DISABLE": "1", "COLUMNS": "80"},  # rich's width off a tty
+        )
+    finally:
+        if stdout is not None:
+            output.close()  # type: ignore[union-attr]
+
+
+#: Where a record starts in Kedro's rich log off a terminal: a time column (blank when the same
+#: second as the record before), then the level; continuation lines of a wrapped message have
+#: no level.
+_RECORD_START = re.compile(r"^(\[[^\]]*\]|\s+)\s*(DEBUG|INFO|WARNING|ERROR|CRITICAL)\s")
+
+
+def _records(stdout: str) -> list[str]:
+    records: list[str] = []
+    for line in stdout.splitlines(keepends=True):
+        if _RECORD_START.match(line) or not records:
+            records.append(line)
+        else:
+            records[-1] += line
+    return records
+
+
+def _assert_short_epoch_lines(stdout: Path, study_dir: Path) -> None:
+    """One short record per epoch on stdout, whatever the metrics; all of them in study.jsonl.
+
+    Rich folds a record into its message column (about 36 characters at 80 columns), so the
+    line takes a few physical lines; with every metric it took about 150."""
+    records = [r for r in _records(stdout.read_text()) if re.search(r" epoch \d+/\d+ ", r)]
+    assert records, stdout.read_text()[-3000:]
+    for record in records:
+        assert "val_f1_macro=" in record and "eta" in record, record
+        assert len(record.encode()) <= 600 and record.count("\n") <= 6, record
+    logged = [json.loads(line) for line in (study_dir / "logs" / "study.jsonl").open()]
+    progress = [r["extra"].get("progress") or {} for r in logged]
+    epochs_logged = [p for p in progress if p.get("kind") == "epoch"]
+    assert len(epochs_logged) >= len(records)
+    assert all(len(p["metrics"]) > 50 for p in epochs_logged)  # every metric, ~100 of them
 
 
 def _committed_epochs(trial: Path) -> int:
@@ -139,8 +181,9 @@ def test_killed_study_resumes_to_exactly_n_trials(
     process.wait()
     assert _committed_epochs(study_dir / "trial_0001") < 3
 
-    rerun = _kedro(spawn, kedro_project, params)
-    assert rerun.wait(timeout=300) == 0
+    stdout = kedro_project / "rerun.log"
+    rerun = _kedro(spawn, kedro_project, params, stdout)
+    assert rerun.wait(timeout=300) == 0, stdout.read_text()[-3000:]
 
     states = [
         json.loads((t / "trial.json").read_text())["state"]
@@ -151,6 +194,7 @@ def test_killed_study_resumes_to_exactly_n_trials(
     assert resumed["resumed"] is True
     _assert_each_epoch_logged_once(kedro_project / "mlflow.db", trials=3, epochs=3)
     _assert_retention(study_dir)
+    _assert_short_epoch_lines(stdout, study_dir)
 
 
 def test_a_study_with_no_completed_trial_fails_and_keeps_the_previous_best(
