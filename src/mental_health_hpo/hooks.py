@@ -43,6 +43,7 @@ class ProjectHooks:
             DatasetSourceError,
             DataValidationError,
         )
+        from mental_health_hpo.ops.locations import UnsupportedLocationError
         from mental_health_hpo.ops.logs import install_project_logging
         from mental_health_hpo.ops.user_errors import install_short_user_errors
         from mental_health_hpo.tracking.masking import install_mlflow_masking
@@ -50,7 +51,9 @@ class ProjectHooks:
         install_project_logging()
         install_mlflow_masking()
         # After kedro's logging set up rich's traceback hook, which this one wraps.
-        install_short_user_errors((DataConfigError, DataValidationError, DatasetSourceError))
+        install_short_user_errors(
+            (DataConfigError, DataValidationError, DatasetSourceError, UnsupportedLocationError)
+        )
 
 
 class RunnerNameHooks:

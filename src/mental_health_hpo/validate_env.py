@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from mental_health_hpo.ops.locations import local_folder
 from mental_health_hpo.ops.masking import mask_secrets
 
 MIN_PYTHON = (3, 11)
@@ -236,7 +237,8 @@ def check_disk(parameters: dict[str, Any], project: Path) -> Check:
     per_trial = estimate_retained_bytes(full, weights_bytes, policy)
     # The kept best trials plus the one running now.
     needed = min(per_trial * (policy.keep_best_trials + 1), max(policy.max_total_size, per_trial))
-    target = _relative_to(str(hpo.get("study", {}).get("experiments_dir", "experiments")), project)
+    experiments = hpo.get("study", {}).get("experiments_dir", "experiments")
+    target = _relative_to(str(local_folder(str(experiments), "hpo.study.experiments_dir")), project)
     free = disk_usage(target).free
     detail = (
         f"{free / 1e9:.1f} GB free at {target}; policy {checkpointing.get('policy', 'default')} "
