@@ -156,20 +156,16 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedS3Ser
 
 
 @pytest.fixture
-def s3_bucket(s3_server: SeaweedS3Server, monkeypatch: pytest.MonkeyPatch) -> str:
-    """A fresh, empty bucket on the session's S3 server, as ``s3://<bucket>``.
+def s3_url(s3_server: SeaweedS3Server, monkeypatch: pytest.MonkeyPatch) -> str:
+    """``s3://<bucket>/<fresh prefix>`` on the session's S3 server, empty, for this test only.
 
     The client's endpoint and keys are set in the environment, the ecosystem's way
     (``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``, ...), so child processes (``kedro run``) reach
     the same server; nothing about the server is in the URL.
     """
-    import s3fs
-
     for key, value in s3_server.client_env.items():
         monkeypatch.setenv(key, value)
-    bucket = f"test-{uuid.uuid4().hex[:12]}"
-    s3fs.S3FileSystem(skip_instance_cache=True).mkdir(bucket)
-    return f"s3://{bucket}"
+    return f"s3://{s3_server.BUCKET}/{uuid.uuid4().hex[:12]}"
 
 
 @pytest.fixture

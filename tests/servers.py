@@ -305,7 +305,12 @@ class SeaweedS3Server:
     """A SeaweedFS ``weed server`` (master, volume, filer and S3 gateway in one process) on
     127.0.0.1: a real S3 API, with conditional writes (``If-None-Match: *`` answers 412 on an
     existing key), that needs no credentials. Clients take it from ``client_env``: the
-    ecosystem's ``AWS_ENDPOINT_URL`` and dummy keys, as botocore and s3fs read them."""
+    ecosystem's ``AWS_ENDPOINT_URL`` and dummy keys, as botocore and s3fs read them.
+
+    Tests share one bucket (``BUCKET``), each under its own prefix: a bucket is a SeaweedFS
+    collection that reserves 7 volumes, so a bucket per test would run out of volumes."""
+
+    BUCKET = "tests"
 
     binary: Path
     root: Path
@@ -358,8 +363,10 @@ class SeaweedS3Server:
                     f"-master.port={ports['master']}",
                     f"-volume.port={ports['volume']}",
                     f"-filer.port={ports['filer']}",
-                    # Small volumes: a test bucket takes kilobytes of disk, not gigabytes.
+                    # Each bucket is a collection that takes 7 volumes at once: room for a few
+                    # buckets of small volumes (they grow on write, nothing is preallocated).
                     "-master.volumeSizeLimitMB=256",
+                    "-volume.max=64",
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -370,12 +377,23 @@ class SeaweedS3Server:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 break
-            if self.healthy():
+            if self.healthy() and self._bucket_made():
                 return self
             time.sleep(0.5)
         tail = self.log.read_text(errors="replace")[-2000:]
         self.stop()
         raise RuntimeError(f"SeaweedFS S3 on {self.url} did not answer ListBuckets:\n{tail}")
+
+    def _bucket_made(self) -> bool:
+        """Create ``BUCKET`` (PUT /<bucket>); True once it exists."""
+        request = urllib.request.Request(f"{self.url}/{self.BUCKET}", method="PUT")
+        try:
+            with urllib.request.urlopen(request, timeout=30) as reply:
+                return 200 <= reply.status < 300
+        except urllib.error.HTTPError as error:
+            return error.code == 409  # BucketAlreadyOwnedByYou / Exists
+        except (OSError, urllib.error.URLError):
+            return False
 
     def healthy(self, timeout_s: float = 5.0) -> bool:
         """The S3 API answers an anonymous ListBuckets (not merely an open port)."""

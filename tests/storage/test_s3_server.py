@@ -8,9 +8,9 @@ import pytest
 import s3fs
 
 
-def test_conditional_create_is_refused_on_an_existing_key(s3_bucket: str) -> None:
+def test_conditional_create_is_refused_on_an_existing_key(s3_url: str) -> None:
     fs = s3fs.S3FileSystem(skip_instance_cache=True)
-    key = f"{s3_bucket}/study/manifest.json"
+    key = f"{s3_url}/study/manifest.json"
 
     fs.pipe(key, b"first", mode="create")
     with pytest.raises(OSError) as refused:
@@ -25,8 +25,8 @@ def test_conditional_create_is_refused_on_an_existing_key(s3_bucket: str) -> Non
     assert fs.cat(key) == b"third"
 
 
-def test_a_fresh_bucket_is_empty_and_keys_list_back(s3_bucket: str) -> None:
+def test_a_fresh_prefix_is_empty_and_keys_list_back(s3_url: str) -> None:
     fs = s3fs.S3FileSystem(skip_instance_cache=True)
-    assert fs.ls(s3_bucket) == []
-    fs.pipe({f"{s3_bucket}/a/1": b"x", f"{s3_bucket}/a/2": b"yy"})
-    assert sorted(fs.find(s3_bucket)) == [f"{s3_bucket[5:]}/a/1", f"{s3_bucket[5:]}/a/2"]
+    assert not fs.exists(s3_url)
+    fs.pipe({f"{s3_url}/a/1": b"x", f"{s3_url}/a/2": b"yy"})
+    assert sorted(fs.find(s3_url)) == [f"{s3_url[5:]}/a/1", f"{s3_url[5:]}/a/2"]

@@ -1,0 +1,347 @@
+"""Checkpoints on object storage (S3, GCS through fsspec): the :class:`Storage` seam's remote
+backend, with the local disk as a bounded, write-behind cache.
+
+Why this shape:
+
+* **Local first, then the bucket.** A staged object is a file in the local cache (the training
+  thread never waits on the network); its commit makes it durable there and queues its upload.
+  One uploader thread applies the queue in order, so the data objects a manifest names are in the
+  bucket before the manifest is (a commit is a key written last: the bucket has no rename). The
+  first failed upload stops the queue: nothing queued after it (the manifest naming it above all)
+  reaches the bucket, and the error is raised by the next call, as the writer threads do.
+* **The bucket is the truth.** Every read, listing, size or existence check first waits for the
+  queue, then asks the bucket, so another worker's commits are seen, and a trial taken over on a
+  machine whose cache is empty (or stale) resumes from what was committed. The cache is wiped when
+  the storage opens and removed on :meth:`close`: a worker's local disk holds the running trial's
+  retained checkpoints only, however many trials it runs; retention's deletes drop local copies
+  at once and the bucket's in queue order.
+* **Commits are conditional, by the store's own means.** ``if_absent`` is S3's
+  ``If-None-Match: *``, applied by the bucket (synchronously: a lost race must be told to the
+  caller). A key this storage read or wrote before (the manifest, read before every commit) is
+  replaced only ``If-Match`` its last known ETag, and a key it saw absent only ``If-None-Match``:
+  when two workers believe they own one trial, the second commit fails instead of overwriting
+  the first one's manifest. (Trial ownership itself is the study database's lease.)
+* **No hand-written S3 client:** fsspec with s3fs (``pip install '.[s3]'``) or gcsfs; endpoint
+  and keys come the ecosystem's way (``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``, ...).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, BinaryIO, cast
+
+from mental_health_hpo.checkpointing.storage import Entry, LocalFile, LocalStorage, Storage
+
+#: ETag state of a key: a string (its last ETag we saw), ABSENT (we saw no object), or unknown.
+ABSENT = ""
+#: Aliases: inside the class, ``list`` is :meth:`ObjectStorage.list`.
+Keys = list[str]
+Uploads = list[dict[str, Any]]
+#: Objects up to this size are uploaded in one request, which carries the conditions.
+ONE_SHOT_BYTES = 64 * 2**20
+
+
+class UploadFailedError(OSError):
+    """An earlier upload to the bucket failed; nothing queued after it was uploaded."""
+
+
+def is_precondition_failure(error: BaseException) -> bool:
+    """The store answered 412 (a conditional write lost), whatever the client made of it."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, FileExistsError):
+            return True
+        response = getattr(seen, "response", None)
+        if isinstance(response, dict):
+            status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            code = response.get("Error", {}).get("Code")
+            if status == 412 or code in ("PreconditionFailed", "ConditionalRequestConflict"):
+                return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _filesystem(scheme: str) -> Any:
+    try:
+        import fsspec
+    except ImportError as error:  # pragma: no cover - fsspec comes with the s3 extra
+        raise ImportError("object storage needs fsspec: pip install '.[s3]'") from error
+    try:
+        # No listings cache: other workers change the bucket; each listing must be fresh.
+        return fsspec.filesystem(scheme, use_listings_cache=False, skip_instance_cache=True)
+    except ImportError as error:
+        package = {"s3": "s3fs (pip install '.[s3]')", "gs": "gcsfs"}.get(scheme, scheme)
+        raise ImportError(f"{scheme}:// storage needs {package}") from error
+
+
+class _CachedObject:
+    """A staged object: written to the local cache, uploaded after its local commit."""
+
+    def __init__(self, storage: ObjectStorage, key: str, local: LocalFile) -> None:
+        self.key = key
+        self._storage = storage
+        self._local = local
+
+    def write(self, data: bytes | memoryview) -> int:
+        return self._local.write(data)
+
+    def commit(self, *, if_absent: bool = False) -> int:
+        size = self._local.commit()
+        if if_absent:
+            self._storage._create(self.key)
+        else:
+            self._storage._enqueue(self._storage._upload, self.key)
+        return size
+
+    def discard(self) -> None:
+        self._local.discard()
+
+
+class ObjectStorage:
+    """A :class:`Storage` whose keys live under ``url`` (``s3://bucket/prefix``), cached in
+    ``cache_dir`` (see the module docstring). Call :meth:`close` when the trial ends: it waits
+    for the uploads, re-raises a failed one, and removes the local cache."""
+
+    def __init__(self, url: str, cache_dir: str | Path, filesystem: Any = None) -> None:
+        scheme, _, rest = url.partition("://")
+        if not rest:
+            raise ValueError(f"{url!r} is no object-store URL (scheme://bucket/prefix)")
+        self.url = url.rstrip("/")
+        self.fs = filesystem if filesystem is not None else _filesystem(scheme)
+        self._root = rest.strip("/")
+        self.cache_dir = Path(cache_dir)
+        shutil.rmtree(self.cache_dir, ignore_errors=True)  # a stale cache is never read
+        self.cache = LocalStorage(self.cache_dir)
+        self._uploader = ThreadPoolExecutor(1, thread_name_prefix="object-storage-upload")
+        self._last: Future[None] | None = None
+        self._failure: BaseException | None = None
+        self._etags: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------------ the write-behind queue
+    def _remote(self, key: str) -> str:
+        return f"{self._root}/{key}" if key else self._root
+
+    def _enqueue(self, job: Callable[[str], None], key: str) -> None:
+        def run() -> None:
+            if self._failure is not None:
+                return  # the queue stopped at its first failure
+            try:
+                job(key)
+            except BaseException as error:
+                self._failure = error
+                raise
+
+        with self._lock:
+            self._raise_failure()
+            self._last = self._uploader.submit(run)
+
+    def _raise_failure(self) -> None:
+        if self._failure is not None:
+            raise UploadFailedError(
+                f"an upload to {self.url} failed ({type(self._failure).__name__}: "
+                f"{self._failure}); nothing queued after it reached the bucket"
+            ) from self._failure
+
+    def flush(self) -> None:
+        """Wait until every queued upload and delete reached the bucket; raise the first error."""
+        last = self._last
+        if last is not None:
+            with contextlib.suppress(BaseException):
+                last.result()
+        self._raise_failure()
+
+    def close(self) -> None:
+        """Flush, stop the uploader and drop the local cache (everything is in the bucket)."""
+        try:
+            self.flush()
+        finally:
+            self._uploader.shutdown(wait=True)
+            shutil.rmtree(self.cache_dir, ignore_errors=True)
+
+    def _conditions(self, key: str) -> dict[str, str]:
+        etag = self._etags.get(key)
+        if etag is None:
+            return {}
+        return {"IfNoneMatch": "*"} if etag == ABSENT else {"IfMatch": etag}
+
+    def _upload(self, key: str) -> None:
+        local = self.cache_dir / key
+        try:
+            size = local.stat().st_size
+        except FileNotFoundError:
+            return  # deleted since it was queued: its remote delete is queued after this
+        conditions = self._conditions(key)
+        if size <= ONE_SHOT_BYTES:
+            reply = self.fs.pipe_file(self._remote(key), local.read_bytes(), **conditions)
+            self._remember(key, reply)
+        else:  # multipart, with s3fs's concurrency: large objects are data, never conditional
+            self.fs.put_file(str(local), self._remote(key))
+            self._etags.pop(key, None)
+
+    def _remember(self, key: str, reply: object) -> None:
+        etag = reply.get("ETag") if isinstance(reply, dict) else None
+        if isinstance(etag, str):
+            self._etags[key] = etag
+        else:
+            self._etags.pop(key, None)
+
+    def _create(self, key: str) -> None:
+        """Upload ``key`` only if the bucket has none (If-None-Match: *), now, after the queue."""
+        self.flush()
+        local = self.cache_dir / key
+        try:
+            if local.stat().st_size <= ONE_SHOT_BYTES:
+                reply = self.fs.pipe_file(self._remote(key), local.read_bytes(), mode="create")
+                self._remember(key, reply)
+            else:
+                self.fs.put_file(str(local), self._remote(key), mode="create")
+        except Exception as error:
+            if is_precondition_failure(error):
+                self.cache.delete(key)  # the bucket's object won: ours never existed
+                raise FileExistsError(f"{self.describe(key)} exists") from error
+            raise
+
+    # ------------------------------------------------------------------ Storage
+    def stage(self, key: str) -> _CachedObject:
+        return _CachedObject(self, key, self.cache.stage(key))
+
+    def put(self, key: str, data: bytes | memoryview, *, if_absent: bool = False) -> None:
+        staged = self.stage(key)
+        try:
+            staged.write(data)
+            staged.commit(if_absent=if_absent)
+        except BaseException:
+            staged.discard()
+            raise
+
+    def read(self, key: str) -> bytes:
+        with self.open(key) as stream:
+            return stream.read()
+
+    def open(self, key: str) -> BinaryIO:
+        """A stream of the bucket's object (ranged reads pinned to the ETag seen on open)."""
+        self.flush()
+        try:
+            stream = self.fs.open(self._remote(key), "rb")
+        except FileNotFoundError:
+            self._etags[key] = ABSENT
+            raise
+        etag = stream.details.get("ETag")
+        if isinstance(etag, str):
+            self._etags[key] = etag
+        return cast(BinaryIO, stream)
+
+    def exists(self, key: str) -> bool:
+        self.flush()
+        return bool(self._keys_under(key))
+
+    def size(self, key: str) -> int:
+        self.flush()
+        info = self.fs.info(self._remote(key))
+        if info.get("type") != "file":
+            raise FileNotFoundError(self.describe(key))
+        return int(info["size"])
+
+    def list(self, prefix: str = "") -> list[Entry]:
+        """Children derived from the objects under ``prefix``: a store's folder markers and
+        emptied folders (SeaweedFS keeps both) are not children, as on S3 itself."""
+        self.flush()
+        remote = self._remote(prefix)
+        children: dict[str, bool] = {}
+        for key in self._keys_under(prefix):
+            if key == remote:
+                continue  # the object itself: an object has no children
+            name, _, deeper = key[len(remote) + 1 :].partition("/")
+            children[name] = children.get(name, False) or bool(deeper)
+        return [Entry(name, is_prefix) for name, is_prefix in sorted(children.items())]
+
+    def _keys_under(self, prefix: str) -> Keys:
+        """Every object key (bucket/...) that is ``prefix`` or under ``prefix/``."""
+        remote = self._remote(prefix)
+        try:
+            found = self.fs.find(remote, withdirs=False, detail=True)
+        except FileNotFoundError:
+            return []
+        return sorted(
+            name
+            for name, info in found.items()
+            if info.get("type") == "file"
+            and not name.endswith("/")
+            and (name == remote or name.startswith(remote + "/"))
+        )
+
+    def delete(self, key: str) -> None:
+        self.cache.delete(key)
+        self._etags.pop(key, None)
+        self._enqueue(self._delete_remote, key)
+
+    def _delete_remote(self, key: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.fs.rm_file(self._remote(key))
+
+    def delete_prefix(self, prefix: str) -> None:
+        self.cache.delete_prefix(prefix)
+        for known in [k for k in self._etags if k == prefix or k.startswith(prefix + "/")]:
+            self._etags.pop(known, None)
+        self._enqueue(self._delete_prefix_remote, prefix)
+
+    def _delete_prefix_remote(self, prefix: str) -> None:
+        keys = self._keys_under(prefix)
+        if keys:
+            self.fs.rm(keys)
+
+    def copy(self, source: str, target: str) -> None:
+        if self.cache.exists(source):
+            self.cache.copy(source, target)
+        self._etags.pop(target, None)
+        self._enqueue(lambda key: self.fs.copy(self._remote(source), self._remote(key)), target)
+
+    def move(self, source: str, target: str) -> None:
+        """Copy, then delete, each key under ``source`` (only sets corrupt data aside)."""
+        self.flush()
+        remote_source = self._remote(source)
+        keys = self._keys_under(source)
+        if not keys:
+            raise FileNotFoundError(self.describe(source))
+        for key in keys:
+            moved = self._remote(target) + key[len(remote_source) :]
+            self.fs.copy(key, moved)
+        self.fs.rm(keys)
+        self.cache.delete_prefix(source)
+
+    def local_path(self, key: str) -> Path | None:
+        """None: the bucket has no local path (loads stream through :meth:`open`)."""
+        return None
+
+    def describe(self, key: str) -> str:
+        return f"{self.url}/{key}" if key else self.url
+
+    # ------------------------------------------------------------------ housekeeping
+    def incomplete_uploads(self) -> Uploads:
+        """Multipart uploads under this prefix that were never completed (a killed writer's)."""
+        bucket, _, prefix = self._root.partition("/")
+        uploads = self.fs.list_multipart_uploads(bucket)
+        return [u for u in uploads if str(u.get("Key", "")).startswith(prefix)]
+
+    def abort_incomplete_uploads(self) -> int:
+        """Abort every incomplete multipart upload under this prefix; returns how many."""
+        bucket, _, _ = self._root.partition("/")
+        uploads = self.incomplete_uploads()
+        for upload in uploads:
+            self.fs.abort_mpu(bucket, upload["Key"], upload["UploadId"])
+        return len(uploads)
+
+
+def open_storage(location: str | Path, cache_dir: str | Path) -> Storage:
+    """The :class:`Storage` of a checkpoints location: a folder, or an object-store URL cached
+    in ``cache_dir``."""
+    text = str(location)
+    if "://" in text and not text.startswith("file://"):
+        return ObjectStorage(text, cache_dir)
+    return LocalStorage(Path(text.removeprefix("file://")))
