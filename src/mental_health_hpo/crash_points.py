@@ -36,6 +36,7 @@ POINTS: dict[str, str] = {
     "publish_swap": "the best checkpoint is staged and the old one moved away, not swapped in",
     "before_trial_run": "hpo objective: before the trial's MLflow run is created or reopened",
     "buffered_before_run": "tracking: metrics of a run that does not exist yet were buffered",
+    "object_upload": "object storage: the uploader starts one queued upload to the bucket",
 }
 
 _hits: dict[str, int] = {}

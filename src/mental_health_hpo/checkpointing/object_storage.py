@@ -30,12 +30,13 @@ from __future__ import annotations
 import contextlib
 import shutil
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
-from mental_health_hpo.checkpointing.storage import Entry, LocalFile, LocalStorage, Storage
+from mental_health_hpo.checkpointing.storage import Entry, LocalFile, LocalStorage, Storage, walk
+from mental_health_hpo.crash_points import crash_point
 
 #: ETag state of a key: a string (its last ETag we saw), ABSENT (we saw no object), or unknown.
 ABSENT = ""
@@ -176,6 +177,7 @@ class ObjectStorage:
             size = local.stat().st_size
         except FileNotFoundError:
             return  # deleted since it was queued: its remote delete is queued after this
+        crash_point("object_upload")
         conditions = self._conditions(key)
         if size <= ONE_SHOT_BYTES:
             reply = self.fs.pipe_file(self._remote(key), local.read_bytes(), **conditions)
@@ -345,3 +347,21 @@ def open_storage(location: str | Path, cache_dir: str | Path) -> Storage:
     if "://" in text and not text.startswith("file://"):
         return ObjectStorage(text, cache_dir)
     return LocalStorage(Path(text.removeprefix("file://")))
+
+
+def unnamed_objects(storage: Storage, named: Collection[str]) -> Keys:
+    """Object keys of ``storage`` that ``named`` (what committed manifests name) does not hold:
+    what a killed upload left. Listing only: the dry run of :func:`remove_unnamed_objects`."""
+    return [key for key in walk(storage) if key not in named]
+
+
+def remove_unnamed_objects(storage: Storage, named: Collection[str]) -> Keys:
+    """Delete the keys :func:`unnamed_objects` lists (and, on a bucket, abort its incomplete
+    multipart uploads); returns the deleted keys."""
+    orphans = unnamed_objects(storage, named)
+    for key in orphans:
+        storage.delete(key)
+    if isinstance(storage, ObjectStorage):
+        storage.abort_incomplete_uploads()
+        storage.flush()
+    return orphans
