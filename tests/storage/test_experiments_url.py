@@ -90,3 +90,15 @@ def test_kedro_run_refuses_an_unsupported_url_and_writes_no_folder_named_after_i
     assert evaluate.returncode != 0
     assert "evaluate.experiments_dir" in evaluate.stderr and "ftp://" in evaluate.stderr
     assert not (kedro_project / "ftp:").exists()
+
+
+def test_the_orphan_cleanup_cli_refuses_a_url_instead_of_a_folder_named_s3(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mental_health_hpo.checkpointing.cleanup import main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "s3:" / "hpo").mkdir(parents=True)  # what Path("s3://hpo") would have named
+    assert main(["s3://hpo", "--apply"]) == 2
+    assert "experiments_dir='s3://hpo'" in capsys.readouterr().err
+    assert (tmp_path / "s3:" / "hpo").is_dir()
