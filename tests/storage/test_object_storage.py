@@ -199,3 +199,26 @@ def test_open_storage_routes_urls_to_the_bucket_and_paths_to_the_disk(
     remote.close()
     local = open_storage(tmp_path / "folder", tmp_path / "unused")
     assert isinstance(local, LocalStorage)
+
+
+def test_what_this_storage_committed_is_read_from_the_cache_and_the_rest_from_the_bucket(
+    s3_url: str, tmp_path: Path
+) -> None:
+    url = f"{s3_url}/study/trial_0005/checkpoints"
+    writer = ObjectStorage(url, tmp_path / "writer")
+    reader = ObjectStorage(url, tmp_path / "reader")
+    try:
+        writer.put("ckpt-1/model.safetensors", b"weights")
+        local = writer.local_path("ckpt-1/model.safetensors")
+        assert local is not None and local.read_bytes() == b"weights"  # memory-mappable
+        assert writer.local_path("") is None, "the trial has no local folder"
+        writer.flush()  # the upload reached the bucket
+        assert reader.local_path("ckpt-1/model.safetensors") is None
+        assert reader.read("ckpt-1/model.safetensors") == b"weights"
+        writer.delete_prefix("ckpt-1")
+        assert writer.local_path("ckpt-1/model.safetensors") is None
+        writer.flush()
+        assert not reader.exists("ckpt-1")
+    finally:
+        writer.close()
+        reader.close()

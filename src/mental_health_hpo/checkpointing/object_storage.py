@@ -9,12 +9,14 @@ Why this shape:
   bucket before the manifest is (a commit is a key written last: the bucket has no rename). The
   first failed upload stops the queue: nothing queued after it (the manifest naming it above all)
   reaches the bucket, and the error is raised by the next call, as the writer threads do.
-* **The bucket is the truth.** Every read, listing, size or existence check first waits for the
-  queue, then asks the bucket, so another worker's commits are seen, and a trial taken over on a
-  machine whose cache is empty (or stale) resumes from what was committed. The cache is wiped when
-  the storage opens and removed on :meth:`close`: a worker's local disk holds the running trial's
-  retained checkpoints only, however many trials it runs; retention's deletes drop local copies
-  at once and the bucket's in queue order.
+* **The bucket is the truth.** An object this storage committed itself is read from the cache
+  (the manifest read before each commit, a verified load of a checkpoint just written: no wait
+  for the network, and a memory-mappable path). Everything else, and every listing, first waits
+  for the queue and asks the bucket, so another worker's commits are seen, and a trial taken over
+  on a machine whose cache is empty (or stale) resumes from what was committed. The cache is
+  wiped when the storage opens and removed on :meth:`close`: a worker's local disk holds the
+  running trial's retained checkpoints only, however many trials it runs; retention's deletes
+  drop local copies at once and the bucket's in queue order.
 * **Commits are conditional, by the store's own means.** ``if_absent`` is S3's
   ``If-None-Match: *``, applied by the bucket (synchronously: a lost race must be told to the
   caller). A key this storage read or wrote before (the manifest, read before every commit) is
@@ -97,6 +99,7 @@ class _CachedObject:
             self._storage._create(self.key)
         else:
             self._storage._enqueue(self._storage._upload, self.key)
+        self._storage._own.add(self.key)
         return size
 
     def discard(self) -> None:
@@ -122,6 +125,8 @@ class ObjectStorage:
         self._last: Future[None] | None = None
         self._failure: BaseException | None = None
         self._etags: dict[str, str] = {}
+        #: Keys committed through this storage and still in the cache: read locally.
+        self._own: set[str] = set()
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ the write-behind queue
@@ -205,6 +210,7 @@ class ObjectStorage:
                 self.fs.put_file(str(local), self._remote(key), mode="create")
         except Exception as error:
             if is_precondition_failure(error):
+                self._own.discard(key)
                 self.cache.delete(key)  # the bucket's object won: ours never existed
                 raise FileExistsError(f"{self.describe(key)} exists") from error
             raise
@@ -227,7 +233,10 @@ class ObjectStorage:
             return stream.read()
 
     def open(self, key: str) -> BinaryIO:
-        """A stream of the bucket's object (ranged reads pinned to the ETag seen on open)."""
+        """A stream of the object: the cached copy of one this storage committed, else the
+        bucket's (its ranged reads pinned to the ETag seen on open)."""
+        if key in self._own:
+            return self.cache.open(key)
         self.flush()
         try:
             stream = self.fs.open(self._remote(key), "rb")
@@ -240,10 +249,14 @@ class ObjectStorage:
         return cast(BinaryIO, stream)
 
     def exists(self, key: str) -> bool:
+        if key in self._own:
+            return True
         self.flush()
         return bool(self._keys_under(key))
 
     def size(self, key: str) -> int:
+        if key in self._own:
+            return self.cache.size(key)
         self.flush()
         info = self.fs.info(self._remote(key))
         if info.get("type") != "file":
@@ -279,6 +292,7 @@ class ObjectStorage:
         )
 
     def delete(self, key: str) -> None:
+        self._own.discard(key)
         self.cache.delete(key)
         self._etags.pop(key, None)
         self._enqueue(self._delete_remote, key)
@@ -288,6 +302,7 @@ class ObjectStorage:
             self.fs.rm_file(self._remote(key))
 
     def delete_prefix(self, prefix: str) -> None:
+        self._own -= {k for k in self._own if k == prefix or k.startswith(prefix + "/")}
         self.cache.delete_prefix(prefix)
         for known in [k for k in self._etags if k == prefix or k.startswith(prefix + "/")]:
             self._etags.pop(known, None)
@@ -299,8 +314,11 @@ class ObjectStorage:
             self.fs.rm(keys)
 
     def copy(self, source: str, target: str) -> None:
-        if self.cache.exists(source):
+        if source in self._own:
             self.cache.copy(source, target)
+            self._own.add(target)
+        else:
+            self._own.discard(target)
         self._etags.pop(target, None)
         self._enqueue(lambda key: self.fs.copy(self._remote(source), self._remote(key)), target)
 
@@ -315,11 +333,14 @@ class ObjectStorage:
             moved = self._remote(target) + key[len(remote_source) :]
             self.fs.copy(key, moved)
         self.fs.rm(keys)
+        self._own -= {k for k in self._own if k == source or k.startswith(source + "/")}
         self.cache.delete_prefix(source)
 
     def local_path(self, key: str) -> Path | None:
-        """None: the bucket has no local path (loads stream through :meth:`open`)."""
-        return None
+        """The cached file of an object this storage committed (memory-mappable); None for the
+        root (there is no local folder of the trial) and for what only the bucket holds (loads
+        stream through :meth:`open`)."""
+        return self.cache.local_path(key) if key in self._own else None
 
     def describe(self, key: str) -> str:
         return f"{self.url}/{key}" if key else self.url
