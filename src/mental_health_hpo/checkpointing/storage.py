@@ -334,3 +334,11 @@ def walk(storage: Storage, prefix: str = "") -> Iterator[str]:
             yield from walk(storage, key)
         else:
             yield key
+
+
+def as_storage(location: Storage | str | Path) -> Storage:
+    """``location`` itself when it is a :class:`Storage`, else the POSIX backend rooted there
+    (so callers that hold a folder path keep working unchanged)."""
+    if isinstance(location, str | Path):
+        return LocalStorage(location)
+    return location
