@@ -363,6 +363,10 @@ class SeaweedS3Server:
                     f"-master.port={ports['master']}",
                     f"-volume.port={ports['volume']}",
                     f"-filer.port={ports['filer']}",
+                    # Its Iceberg and Lance catalogs listen on fixed ports (8181, 9101): a
+                    # second server (xdist, a bench beside the tests) would die on them.
+                    "-s3.port.iceberg=0",
+                    "-s3.port.lance=0",
                     # Each bucket is a collection that takes 7 volumes at once: room for a few
                     # buckets of small volumes (they grow on write, nothing is preallocated).
                     "-master.volumeSizeLimitMB=256",

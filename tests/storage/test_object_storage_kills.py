@@ -1,5 +1,7 @@
-"""SIGKILL a checkpoint writer on a bucket (a real child process, a real S3 server) during its
-uploads and its manifest write: every manifest the bucket holds names objects that are there
+"""SIGKILL a writer that commits like the checkpoint core (data objects, then a manifest naming
+their SHA-256) on a bucket, with 4 MB objects so that kills land inside uploads (a real child
+process, a real S3 server; tests/storage/test_manager_on_bucket.py does the same with the core's
+own manager): every manifest the bucket holds names objects that are there
 with the SHA-256 it records (0 corrupt loads), what the kill left is listed by the dry run and
 gone after the sweep (0 orphans), and another worker continues the trial from the bucket."""
 
@@ -19,11 +21,8 @@ from typing import Any
 
 import pytest
 
-from mental_health_hpo.checkpointing.object_storage import (
-    ObjectStorage,
-    remove_unnamed_objects,
-    unnamed_objects,
-)
+from mental_health_hpo.checkpointing.object_storage import ObjectStorage
+from mental_health_hpo.checkpointing.storage import walk
 
 WRITER = Path(__file__).with_name("object_writer.py")
 
@@ -44,6 +43,20 @@ def _writer(
         text=True,
         env=env,
     )
+
+
+def unnamed_objects(storage: ObjectStorage, named: set[str]) -> list[str]:
+    """The dry run: keys the writer's manifest does not name."""
+    return [key for key in walk(storage) if key not in named]
+
+
+def remove_unnamed_objects(storage: ObjectStorage, named: set[str]) -> list[str]:
+    orphans = unnamed_objects(storage, named)
+    for key in orphans:
+        storage.delete(key)
+    storage.abort_incomplete_uploads()
+    storage.flush()
+    return orphans
 
 
 def _verify(storage: ObjectStorage) -> tuple[int, int, set[str]]:

@@ -32,12 +32,14 @@ from __future__ import annotations
 import contextlib
 import shutil
 import threading
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
-from mental_health_hpo.checkpointing.storage import Entry, LocalFile, LocalStorage, Storage, walk
+from mental_health_hpo.checkpointing.manifest import read_manifest
+from mental_health_hpo.checkpointing.orphans import _uncommitted, sweep_uncommitted
+from mental_health_hpo.checkpointing.storage import Entry, LocalFile, LocalStorage, Storage
 from mental_health_hpo.crash_points import crash_point
 
 #: ETag state of a key: a string (its last ETag we saw), ABSENT (we saw no object), or unknown.
@@ -314,11 +316,15 @@ class ObjectStorage:
             self.fs.rm(keys)
 
     def copy(self, source: str, target: str) -> None:
+        """A server-side copy, queued after the source's upload; a missing source raises
+        :class:`FileNotFoundError` here, as on a filesystem, not later in the queue."""
         if source in self._own:
             self.cache.copy(source, target)
             self._own.add(target)
         else:
+            self.size(source)  # after the queue: raises FileNotFoundError when absent
             self._own.discard(target)
+            self.cache.delete(target)
         self._etags.pop(target, None)
         self._enqueue(lambda key: self.fs.copy(self._remote(source), self._remote(key)), target)
 
@@ -370,19 +376,18 @@ def open_storage(location: str | Path, cache_dir: str | Path) -> Storage:
     return LocalStorage(Path(text.removeprefix("file://")))
 
 
-def unnamed_objects(storage: Storage, named: Collection[str]) -> Keys:
-    """Object keys of ``storage`` that ``named`` (what committed manifests name) does not hold:
-    what a killed upload left. Listing only: the dry run of :func:`remove_unnamed_objects`."""
-    return [key for key in walk(storage) if key not in named]
+def uncommitted_objects(storage: Storage) -> Keys:
+    """Keys of one checkpoints store that its committed manifest does not name (what a killed
+    upload left), by the core's own rule (the start-up sweep's). Listing only: the dry run; the
+    manager's start-up sweep, or :func:`remove_uncommitted_objects`, removes them."""
+    return [key for key, _why, _prefix in _uncommitted(storage, read_manifest(storage))]
 
 
-def remove_unnamed_objects(storage: Storage, named: Collection[str]) -> Keys:
-    """Delete the keys :func:`unnamed_objects` lists (and, on a bucket, abort its incomplete
-    multipart uploads); returns the deleted keys."""
-    orphans = unnamed_objects(storage, named)
-    for key in orphans:
-        storage.delete(key)
+def remove_uncommitted_objects(storage: Storage) -> Keys:
+    """Remove what :func:`uncommitted_objects` lists (and, on a bucket, abort the prefix's
+    incomplete multipart uploads); only the trial's owner may: nobody else writes there."""
+    removed = sweep_uncommitted(storage, read_manifest(storage))
     if isinstance(storage, ObjectStorage):
         storage.abort_incomplete_uploads()
         storage.flush()
-    return orphans
+    return removed
