@@ -151,24 +151,34 @@ def test_copy_survives_a_replace_of_its_source_and_move_sets_a_prefix_aside(
     assert store.read(".quarantine/ckpt-1/w") == b"w" and not store.exists("ckpt")
 
 
-def test_objects_reach_the_bucket_in_commit_order_and_the_cache_only_keeps_what_is_retained(
+def test_objects_reach_the_bucket_in_commit_order_and_leave_the_cache_once_uploaded(
     store: ObjectStorage, bucket_fs: s3fs.S3FileSystem, s3_url: str
 ) -> None:
     root = f"{s3_url[5:]}/study_x/trial_0001/checkpoints"
-    for epoch in (1, 2, 3):
+    for epoch in (1, 2, 3):  # retention keeps the best (epoch 1) and the newest
         store.put(f"ckpt-{epoch}/model.safetensors", bytes([epoch]) * 4096)
-        store.put("manifest.json", f'{{"kept": "ckpt-{epoch}"}}'.encode())
-        if epoch > 1:
-            store.delete_prefix(f"ckpt-{epoch - 1}")  # retention keeps one
+        store.put(f"ckpt-{epoch}/training_state.pt", bytes([epoch]) * 8192)
+        store.put("manifest.json", f'{{"kept": [1, {epoch}]}}'.encode())
+        if epoch == 3:
+            store.delete_prefix("ckpt-2")
     store.flush()
     assert sorted(bucket_fs.find(root)) == [
-        f"{root}/ckpt-3/model.safetensors",
-        f"{root}/manifest.json",
+        f"{root}/{key}"
+        for key in (
+            "ckpt-1/model.safetensors",
+            "ckpt-1/training_state.pt",
+            "ckpt-3/model.safetensors",
+            "ckpt-3/training_state.pt",
+            "manifest.json",
+        )
     ]
     cached = sorted(
         p.relative_to(store.cache_dir).as_posix() for p in store.cache_dir.rglob("*") if p.is_file()
     )
-    assert cached == ["ckpt-3/model.safetensors", "manifest.json"]
+    assert cached == ["manifest.json"], "an uploaded checkpoint leaves the cache"
+    assert store.local_path("manifest.json") is not None
+    assert store.local_path("ckpt-1/model.safetensors") is None
+    assert store.read("ckpt-1/model.safetensors") == bytes([1]) * 4096  # from the bucket
     store.close()
     assert not store.cache_dir.exists(), "a closed trial leaves nothing on the local disk"
     assert bucket_fs.cat(f"{root}/ckpt-3/model.safetensors") == bytes([3]) * 4096
@@ -201,22 +211,24 @@ def test_open_storage_routes_urls_to_the_bucket_and_paths_to_the_disk(
     assert isinstance(local, LocalStorage)
 
 
-def test_what_this_storage_committed_is_read_from_the_cache_and_the_rest_from_the_bucket(
+def test_what_this_storage_committed_is_read_from_the_cache_until_uploaded(
     s3_url: str, tmp_path: Path
 ) -> None:
     url = f"{s3_url}/study/trial_0005/checkpoints"
     writer = ObjectStorage(url, tmp_path / "writer")
     reader = ObjectStorage(url, tmp_path / "reader")
     try:
+        writer.put("manifest.json", b"{}")
         writer.put("ckpt-1/model.safetensors", b"weights")
-        local = writer.local_path("ckpt-1/model.safetensors")
-        assert local is not None and local.read_bytes() == b"weights"  # memory-mappable
+        writer.flush()  # both reached the bucket; the checkpoint left the cache
+        manifest = writer.local_path("manifest.json")
+        assert manifest is not None and manifest.read_bytes() == b"{}"  # read every commit
+        assert writer.local_path("ckpt-1/model.safetensors") is None
+        assert not (tmp_path / "writer" / "ckpt-1" / "model.safetensors").exists()
         assert writer.local_path("") is None, "the trial has no local folder"
-        writer.flush()  # the upload reached the bucket
-        assert reader.local_path("ckpt-1/model.safetensors") is None
+        assert writer.read("ckpt-1/model.safetensors") == b"weights"  # from the bucket
         assert reader.read("ckpt-1/model.safetensors") == b"weights"
         writer.delete_prefix("ckpt-1")
-        assert writer.local_path("ckpt-1/model.safetensors") is None
         writer.flush()
         assert not reader.exists("ckpt-1")
     finally:

@@ -10,13 +10,16 @@ Why this shape:
   first failed upload stops the queue: nothing queued after it (the manifest naming it above all)
   reaches the bucket, and the error is raised by the next call, as the writer threads do.
 * **The bucket is the truth.** An object this storage committed itself is read from the cache
-  (the manifest read before each commit, a verified load of a checkpoint just written: no wait
-  for the network, and a memory-mappable path). Everything else, and every listing, first waits
+  while its copy is there (the manifest, read before each commit, always is: no wait for the
+  network, and a memory-mappable path). Everything else, and every listing, first waits
   for the queue and asks the bucket, so another worker's commits are seen, and a trial taken over
   on a machine whose cache is empty (or stale) resumes from what was committed. The cache is
-  wiped when the storage opens and removed on :meth:`close`: a worker's local disk holds the
-  running trial's retained checkpoints only, however many trials it runs; retention's deletes
-  drop local copies at once and the bucket's in queue order.
+  wiped when the storage opens and removed on :meth:`close`; an object leaves it once uploaded
+  (the small files beside the manifest stay), and a new checkpoint waits for the previous one's
+  uploads. A worker's local disk thus holds about one full checkpoint of its running trial (two
+  when the uploads lag a whole epoch), however many trials it runs and however many checkpoints
+  retention keeps in the bucket; retention's deletes drop local copies at once and the bucket's
+  in queue order.
 * **Commits are conditional, by the store's own means.** ``if_absent`` is S3's
   ``If-None-Match: *``, applied by the bucket (synchronously: a lost race must be told to the
   caller). A key this storage read or wrote before (the manifest, read before every commit) is
@@ -97,11 +100,13 @@ class _CachedObject:
 
     def commit(self, *, if_absent: bool = False) -> int:
         size = self._local.commit()
+        storage = self._storage
         if if_absent:
-            self._storage._create(self.key)
+            storage._create(self.key)
+            storage._committed_here(self.key)
         else:
-            self._storage._enqueue(self._storage._upload, self.key)
-        self._storage._own.add(self.key)
+            version = storage._committed_here(self.key)
+            storage._enqueue(lambda key: storage._upload(key, version), self.key)
         return size
 
     def discard(self) -> None:
@@ -129,6 +134,10 @@ class ObjectStorage:
         self._etags: dict[str, str] = {}
         #: Keys committed through this storage and still in the cache: read locally.
         self._own: set[str] = set()
+        self._own_lock = threading.Lock()
+        self._versions: dict[str, int] = {}
+        #: The checkpoint (top-level prefix) written last: a new one waits for its uploads.
+        self._newest: str | None = None
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ the write-behind queue
@@ -172,13 +181,32 @@ class ObjectStorage:
             self._uploader.shutdown(wait=True)
             shutil.rmtree(self.cache_dir, ignore_errors=True)
 
+    def _committed_here(self, key: str) -> int:
+        """``key`` is committed in the cache; returns its version (a later commit of the same
+        key bumps it, so the upload of an older version never evicts a newer copy)."""
+        with self._own_lock:
+            self._own.add(key)
+            version = self._versions[key] = self._versions.get(key, 0) + 1
+        return version
+
+    def _evict(self, key: str, version: int) -> None:
+        """Drop an uploaded object's cached copy (the bucket serves it from now on); the small
+        files beside the manifest (no ``/`` in their key) stay: they are read every commit."""
+        if "/" not in key:
+            return
+        with self._own_lock:
+            if self._versions.get(key) != version:
+                return  # committed again since: the newer copy is not uploaded yet
+            self._own.discard(key)
+        self.cache.delete(key)
+
     def _conditions(self, key: str) -> dict[str, str]:
         etag = self._etags.get(key)
         if etag is None:
             return {}
         return {"IfNoneMatch": "*"} if etag == ABSENT else {"IfMatch": etag}
 
-    def _upload(self, key: str) -> None:
+    def _upload(self, key: str, version: int) -> None:
         local = self.cache_dir / key
         try:
             size = local.stat().st_size
@@ -192,6 +220,7 @@ class ObjectStorage:
         else:  # multipart, with s3fs's concurrency: large objects are data, never conditional
             self.fs.put_file(str(local), self._remote(key))
             self._etags.pop(key, None)
+        self._evict(key, version)
 
     def _remember(self, key: str, reply: object) -> None:
         etag = reply.get("ETag") if isinstance(reply, dict) else None
@@ -212,13 +241,22 @@ class ObjectStorage:
                 self.fs.put_file(str(local), self._remote(key), mode="create")
         except Exception as error:
             if is_precondition_failure(error):
-                self._own.discard(key)
+                with self._own_lock:
+                    self._own.discard(key)
                 self.cache.delete(key)  # the bucket's object won: ours never existed
                 raise FileExistsError(f"{self.describe(key)} exists") from error
             raise
 
     # ------------------------------------------------------------------ Storage
     def stage(self, key: str) -> _CachedObject:
+        """Start writing ``key`` in the cache. The first object of a new checkpoint (a new
+        top-level prefix) first waits for the uploads queued so far: at most one checkpoint
+        is uploading while the next is written, so the cache holds at most two, and one when
+        the uploads keep up with training (each object leaves the cache once uploaded)."""
+        prefix, slash, _ = key.partition("/")
+        if slash and prefix != self._newest:
+            self.flush()
+            self._newest = prefix
         return _CachedObject(self, key, self.cache.stage(key))
 
     def put(self, key: str, data: bytes | memoryview, *, if_absent: bool = False) -> None:
@@ -237,8 +275,9 @@ class ObjectStorage:
     def open(self, key: str) -> BinaryIO:
         """A stream of the object: the cached copy of one this storage committed, else the
         bucket's (its ranged reads pinned to the ETag seen on open)."""
-        if key in self._own:
-            return self.cache.open(key)
+        with self._own_lock:  # an eviction deletes only after taking the key out of _own
+            if key in self._own:
+                return self.cache.open(key)
         self.flush()
         try:
             stream = self.fs.open(self._remote(key), "rb")
@@ -257,8 +296,9 @@ class ObjectStorage:
         return bool(self._keys_under(key))
 
     def size(self, key: str) -> int:
-        if key in self._own:
-            return self.cache.size(key)
+        with self._own_lock:
+            if key in self._own:
+                return self.cache.size(key)
         self.flush()
         info = self.fs.info(self._remote(key))
         if info.get("type") != "file":
@@ -294,7 +334,8 @@ class ObjectStorage:
         )
 
     def delete(self, key: str) -> None:
-        self._own.discard(key)
+        with self._own_lock:
+            self._own.discard(key)
         self.cache.delete(key)
         self._etags.pop(key, None)
         self._enqueue(self._delete_remote, key)
@@ -304,7 +345,8 @@ class ObjectStorage:
             self.fs.rm_file(self._remote(key))
 
     def delete_prefix(self, prefix: str) -> None:
-        self._own -= {k for k in self._own if k == prefix or k.startswith(prefix + "/")}
+        with self._own_lock:
+            self._own -= {k for k in self._own if k == prefix or k.startswith(prefix + "/")}
         self.cache.delete_prefix(prefix)
         for known in [k for k in self._etags if k == prefix or k.startswith(prefix + "/")]:
             self._etags.pop(known, None)
@@ -318,12 +360,15 @@ class ObjectStorage:
     def copy(self, source: str, target: str) -> None:
         """A server-side copy, queued after the source's upload; a missing source raises
         :class:`FileNotFoundError` here, as on a filesystem, not later in the queue."""
-        if source in self._own:
-            self.cache.copy(source, target)
-            self._own.add(target)
-        else:
+        with self._own_lock:
+            cached = source in self._own
+            if cached:
+                self.cache.copy(source, target)
+                self._own.add(target)
+        if not cached:
             self.size(source)  # after the queue: raises FileNotFoundError when absent
-            self._own.discard(target)
+            with self._own_lock:
+                self._own.discard(target)
             self.cache.delete(target)
         self._etags.pop(target, None)
         self._enqueue(lambda key: self.fs.copy(self._remote(source), self._remote(key)), target)
@@ -339,14 +384,16 @@ class ObjectStorage:
             moved = self._remote(target) + key[len(remote_source) :]
             self.fs.copy(key, moved)
         self.fs.rm(keys)
-        self._own -= {k for k in self._own if k == source or k.startswith(source + "/")}
+        with self._own_lock:
+            self._own -= {k for k in self._own if k == source or k.startswith(source + "/")}
         self.cache.delete_prefix(source)
 
     def local_path(self, key: str) -> Path | None:
         """The cached file of an object this storage committed (memory-mappable); None for the
         root (there is no local folder of the trial) and for what only the bucket holds (loads
         stream through :meth:`open`)."""
-        return self.cache.local_path(key) if key in self._own else None
+        with self._own_lock:
+            return self.cache.local_path(key) if key in self._own else None
 
     def describe(self, key: str) -> str:
         return f"{self.url}/{key}" if key else self.url
