@@ -40,7 +40,7 @@ def _kedro_run(project: Path, pipeline: str, params: str) -> subprocess.Complete
         ("file:///mnt/shared/experiments", Path("/mnt/shared/experiments")),
         ("s3://hpo/experiments", ObjectStoreUrl("s3", "hpo", "experiments")),
         ("s3://hpo/", ObjectStoreUrl("s3", "hpo", "")),
-        ("gs://bucket/a/b/", ObjectStoreUrl("gs", "bucket", "a/b")),
+        ("s3://bucket/a/b/", ObjectStoreUrl("s3", "bucket", "a/b")),
     ],
 )
 def test_a_location_is_a_folder_or_an_object_store_url(value: str, expected: object) -> None:
@@ -52,6 +52,7 @@ def test_a_location_is_a_folder_or_an_object_store_url(value: str, expected: obj
     [
         ("ftp://host/experiments", "scheme ftp:// is not supported"),
         ("hdfs://nn/experiments", "scheme hdfs:// is not supported"),
+        ("gs://bucket/experiments", "scheme gs:// is not supported"),
         ("s3://AKIA:secret@hpo/experiments", "credentials or an endpoint in the URL"),
         ("s3:///experiments", "names no bucket"),
     ],

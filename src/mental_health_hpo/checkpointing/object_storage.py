@@ -1,5 +1,5 @@
-"""Checkpoints on object storage (S3, GCS through fsspec): the :class:`Storage` seam's remote
-backend, with the local disk as a bounded, write-behind cache.
+"""Checkpoints on object storage (S3 and S3-compatible stores, through fsspec/s3fs): the
+:class:`Storage` seam's remote backend, with the local disk as a bounded, write-behind cache.
 
 Why this shape:
 
@@ -26,8 +26,9 @@ Why this shape:
   replaced only ``If-Match`` its last known ETag, and a key it saw absent only ``If-None-Match``:
   when two workers believe they own one trial, the second commit fails instead of overwriting
   the first one's manifest. (Trial ownership itself is the study database's lease.)
-* **No hand-written S3 client:** fsspec with s3fs (``pip install '.[s3]'``) or gcsfs; endpoint
-  and keys come the ecosystem's way (``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``, ...).
+* **No hand-written S3 client:** fsspec with s3fs (``pip install '.[s3]'``); endpoint and keys
+  come the ecosystem's way (``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``, ...). GCS would need its
+  generation preconditions in place of the ETag conditions: not written yet.
 """
 
 from __future__ import annotations
@@ -83,8 +84,7 @@ def _filesystem(scheme: str) -> Any:
         # No listings cache: other workers change the bucket; each listing must be fresh.
         return fsspec.filesystem(scheme, use_listings_cache=False, skip_instance_cache=True)
     except ImportError as error:
-        package = {"s3": "s3fs (pip install '.[s3]')", "gs": "gcsfs"}.get(scheme, scheme)
-        raise ImportError(f"{scheme}:// storage needs {package}") from error
+        raise ImportError(f"{scheme}:// storage needs s3fs: pip install '.[s3]'") from error
 
 
 class _CachedObject:
@@ -120,8 +120,9 @@ class ObjectStorage:
 
     def __init__(self, url: str, cache_dir: str | Path, filesystem: Any = None) -> None:
         scheme, _, rest = url.partition("://")
-        if not rest:
-            raise ValueError(f"{url!r} is no object-store URL (scheme://bucket/prefix)")
+        if scheme != "s3" or not rest:
+            # The conditional writes below are S3's (If-None-Match, If-Match, ETags).
+            raise ValueError(f"{url!r} is no S3 URL (s3://bucket/prefix)")
         self.url = url.rstrip("/")
         self.fs = filesystem if filesystem is not None else _filesystem(scheme)
         self._root = rest.strip("/")

@@ -14,8 +14,10 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-#: Object stores reached through fsspec (s3fs, gcsfs), with the ecosystem's own credentials.
-OBJECT_STORE_SCHEMES: tuple[str, ...] = ("s3", "gs")
+#: Object stores reached through fsspec, with the ecosystem's own credentials. Only S3 (and
+#: S3-compatible stores: MinIO, SeaweedFS, Ceph): the checkpoint backend's conditional writes are
+#: S3's If-None-Match / If-Match; GCS's are generation preconditions, not written yet.
+OBJECT_STORE_SCHEMES: tuple[str, ...] = ("s3",)
 
 _URL = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://(?P<rest>.*)$")
 
@@ -29,7 +31,7 @@ class ObjectStoreUrl:
     """``<scheme>://<bucket>/<prefix>``: the experiments tree in a bucket, never a local path.
 
     Endpoint and keys are not part of it: they come the ecosystem's way (``AWS_ENDPOINT_URL``,
-    ``AWS_ACCESS_KEY_ID``, ``GOOGLE_APPLICATION_CREDENTIALS``, ...).
+    ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ...).
     """
 
     scheme: str
