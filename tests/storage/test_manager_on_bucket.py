@@ -22,7 +22,11 @@ from mental_health_hpo.checkpointing import (
     RetentionPolicy,
     read_manifest,
 )
-from mental_health_hpo.checkpointing.object_storage import ObjectStorage, uncommitted_objects
+from mental_health_hpo.checkpointing.object_storage import (
+    ObjectStorage,
+    UploadFailedError,
+    uncommitted_objects,
+)
 from mental_health_hpo.checkpointing.storage import walk
 from tests.checkpointing.conftest import TinyNet, save_epochs
 
@@ -142,3 +146,48 @@ def test_a_save_killed_at_an_upload_leaves_a_whole_trial_that_resumes_from_the_b
     assert resumed.returncode == 0, out
     assert out.splitlines()[0] == f"resumed {saved[-1] if saved else 'none'}"
     assert _verify_every_checkpoint(url, tmp_path / "check") == (saved[-1] + 1 if saved else 0)
+
+
+def test_a_worker_that_lost_its_trial_cannot_overwrite_its_successors_checkpoint(
+    s3_url: str, tmp_path: Path
+) -> None:
+    """A stalled worker's lease was taken over: its successor resumed from the bucket and saved
+    epoch 2. The stalled one wakes up and saves epoch 2 too (same checkpoint id): the core first
+    deletes "its uncommitted leftover" of that id, which is the successor's committed checkpoint;
+    the fence (the manifest's ETag changed in the bucket) stops that delete and everything after
+    it, the save raises, and the successor's checkpoints all load verified."""
+    url = f"{s3_url}/study_t/trial_0000/checkpoints"
+    torch.manual_seed(0)
+    model, successor_model = TinyNet(), TinyNet()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=0.01)
+    stalled_storage = ObjectStorage(url, tmp_path / "stalled")
+    stalled = CheckpointManager(stalled_storage, _options())
+    save_epochs(stalled, model, optimizer, [0.2, 0.3])
+    stalled_storage.flush()
+
+    successor_storage = ObjectStorage(url, tmp_path / "successor")
+    successor = CheckpointManager(successor_storage, _options())
+    resumed = successor.load_latest()
+    assert resumed is not None and resumed.record.epoch == 1
+    successor_model.load_state_dict(resumed.weights)
+    successor_optimizer = torch.optim.AdamW(successor_model.parameters(), lr=0.01)
+    save_epochs(successor, successor_model, successor_optimizer, [0.4], start=2)
+    successor.close()
+    successor_storage.close()
+
+    with pytest.raises(UploadFailedError, match="another worker owns"):
+        save_epochs(stalled, model, optimizer, [0.9], start=2)
+        stalled_storage.flush()
+    stalled.close()
+    with pytest.raises(UploadFailedError):  # raised again: the queue stopped
+        stalled_storage.close()
+
+    assert _verify_every_checkpoint(url, tmp_path / "check") == 2
+    check = ObjectStorage(url, tmp_path / "check2")
+    try:
+        latest = CheckpointManager(check, _options()).load_latest()
+        assert latest is not None and latest.record.metrics["f1"] == 0.4, "the successor's"
+        for name, tensor in successor_model.state_dict().items():
+            assert torch.equal(latest.weights[name], tensor), name
+    finally:
+        check.close()

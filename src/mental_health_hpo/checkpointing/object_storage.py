@@ -25,7 +25,11 @@ Why this shape:
   caller). A key this storage read or wrote before (the manifest, read before every commit) is
   replaced only ``If-Match`` its last known ETag, and a key it saw absent only ``If-None-Match``:
   when two workers believe they own one trial, the second commit fails instead of overwriting
-  the first one's manifest. (Trial ownership itself is the study database's lease.)
+  the first one's manifest. Objects under a checkpoint's prefix are created only if absent (the
+  core writes them once), and a queued delete or copy first checks that the manifest's ETag in
+  the bucket is still the one this storage knows (a fencing token): a worker that lost its
+  trial cannot delete or overwrite its successor's checkpoints either. (Trial ownership itself
+  is the study database's lease; this is what keeps a stale owner harmless until it notices.)
 * **No hand-written S3 client:** fsspec with s3fs (``pip install '.[s3]'``); endpoint and keys
   come the ecosystem's way (``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``, ...). GCS would need its
   generation preconditions in place of the ETag conditions: not written yet.
@@ -46,8 +50,10 @@ from mental_health_hpo.checkpointing.orphans import _uncommitted, sweep_uncommit
 from mental_health_hpo.checkpointing.storage import Entry, LocalFile, LocalStorage, Storage
 from mental_health_hpo.crash_points import crash_point
 
-#: ETag state of a key: a string (its last ETag we saw), ABSENT (we saw no object), or unknown.
+#: ETag state of a key: a string (its last ETag we saw), ABSENT (we saw no object), OURS (we
+#: wrote it, ETag unknown: a multipart upload), or no entry (never seen).
 ABSENT = ""
+OURS = "ours"
 #: Aliases: inside the class, ``list`` is :meth:`ObjectStorage.list`.
 Keys = list[str]
 Uploads = list[dict[str, Any]]
@@ -57,6 +63,11 @@ ONE_SHOT_BYTES = 64 * 2**20
 
 class UploadFailedError(OSError):
     """An earlier upload to the bucket failed; nothing queued after it was uploaded."""
+
+
+class OwnershipLostError(OSError):
+    """The fence key (the manifest) changed in the bucket since this storage last wrote or read
+    it: another worker commits here now, so this one deletes and copies nothing more."""
 
 
 def is_precondition_failure(error: BaseException) -> bool:
@@ -118,7 +129,13 @@ class ObjectStorage:
     ``cache_dir`` (see the module docstring). Call :meth:`close` when the trial ends: it waits
     for the uploads, re-raises a failed one, and removes the local cache."""
 
-    def __init__(self, url: str, cache_dir: str | Path, filesystem: Any = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        cache_dir: str | Path,
+        filesystem: Any = None,
+        fence_key: str = "manifest.json",
+    ) -> None:
         scheme, _, rest = url.partition("://")
         if scheme != "s3" or not rest:
             # The conditional writes below are S3's (If-None-Match, If-Match, ETags).
@@ -137,6 +154,8 @@ class ObjectStorage:
         self._own: set[str] = set()
         self._own_lock = threading.Lock()
         self._versions: dict[str, int] = {}
+        #: The key whose ETag proves this worker still commits here (the core's manifest).
+        self.fence_key = fence_key
         #: The checkpoint (top-level prefix) written last: a new one waits for its uploads.
         self._newest: str | None = None
         self._lock = threading.Lock()
@@ -201,9 +220,35 @@ class ObjectStorage:
             self._own.discard(key)
         self.cache.delete(key)
 
+    def _fenced(self, job: Callable[[str], None]) -> Callable[[str], None]:
+        """``job`` run only while the fence key in the bucket is the one this storage knows."""
+
+        def run(key: str) -> None:
+            known = self._etags.get(self.fence_key)
+            if known is not None and known != OURS:
+                try:
+                    now = str(self.fs.info(self._remote(self.fence_key)).get("ETag", ""))
+                except FileNotFoundError:
+                    now = ABSENT
+                if now != known:
+                    raise OwnershipLostError(
+                        f"{self.describe(self.fence_key)} changed in the bucket since this worker "
+                        f"last committed it: another worker owns {self.url} now; not applying "
+                        f"a delete or copy of {key!r}"
+                    )
+            job(key)
+
+        return run
+
     def _conditions(self, key: str) -> dict[str, str]:
+        """The precondition of the next upload of ``key``. A key under a checkpoint's prefix
+        that this storage never saw is created only if absent: the core writes a checkpoint's
+        objects once, so a second writer of the same checkpoint id (a worker that lost its
+        trial and saves the epoch its successor saved) fails instead of overwriting them."""
         etag = self._etags.get(key)
         if etag is None:
+            return {"IfNoneMatch": "*"} if "/" in key else {}
+        if etag == OURS:
             return {}
         return {"IfNoneMatch": "*"} if etag == ABSENT else {"IfMatch": etag}
 
@@ -218,9 +263,10 @@ class ObjectStorage:
         if size <= ONE_SHOT_BYTES:
             reply = self.fs.pipe_file(self._remote(key), local.read_bytes(), **conditions)
             self._remember(key, reply)
-        else:  # multipart, with s3fs's concurrency: large objects are data, never conditional
-            self.fs.put_file(str(local), self._remote(key))
-            self._etags.pop(key, None)
+        else:  # multipart, with s3fs's concurrency; s3fs can only condition it on absence
+            mode = "create" if "IfNoneMatch" in conditions else "overwrite"
+            self.fs.put_file(str(local), self._remote(key), mode=mode)
+            self._etags[key] = OURS
         self._evict(key, version)
 
     def _remember(self, key: str, reply: object) -> None:
@@ -240,6 +286,7 @@ class ObjectStorage:
                 self._remember(key, reply)
             else:
                 self.fs.put_file(str(local), self._remote(key), mode="create")
+                self._etags[key] = OURS
         except Exception as error:
             if is_precondition_failure(error):
                 with self._own_lock:
@@ -339,7 +386,7 @@ class ObjectStorage:
             self._own.discard(key)
         self.cache.delete(key)
         self._etags.pop(key, None)
-        self._enqueue(self._delete_remote, key)
+        self._enqueue(self._fenced(self._delete_remote), key)
 
     def _delete_remote(self, key: str) -> None:
         with contextlib.suppress(FileNotFoundError):
@@ -351,7 +398,7 @@ class ObjectStorage:
         self.cache.delete_prefix(prefix)
         for known in [k for k in self._etags if k == prefix or k.startswith(prefix + "/")]:
             self._etags.pop(known, None)
-        self._enqueue(self._delete_prefix_remote, prefix)
+        self._enqueue(self._fenced(self._delete_prefix_remote), prefix)
 
     def _delete_prefix_remote(self, prefix: str) -> None:
         keys = self._keys_under(prefix)
@@ -372,7 +419,8 @@ class ObjectStorage:
                 self._own.discard(target)
             self.cache.delete(target)
         self._etags.pop(target, None)
-        self._enqueue(lambda key: self.fs.copy(self._remote(source), self._remote(key)), target)
+        copy = self._fenced(lambda key: self.fs.copy(self._remote(source), self._remote(key)))
+        self._enqueue(copy, target)
 
     def move(self, source: str, target: str) -> None:
         """Copy, then delete, each key under ``source`` (only sets corrupt data aside)."""
