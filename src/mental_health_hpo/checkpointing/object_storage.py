@@ -220,22 +220,28 @@ class ObjectStorage:
             self._own.discard(key)
         self.cache.delete(key)
 
+    def _check_fence(self, key: str) -> None:
+        """Raise :class:`OwnershipLostError` unless the fence key in the bucket is the one this
+        storage last wrote or read (nothing known yet: nothing to check)."""
+        known = self._etags.get(self.fence_key)
+        if known is None or known == OURS:
+            return
+        try:
+            now = str(self.fs.info(self._remote(self.fence_key)).get("ETag", ""))
+        except FileNotFoundError:
+            now = ABSENT
+        if now != known:
+            raise OwnershipLostError(
+                f"{self.describe(self.fence_key)} changed in the bucket since this worker last "
+                f"committed it: another worker owns {self.url} now; not applying a delete, "
+                f"copy or move of {key!r}"
+            )
+
     def _fenced(self, job: Callable[[str], None]) -> Callable[[str], None]:
         """``job`` run only while the fence key in the bucket is the one this storage knows."""
 
         def run(key: str) -> None:
-            known = self._etags.get(self.fence_key)
-            if known is not None and known != OURS:
-                try:
-                    now = str(self.fs.info(self._remote(self.fence_key)).get("ETag", ""))
-                except FileNotFoundError:
-                    now = ABSENT
-                if now != known:
-                    raise OwnershipLostError(
-                        f"{self.describe(self.fence_key)} changed in the bucket since this worker "
-                        f"last committed it: another worker owns {self.url} now; not applying "
-                        f"a delete or copy of {key!r}"
-                    )
+            self._check_fence(key)
             job(key)
 
         return run
@@ -425,6 +431,7 @@ class ObjectStorage:
     def move(self, source: str, target: str) -> None:
         """Copy, then delete, each key under ``source`` (only sets corrupt data aside)."""
         self.flush()
+        self._check_fence(source)
         remote_source = self._remote(source)
         keys = self._keys_under(source)
         if not keys:
