@@ -280,10 +280,10 @@ class LocalStorage:
 
     def delete_prefix(self, prefix: str) -> None:
         path = self._path(prefix)
-        if not path.exists():
-            return
-        if not path.is_dir() or path.is_symlink():
+        if path.is_symlink() or path.is_file():
             self.delete(prefix)
+            return
+        if not path.is_dir():
             return
         for child in path.iterdir():
             if child.is_dir() and not child.is_symlink():
