@@ -179,9 +179,7 @@ class LocalFile:
     def __init__(self, key: str, target: Path) -> None:
         self.key = key
         self.target = target
-        self.tmp = (
-            target.parent / f"{TEMP_PREFIX}{target.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
-        )
+        self.tmp = _temp_beside(target)
         make_dir_durable(target.parent)
         self._fd: int | None = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         self._written = 0
