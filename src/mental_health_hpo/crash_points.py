@@ -32,7 +32,7 @@ LOG_ENV = "MH_HPO_CRASH_LOG"
 #: Every named point, and where it is.
 POINTS: dict[str, str] = {
     "after_tell": "hpo runner: the trial was told to Optuna, not yet finalized",
-    "running_manifest_write": "a running trial's manifest temp file is durable, not renamed",
+    "running_manifest_write": "a running trial's manifest temp file is written, not committed",
     "publish_swap": "the best checkpoint is staged and the old one moved away, not swapped in",
     "before_trial_run": "hpo objective: before the trial's MLflow run is created or reopened",
     "buffered_before_run": "tracking: metrics of a run that does not exist yet were buffered",

@@ -9,12 +9,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from mental_health_hpo.checkpointing.atomic import fsync_dir
 from mental_health_hpo.checkpointing.errors import CheckpointError
 from mental_health_hpo.checkpointing.layout import (
     CHECKPOINTS_DIRNAME,
@@ -129,15 +127,10 @@ def find_orphans(experiments_dir: str | Path) -> list[Orphan]:
 
 
 def remove_orphans(orphans: Sequence[Orphan]) -> int:
-    """Delete the given orphans; returns bytes freed."""
+    """Delete the given orphans durably; returns bytes freed."""
     freed = 0
     for orphan in orphans:
-        if orphan.path.is_dir() and not orphan.path.is_symlink():
-            shutil.rmtree(orphan.path, ignore_errors=True)
-        else:
-            with contextlib.suppress(FileNotFoundError):
-                orphan.path.unlink()
-        fsync_dir(orphan.path.parent)
+        LocalStorage(orphan.path.parent).delete_prefix(orphan.path.name)
         freed += orphan.size
     return freed
 

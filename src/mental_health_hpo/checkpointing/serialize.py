@@ -11,11 +11,13 @@ the deferred writer runs on its own thread.
 
 Why hash on the way in rather than from the written file: a read back costs a second pass over
 every byte (from the page cache at best, from the disk at worst) and was a third of a sync
-save's time. SHA-256 runs at about 1.7 GB/s on one core here, slower than the disk's
-write + fsync, so large writes are cut into slices and each slice is hashed on a helper thread
-while the caller writes it: a slice costs the slower of the two, not their sum. The helper only
-reads a slice while the caller's ``write`` call is still running, so buffers that ``torch.save``
-frees after the call (a tensor copied off an accelerator) are never read late.
+save's time. SHA-256 runs at about 1.7 GB/s on one core here, about the disk's write + fsync
+speed, so large writes are cut into slices and each slice is queued to the stream's own hash
+thread before the caller writes it: the disk and the hash each go at their own pace, and the
+two files of a checkpoint (weights, then training state) are hashed on two threads at once.
+A write returns only when its bytes are hashed, so buffers ``torch.save`` frees after the call
+(a tensor copied off an accelerator) are never read late; only the weights' own tensors, which
+nothing changes before the save's write step returns, are hashed on while the state is written.
 
 Host RAM a save adds is bounded by the largest single tensor that must be made contiguous or
 moved off the accelerator, not by the size of the state.
@@ -26,9 +28,8 @@ from __future__ import annotations
 import hashlib
 import json
 import struct
-import threading
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import IO, Any, cast
 
@@ -45,80 +46,96 @@ _SLICE = 8 << 20
 #: Smaller writes (``torch.save``'s pickle records) are gathered into one buffer of this size.
 _GATHER = 1 << 20
 
-_hasher_lock = threading.Lock()
-_hasher: ThreadPoolExecutor | None = None
 
-
-def _hash_thread() -> ThreadPoolExecutor:
-    """One helper thread for the whole process: hashing is one stream at a time per save."""
-    global _hasher
-    with _hasher_lock:
-        if _hasher is None:
-            _hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="checkpoint-hash")
-        return _hasher
-
-
-def _update_digest(digest: Any, piece: memoryview) -> None:
-    """One slice into the digest, on the hash thread (``hashlib`` releases the GIL)."""
+def _update_digest(digest: Any, piece: memoryview | bytes | bytearray) -> None:
+    """One slice into the digest, on the stream's hash thread (``hashlib`` releases the GIL)."""
     digest.update(piece)
 
 
 class HashingStream:
     """A write-only binary stream into a staged object that takes the SHA-256 of every byte.
 
-    ``write`` returns only once the bytes are both hashed and handed to the storage, so the
-    caller may change or free its buffer afterwards.
+    Each stream hashes on a thread of its own, so two files of one checkpoint (the weights,
+    then the training state) are hashed on two cores while the caller writes. ``write`` returns
+    once its bytes are hashed and handed to the storage, so the caller may change or free its
+    buffer afterwards; :meth:`write_all` with ``wait=False`` lets the hash run on past the call,
+    for buffers that stay unchanged until :meth:`finish` (the tensors of the state being saved).
     """
 
     def __init__(self, staged: StagedObject) -> None:
         self.staged = staged
         self._sha = hashlib.sha256()
         self._gathered = bytearray()
+        self._hasher: ThreadPoolExecutor | None = None
+        self._pending: list[Future[None]] = []
         self.size = 0
 
     def write(self, data: bytes | bytearray | memoryview) -> int:
         view = memoryview(data).cast("B")
         if len(view) < _OVERLAP_MIN:
             self._gathered += view
+            self.size += len(view)
             if len(self._gathered) >= _GATHER:
                 self._drain()
-            self.size += len(view)
             return len(view)
         self.write_all([view])
         return len(view)
 
-    def write_all(self, buffers: list[memoryview]) -> None:
-        """Write large buffers that stay alive and unchanged for this call: every slice is
-        queued to the hash thread first, then written, so the disk and the hash each go at
-        their own pace; the call returns once both are done."""
+    def write_all(self, buffers: list[memoryview], *, wait: bool = True) -> None:
+        """Write large buffers: every slice is queued to the hash thread first, then written, so
+        the disk and the hash each go at their own pace. With ``wait`` the call returns once
+        both are done; without it, the buffers must stay unchanged until :meth:`finish`."""
         self._drain()
-        hasher = _hash_thread()
         slices = [
             view[start : start + _SLICE]
             for view in (memoryview(b).cast("B") for b in buffers)
             for start in range(0, len(view), _SLICE)
         ]
-        hashed = [hasher.submit(_update_digest, self._sha, piece) for piece in slices]
+        self._pending += [self._hash(piece) for piece in slices]
         try:
             for piece in slices:
                 self.staged.write(piece)
                 self.size += len(piece)
         finally:
-            for future in hashed:
-                future.result()
+            if wait:
+                self._wait()
+
+    def _hash(self, piece: memoryview | bytearray) -> Future[None]:
+        if self._hasher is None:
+            self._hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="checkpoint-hash")
+        return self._hasher.submit(_update_digest, self._sha, piece)
+
+    def _wait(self) -> None:
+        pending, self._pending = self._pending, []
+        for future in pending:
+            future.result()
 
     def _drain(self) -> None:
-        if self._gathered:
-            self._sha.update(self._gathered)
-            self.staged.write(memoryview(self._gathered))
-            self._gathered = bytearray()
+        if not self._gathered:
+            return
+        gathered, self._gathered = self._gathered, bytearray()
+        if self._pending:  # keep the digest's order: behind the slices still being hashed
+            self._pending.append(self._hash(gathered))
+        else:
+            self._sha.update(gathered)
+        self.staged.write(memoryview(gathered))
 
     def flush(self) -> None:
         """Hand gathered small writes to the storage (``torch.save`` calls this at its end)."""
         self._drain()
 
+    def finish(self) -> None:
+        """Wait until every byte is hashed and stop the hash thread; idempotent."""
+        try:
+            self._drain()
+            self._wait()
+        finally:
+            if self._hasher is not None:
+                self._hasher.shutdown(wait=True)
+                self._hasher = None
+
     def hexdigest(self) -> str:
-        self._drain()
+        self.finish()
         return self._sha.hexdigest()
 
 
@@ -191,10 +208,12 @@ def write_safetensors(
         if _in_place(tensor):
             in_place.append(_raw_bytes(tensor.detach()))
             continue
-        stream.write_all(in_place)  # keep the file's order: what came before goes first
+        stream.write_all(in_place, wait=False)  # the file's order: what came before goes first
         in_place = []
         stream.write(_raw_bytes(_cpu_contiguous(tensor)))  # one copy alive at a time
-    stream.write_all(in_place)
+    # The tensors stay unchanged until the save's write step returns (stage_checkpoint_files
+    # finishes every stream first): their hash may run on while the next file is written.
+    stream.write_all(in_place, wait=False)
     stream.flush()
 
 
@@ -208,7 +227,9 @@ class PendingFile:
     stream: HashingStream
 
     def make_durable(self) -> FileEntry:
-        """Commit the staged object (POSIX: fsync, rename, folder fsync); its manifest entry."""
+        """Commit the staged object (POSIX: fsync, rename, folder fsync); its manifest entry.
+
+        The digest was taken on the way in (:meth:`HashingStream.finish` ran in the write step)."""
         digest = self.stream.hexdigest()
         size = self.staged.commit()
         if size != self.stream.size:
@@ -218,6 +239,7 @@ class PendingFile:
         return FileEntry(self.key, digest, size)
 
     def discard(self) -> None:
+        self.stream.finish()
         self.staged.discard()
 
 
@@ -228,6 +250,7 @@ def _stage(storage: Storage, key: str, fill: Any, *args: Any) -> PendingFile:
         fill(stream, *args)
         stream.flush()
     except BaseException:
+        stream.finish()  # no hash may still read the caller's buffers
         staged.discard()
         raise
     return PendingFile(key, staged, stream)
@@ -297,7 +320,10 @@ def stage_checkpoint_files(
     try:
         if state is not None:
             pending.append(_stage(storage, f"{ckpt}/{STATE_FILE}", _torch_save, state))
+        for item in pending:  # every byte hashed before the caller may change its tensors
+            item.stream.finish()
     except BaseException:
-        pending[0].discard()
+        for item in pending:
+            item.discard()
         raise
     return StagedCheckpoint(ckpt, pending)

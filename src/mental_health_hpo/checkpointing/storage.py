@@ -179,9 +179,7 @@ class LocalFile:
     def __init__(self, key: str, target: Path) -> None:
         self.key = key
         self.target = target
-        self.tmp = (
-            target.parent / f"{TEMP_PREFIX}{target.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
-        )
+        self.tmp = _temp_beside(target)
         make_dir_durable(target.parent)
         self._fd: int | None = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         self._written = 0
@@ -280,10 +278,10 @@ class LocalStorage:
 
     def delete_prefix(self, prefix: str) -> None:
         path = self._path(prefix)
-        if not path.exists():
-            return
-        if not path.is_dir() or path.is_symlink():
+        if path.is_symlink() or path.is_file():
             self.delete(prefix)
+            return
+        if not path.is_dir():
             return
         for child in path.iterdir():
             if child.is_dir() and not child.is_symlink():
