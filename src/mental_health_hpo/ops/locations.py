@@ -95,7 +95,8 @@ def local_folder(value: str | Path, key: str) -> Path:
     location = parse_location(value, key)
     if isinstance(location, ObjectStoreUrl):
         raise UnsupportedLocationError(
-            f"{key}={value!r}: this command works on a local or shared folder only, not on "
-            f"{location.scheme}:// object storage"
+            f"{key}={value!r}: this works on a local or shared folder only, not on "
+            f"{location.scheme}:// object storage yet (docs/distributed.md, 'Object storage'); "
+            f"give a folder (NFS, a ReadWriteMany volume) for many hosts"
         )
     return location
