@@ -22,11 +22,8 @@ from mental_health_hpo.checkpointing import (
     RetentionPolicy,
     read_manifest,
 )
-from mental_health_hpo.checkpointing.object_storage import (
-    ObjectStorage,
-    UploadFailedError,
-    uncommitted_objects,
-)
+from mental_health_hpo.checkpointing.bucket_sweep import uncommitted_objects
+from mental_health_hpo.checkpointing.object_storage import ObjectStorage, UploadFailedError
 from mental_health_hpo.checkpointing.storage import walk
 from tests.checkpointing.conftest import TinyNet, save_epochs
 

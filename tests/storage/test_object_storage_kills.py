@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from mental_health_hpo.checkpointing.bucket_sweep import abort_incomplete_uploads
 from mental_health_hpo.checkpointing.object_storage import ObjectStorage
 from mental_health_hpo.checkpointing.storage import walk
 
@@ -51,7 +52,7 @@ def remove_unnamed_objects(storage: ObjectStorage, named: set[str]) -> list[str]
     orphans = unnamed_objects(storage, named)
     for key in orphans:
         storage.delete(key)
-    storage.abort_incomplete_uploads()
+    abort_incomplete_uploads(storage)
     storage.flush()
     return orphans
 

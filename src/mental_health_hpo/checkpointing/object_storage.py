@@ -20,19 +20,14 @@ Why this shape:
   when the uploads lag a whole epoch), however many trials it runs and however many checkpoints
   retention keeps in the bucket; retention's deletes drop local copies at once and the bucket's
   in queue order.
-* **Commits are conditional, by the store's own means.** ``if_absent`` is S3's
-  ``If-None-Match: *``, applied by the bucket (synchronously: a lost race must be told to the
-  caller). A key this storage read or wrote before (the manifest, read before every commit) is
-  replaced only ``If-Match`` its last known ETag, and a key it saw absent only ``If-None-Match``:
-  when two workers believe they own one trial, the second commit fails instead of overwriting
-  the first one's manifest. Objects under a checkpoint's prefix are created only if absent (the
-  core writes them once), and a queued delete or copy first checks that the manifest's ETag in
-  the bucket is still the one this storage knows (a fencing token): a worker that lost its
-  trial cannot delete or overwrite its successor's checkpoints either. (Trial ownership itself
-  is the study database's lease; this is what keeps a stale owner harmless until it notices.)
+* **Commits are conditional, by the store's own means** (:mod:`.bucket_preconditions`):
+  ``if_absent`` is ``If-None-Match: *``, decided by the bucket at once (a lost race is told to
+  the caller); the manifest is replaced only ``If-Match`` the ETag this worker last saw; a
+  checkpoint's objects are created only if absent; deletes and copies are fenced by the
+  manifest's ETag. A worker that lost its trial (the study database's lease decides) fails
+  instead of overwriting or deleting its successor's checkpoints.
 * **No hand-written S3 client:** fsspec with s3fs (``pip install '.[s3]'``); endpoint and keys
-  come the ecosystem's way (``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``, ...). GCS would need its
-  generation preconditions in place of the ETag conditions: not written yet.
+  come the ecosystem's way (``AWS_ENDPOINT_URL``, ...). GCS (generation preconditions): not yet.
 """
 
 from __future__ import annotations
@@ -45,45 +40,18 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
-from mental_health_hpo.checkpointing.manifest import read_manifest
-from mental_health_hpo.checkpointing.orphans import _uncommitted, sweep_uncommitted
+from mental_health_hpo.checkpointing.bucket_preconditions import WriteConditions as Conditions
+from mental_health_hpo.checkpointing.bucket_preconditions import is_precondition_failure
 from mental_health_hpo.checkpointing.storage import Entry, LocalFile, LocalStorage, Storage
 from mental_health_hpo.crash_points import crash_point
 
-#: ETag state of a key: a string (its last ETag we saw), ABSENT (we saw no object), OURS (we
-#: wrote it, ETag unknown: a multipart upload), or no entry (never seen).
-ABSENT = ""
-OURS = "ours"
-#: Aliases: inside the class, ``list`` is :meth:`ObjectStorage.list`.
-Keys = list[str]
-Uploads = list[dict[str, Any]]
+Keys = list[str]  # inside the class, ``list`` is :meth:`ObjectStorage.list`
 #: Objects up to this size are uploaded in one request, which carries the conditions.
 ONE_SHOT_BYTES = 64 * 2**20
 
 
 class UploadFailedError(OSError):
     """An earlier upload to the bucket failed; nothing queued after it was uploaded."""
-
-
-class OwnershipLostError(OSError):
-    """The fence key (the manifest) changed in the bucket since this storage last wrote or read
-    it: another worker commits here now, so this one deletes and copies nothing more."""
-
-
-def is_precondition_failure(error: BaseException) -> bool:
-    """The store answered 412 (a conditional write lost), whatever the client made of it."""
-    seen: BaseException | None = error
-    while seen is not None:
-        if isinstance(seen, FileExistsError):
-            return True
-        response = getattr(seen, "response", None)
-        if isinstance(response, dict):
-            status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-            code = response.get("Error", {}).get("Code")
-            if status == 412 or code in ("PreconditionFailed", "ConditionalRequestConflict"):
-                return True
-        seen = seen.__cause__ or seen.__context__
-    return False
 
 
 def _filesystem(scheme: str) -> Any:
@@ -142,27 +110,26 @@ class ObjectStorage:
             raise ValueError(f"{url!r} is no S3 URL (s3://bucket/prefix)")
         self.url = url.rstrip("/")
         self.fs = filesystem if filesystem is not None else _filesystem(scheme)
-        self._root = rest.strip("/")
+        #: ``bucket/prefix``: where the keys live, as fsspec names it.
+        self.root = rest.strip("/")
         self.cache_dir = Path(cache_dir)
         shutil.rmtree(self.cache_dir, ignore_errors=True)  # a stale cache is never read
         self.cache = LocalStorage(self.cache_dir)
         self._uploader = ThreadPoolExecutor(1, thread_name_prefix="object-storage-upload")
         self._last: Future[None] | None = None
         self._failure: BaseException | None = None
-        self._etags: dict[str, str] = {}
+        self.conditions = Conditions(fence_key)
         #: Keys committed through this storage and still in the cache: read locally.
         self._own: set[str] = set()
         self._own_lock = threading.Lock()
         self._versions: dict[str, int] = {}
-        #: The key whose ETag proves this worker still commits here (the core's manifest).
-        self.fence_key = fence_key
         #: The checkpoint (top-level prefix) written last: a new one waits for its uploads.
         self._newest: str | None = None
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ the write-behind queue
     def _remote(self, key: str) -> str:
-        return f"{self._root}/{key}" if key else self._root
+        return f"{self.root}/{key}" if key else self.root
 
     def _enqueue(self, job: Callable[[str], None], key: str) -> None:
         def run() -> None:
@@ -221,21 +188,13 @@ class ObjectStorage:
         self.cache.delete(key)
 
     def _check_fence(self, key: str) -> None:
-        """Raise :class:`OwnershipLostError` unless the fence key in the bucket is the one this
-        storage last wrote or read (nothing known yet: nothing to check)."""
-        known = self._etags.get(self.fence_key)
-        if known is None or known == OURS:
-            return
-        try:
-            now = str(self.fs.info(self._remote(self.fence_key)).get("ETag", ""))
-        except FileNotFoundError:
-            now = ABSENT
-        if now != known:
-            raise OwnershipLostError(
-                f"{self.describe(self.fence_key)} changed in the bucket since this worker last "
-                f"committed it: another worker owns {self.url} now; not applying a delete, "
-                f"copy or move of {key!r}"
-            )
+        def current_etag(fence: str) -> str:
+            try:
+                return str(self.fs.info(self._remote(fence)).get("ETag", ""))
+            except FileNotFoundError:
+                return ""  # ABSENT
+
+        self.conditions.check_fence(current_etag, self.url, key)
 
     def _fenced(self, job: Callable[[str], None]) -> Callable[[str], None]:
         """``job`` run only while the fence key in the bucket is the one this storage knows."""
@@ -246,18 +205,6 @@ class ObjectStorage:
 
         return run
 
-    def _conditions(self, key: str) -> dict[str, str]:
-        """The precondition of the next upload of ``key``. A key under a checkpoint's prefix
-        that this storage never saw is created only if absent: the core writes a checkpoint's
-        objects once, so a second writer of the same checkpoint id (a worker that lost its
-        trial and saves the epoch its successor saved) fails instead of overwriting them."""
-        etag = self._etags.get(key)
-        if etag is None:
-            return {"IfNoneMatch": "*"} if "/" in key else {}
-        if etag == OURS:
-            return {}
-        return {"IfNoneMatch": "*"} if etag == ABSENT else {"IfMatch": etag}
-
     def _upload(self, key: str, version: int) -> None:
         local = self.cache_dir / key
         try:
@@ -265,22 +212,15 @@ class ObjectStorage:
         except FileNotFoundError:
             return  # deleted since it was queued: its remote delete is queued after this
         crash_point("object_upload")
-        conditions = self._conditions(key)
+        conditions = self.conditions.for_upload(key)
         if size <= ONE_SHOT_BYTES:
             reply = self.fs.pipe_file(self._remote(key), local.read_bytes(), **conditions)
-            self._remember(key, reply)
+            self.conditions.wrote(key, reply)
         else:  # multipart, with s3fs's concurrency; s3fs can only condition it on absence
             mode = "create" if "IfNoneMatch" in conditions else "overwrite"
             self.fs.put_file(str(local), self._remote(key), mode=mode)
-            self._etags[key] = OURS
+            self.conditions.wrote(key, None)
         self._evict(key, version)
-
-    def _remember(self, key: str, reply: object) -> None:
-        etag = reply.get("ETag") if isinstance(reply, dict) else None
-        if isinstance(etag, str):
-            self._etags[key] = etag
-        else:
-            self._etags.pop(key, None)
 
     def _create(self, key: str) -> None:
         """Upload ``key`` only if the bucket has none (If-None-Match: *), now, after the queue."""
@@ -289,10 +229,10 @@ class ObjectStorage:
         try:
             if local.stat().st_size <= ONE_SHOT_BYTES:
                 reply = self.fs.pipe_file(self._remote(key), local.read_bytes(), mode="create")
-                self._remember(key, reply)
+                self.conditions.wrote(key, reply)
             else:
                 self.fs.put_file(str(local), self._remote(key), mode="create")
-                self._etags[key] = OURS
+                self.conditions.wrote(key, None)
         except Exception as error:
             if is_precondition_failure(error):
                 with self._own_lock:
@@ -336,11 +276,9 @@ class ObjectStorage:
         try:
             stream = self.fs.open(self._remote(key), "rb")
         except FileNotFoundError:
-            self._etags[key] = ABSENT
+            self.conditions.saw(key, None)
             raise
-        etag = stream.details.get("ETag")
-        if isinstance(etag, str):
-            self._etags[key] = etag
+        self.conditions.saw(key, stream.details.get("ETag"))
         return cast(BinaryIO, stream)
 
     def exists(self, key: str) -> bool:
@@ -391,7 +329,7 @@ class ObjectStorage:
         with self._own_lock:
             self._own.discard(key)
         self.cache.delete(key)
-        self._etags.pop(key, None)
+        self.conditions.forget(key)
         self._enqueue(self._fenced(self._delete_remote), key)
 
     def _delete_remote(self, key: str) -> None:
@@ -402,8 +340,7 @@ class ObjectStorage:
         with self._own_lock:
             self._own -= {k for k in self._own if k == prefix or k.startswith(prefix + "/")}
         self.cache.delete_prefix(prefix)
-        for known in [k for k in self._etags if k == prefix or k.startswith(prefix + "/")]:
-            self._etags.pop(known, None)
+        self.conditions.forget_under(prefix)
         self._enqueue(self._fenced(self._delete_prefix_remote), prefix)
 
     def _delete_prefix_remote(self, prefix: str) -> None:
@@ -424,7 +361,7 @@ class ObjectStorage:
             with self._own_lock:
                 self._own.discard(target)
             self.cache.delete(target)
-        self._etags.pop(target, None)
+        self.conditions.forget(target)
         copy = self._fenced(lambda key: self.fs.copy(self._remote(source), self._remote(key)))
         self._enqueue(copy, target)
 
@@ -454,43 +391,10 @@ class ObjectStorage:
     def describe(self, key: str) -> str:
         return f"{self.url}/{key}" if key else self.url
 
-    # ------------------------------------------------------------------ housekeeping
-    def incomplete_uploads(self) -> Uploads:
-        """Multipart uploads under this prefix that were never completed (a killed writer's)."""
-        bucket, _, prefix = self._root.partition("/")
-        uploads = self.fs.list_multipart_uploads(bucket)
-        return [u for u in uploads if str(u.get("Key", "")).startswith(prefix)]
-
-    def abort_incomplete_uploads(self) -> int:
-        """Abort every incomplete multipart upload under this prefix; returns how many."""
-        bucket, _, _ = self._root.partition("/")
-        uploads = self.incomplete_uploads()
-        for upload in uploads:
-            self.fs.abort_mpu(bucket, upload["Key"], upload["UploadId"])
-        return len(uploads)
-
 
 def open_storage(location: str | Path, cache_dir: str | Path) -> Storage:
-    """The :class:`Storage` of a checkpoints location: a folder, or an object-store URL cached
-    in ``cache_dir``."""
+    """The :class:`Storage` of a checkpoints folder, or of an S3 URL cached in ``cache_dir``."""
     text = str(location)
     if "://" in text and not text.startswith("file://"):
         return ObjectStorage(text, cache_dir)
     return LocalStorage(Path(text.removeprefix("file://")))
-
-
-def uncommitted_objects(storage: Storage) -> Keys:
-    """Keys of one checkpoints store that its committed manifest does not name (what a killed
-    upload left), by the core's own rule (the start-up sweep's). Listing only: the dry run; the
-    manager's start-up sweep, or :func:`remove_uncommitted_objects`, removes them."""
-    return [key for key, _why, _prefix in _uncommitted(storage, read_manifest(storage))]
-
-
-def remove_uncommitted_objects(storage: Storage) -> Keys:
-    """Remove what :func:`uncommitted_objects` lists (and, on a bucket, abort the prefix's
-    incomplete multipart uploads); only the trial's owner may: nobody else writes there."""
-    removed = sweep_uncommitted(storage, read_manifest(storage))
-    if isinstance(storage, ObjectStorage):
-        storage.abort_incomplete_uploads()
-        storage.flush()
-    return removed
