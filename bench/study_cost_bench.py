@@ -21,9 +21,13 @@ and the spread (min..max) of those ratios.
 
 Inside each arm a clock sums the seconds the training thread spends in the saver's calls
 (``CheckpointManager.save`` and ``close`` and the study retention at a trial's end; HF's
-``_save_checkpoint`` and its ``load_best_model_at_end`` reload) and the CPU seconds the deferred
-writer's thread spends hashing, fsyncing and committing. Those sums are the sharper figure: on
-this machine the spread of a study's wall time is larger than what its saves cost.
+``_save_checkpoint`` and its ``load_best_model_at_end`` reload), the CPU seconds the writer's
+thread spends making files durable and committing, and, apart, the CPU seconds of the hash
+thread (the SHA-256 of large writes runs there while the training thread, inside ``save``,
+writes the same bytes and waits for it; so that time is already inside the training thread's
+seconds, and the hash thread only uses a core training leaves idle while it waits). Those sums
+are the sharper figure: on this machine the spread of a study's wall time is larger than what
+its saves cost.
 
     .venv/bin/python bench/study_cost_bench.py             # 3 rounds, ~10 min on 2 cores
 """
@@ -75,10 +79,14 @@ class CheckpointClock:
     def __init__(self) -> None:
         self.in_thread = 0.0
         self.background_cpu = 0.0
+        self.hash_cpu = 0.0
 
-    def wrap(self, owner: Any, name: str, background_only: bool = False) -> None:
+    def wrap(
+        self, owner: Any, name: str, background_only: bool = False, helper: str = "background_cpu"
+    ) -> None:
         """Time ``owner.name``: in the training thread (unless ``background_only``: a call the
-        training thread's own timed calls already include) or as a helper thread's CPU."""
+        training thread's own timed calls already include) or as a helper thread's CPU, summed
+        into the attribute ``helper``."""
         original = getattr(owner, name)
 
         def timed(*args: Any, **kwargs: Any) -> Any:
@@ -88,7 +96,7 @@ class CheckpointClock:
                 return original(*args, **kwargs)
             finally:
                 if not main:
-                    self.background_cpu += time.thread_time() - cpu
+                    setattr(self, helper, getattr(self, helper) + time.thread_time() - cpu)
                 elif not background_only:
                     self.in_thread += time.perf_counter() - wall
 
@@ -108,6 +116,7 @@ def instrument(arm: str) -> CheckpointClock:
     for name in ("save", "close"):
         clock.wrap(manager.CheckpointManager, name)
     clock.wrap(serialize.StagedCheckpoint, "make_durable", background_only=True)
+    clock.wrap(serialize, "_update_digest", background_only=True, helper="hash_cpu")
     clock.wrap(StudyRetention, "trial_finished")
     return clock
 
@@ -118,7 +127,8 @@ def child(args: argparse.Namespace) -> None:
     try:
         study_arm(args)
     finally:
-        print(json.dumps({"ckpt_s": clock.in_thread, "ckpt_bg_cpu_s": clock.background_cpu}))
+        figures = {"ckpt_s": clock.in_thread, "ckpt_bg_cpu_s": clock.background_cpu}
+        print(json.dumps({**figures, "ckpt_hash_cpu_s": clock.hash_cpu}))
 
 
 def study_arm(args: argparse.Namespace) -> None:
@@ -232,6 +242,7 @@ def run_arm(arm: str, args: argparse.Namespace, workdir: Path) -> dict[str, floa
     return {
         "wall": wall, "cpu": usage.ru_utime + usage.ru_stime, "retained_mb": disk / 1e6,
         "ckpt_s": clock["ckpt_s"], "ckpt_bg_cpu_s": clock["ckpt_bg_cpu_s"],
+        "ckpt_hash_cpu_s": clock["ckpt_hash_cpu_s"],
     }  # fmt: skip
 
 
@@ -283,16 +294,29 @@ def main(argv: list[str] | None = None) -> None:
                 )
         print(line)
     print("\narm       in the training thread: checkpoint s (median [min..max])  share of the "
-          "arm's wall   deferred CPU s on the writer thread")  # fmt: skip
+          "arm's wall   writer thread CPU s   hash thread CPU s")  # fmt: skip
     for arm in arms:
         if arm in ("off", "hf-off"):
             continue
         spent = [r["ckpt_s"] for r in results[arm]]
         share = [r["ckpt_s"] / r["wall"] for r in results[arm]]
         background = [r["ckpt_bg_cpu_s"] for r in results[arm]]
+        hashing = [r["ckpt_hash_cpu_s"] for r in results[arm]]
+        writer, hasher = statistics.median(background), statistics.median(hashing)
         print(f"{arm:9} {statistics.median(spent):6.2f} [{min(spent):.2f}..{max(spent):.2f}]"
-              f"{statistics.median(share):>32.1%}"
-              f"{statistics.median(background):>22.2f}")  # fmt: skip
+              f"{statistics.median(share):>32.1%}{writer:>22.2f}{hasher:>20.2f}")  # fmt: skip
+    if "hf-save" in results:
+        print("\ntraining-thread s + writer-thread CPU s, against HF's in the same round")
+        for arm in ("sync", "deferred", "async"):
+            if arm not in results:
+                continue
+            ratios = [
+                (r["ckpt_s"] + r["ckpt_bg_cpu_s"]) / h["ckpt_s"]
+                for r, h in zip(results[arm], results["hf-save"], strict=True)
+            ]
+            totals = [r["ckpt_s"] + r["ckpt_bg_cpu_s"] for r in results[arm]]
+            print(f"{arm:9} {statistics.median(totals):6.2f} s = {statistics.median(ratios):.2f}x "
+                  f"HF [{min(ratios):.2f}..{max(ratios):.2f}]")  # fmt: skip
     print(f"\n(maxrss of this parent: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss} kB)")
 
 

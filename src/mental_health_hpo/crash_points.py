@@ -32,12 +32,13 @@ LOG_ENV = "MH_HPO_CRASH_LOG"
 #: Every named point, and where it is.
 POINTS: dict[str, str] = {
     "after_tell": "hpo runner: the trial was told to Optuna, not yet finalized",
-    "running_manifest_write": "a running trial's manifest temp file is durable, not renamed",
+    "running_manifest_write": "a running trial's manifest temp file is written, not committed",
     "publish_swap": "the best checkpoint is staged and the old one moved away, not swapped in",
     "before_trial_run": "hpo objective: before the trial's MLflow run is created or reopened",
     "buffered_before_run": "tracking: metrics of a run that does not exist yet were buffered",
     "session_run_created": "start-up: kedro-mlflow's session run exists, no node has run yet",
     "before_worker_lease": "start-up: the study is open, this worker holds no lease yet",
+    "object_upload": "object storage: the uploader starts one queued upload to the bucket",
 }
 
 _hits: dict[str, int] = {}

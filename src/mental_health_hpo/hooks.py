@@ -47,6 +47,7 @@ class ProjectHooks:
             DataValidationError,
         )
         from mental_health_hpo.ops.credentials import CredentialsConfigError
+        from mental_health_hpo.ops.locations import UnsupportedLocationError
         from mental_health_hpo.ops.logs import install_project_logging
         from mental_health_hpo.ops.user_errors import install_short_user_errors
         from mental_health_hpo.tracking.masking import install_mlflow_masking
@@ -55,7 +56,13 @@ class ProjectHooks:
         install_mlflow_masking()
         # After kedro's logging set up rich's traceback hook, which this one wraps.
         install_short_user_errors(
-            (DataConfigError, DataValidationError, DatasetSourceError, CredentialsConfigError)
+            (
+                DataConfigError,
+                DataValidationError,
+                DatasetSourceError,
+                CredentialsConfigError,
+                UnsupportedLocationError,
+            )
         )
 
 

@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from mental_health_hpo.ops.locations import local_folder
 from mental_health_hpo.ops.masking import mask_secrets
 
 MIN_PYTHON = (3, 11)
@@ -187,7 +188,8 @@ def check_disk(parameters: dict[str, Any], project: Path) -> Check:
     checkpointing = hpo.get("checkpointing", {}) or {}
     policy = load_policy(checkpointing.get("policy", "default"), checkpointing.get("overrides"))
     model = hpo.get("base", {}).get("model", {}) or {}
-    target = _relative_to(str(hpo.get("study", {}).get("experiments_dir", "experiments")), project)
+    experiments = hpo.get("study", {}).get("experiments_dir", "experiments")
+    target = _relative_to(str(local_folder(str(experiments), "hpo.study.experiments_dir")), project)
     free = disk_usage(target).free
     size = encoder_size(
         str(model.get("encoder", PACKAGED_MINILM)),

@@ -52,7 +52,8 @@ def tiny() -> tuple[TinyNet, torch.optim.Optimizer]:
 
 @pytest.fixture
 def make_manager(tmp_path: Path) -> Callable[..., CheckpointManager]:
-    """Factory: a manager over ``tmp_path/study_1/trial_0/checkpoints`` (sync by default)."""
+    """Factory: a manager over ``tmp_path/study_1/trial_0/checkpoints``, with the production
+    writer (``auto``) by default."""
     managers: list[CheckpointManager] = []
 
     def factory(**kwargs: Any) -> CheckpointManager:
@@ -78,7 +79,8 @@ def save_epochs(
     values: list[float],
     start: int = 0,
 ) -> None:
-    """One train step + save per value; the metric of epoch i is values[i]."""
+    """One train step + save per value; the metric of epoch i is values[i]. Waits for the last
+    save to commit (the production writer commits on a thread), so callers see it."""
     for offset, value in enumerate(values):
         epoch = start + offset
         train_step(model, optimizer)
@@ -89,3 +91,4 @@ def save_epochs(
             weights=model.state_dict(),
             training_state=training_state(optimizer, epoch),
         )
+    manager.flush()

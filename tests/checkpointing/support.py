@@ -33,13 +33,14 @@ def open_manager(
     snapshot_pool: SnapshotPool | None = None,
     writer: str | None = None,
 ) -> Any:
-    """A checkpointer; background writers get their own pool unless one is given."""
+    """A checkpointer with the production writer (``auto``) unless ``writer`` or ``async_save``
+    names another; background writers get their own pool unless one is given."""
     mode = "disabled" if not enabled else "dry_run" if dry_run else "write"
     options = CheckpointOptions(
         metric_name=metric_name,
         policy=policy or RetentionPolicy(),
         mode=mode,
-        writer=writer or ("async" if async_save else "sync"),  # type: ignore[arg-type]
+        writer=writer or ("async" if async_save else "auto"),  # type: ignore[arg-type]
         architecture=architecture,
         config_hash=config_hash,
         watch_disk=check_disk,

@@ -59,10 +59,12 @@ def test_a_manifest_write_killed_after_keeping_the_previous_leaves_no_temp(
     """Killed between linking ``manifest.prev.json`` and renaming the new manifest, the two are
     links of one file; the next write must not leave its staged link behind (a rename of a
     link over another link of the same file does nothing)."""
-    from mental_health_hpo.checkpointing.manifest import Manifest, keep_previous, write_manifest
+    from mental_health_hpo.checkpointing.manifest import Manifest, write_manifest
+    from mental_health_hpo.checkpointing.storage import LocalStorage
 
     write_manifest(tmp_path, Manifest(metric_name="f1"))
-    keep_previous(tmp_path)  # what the killed write had done before it died
+    # what the killed write had done before it died: the previous manifest kept
+    LocalStorage(tmp_path).copy("manifest.json", "manifest.prev.json")
     assert (tmp_path / "manifest.json").samefile(tmp_path / "manifest.prev.json")
     write_manifest(tmp_path, Manifest(metric_name="f1", finished=True))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["manifest.json", "manifest.prev.json"]

@@ -114,38 +114,48 @@ def test_deferred_writer_fixes_the_bytes_before_returning(tmp_path: Path) -> Non
         assert [r.epoch for r in reopened.records()] == [1]
 
 
-def test_the_deferred_writer_hashes_beside_training_and_sync_in_the_caller(
+def test_saves_hash_on_the_way_in_and_the_deferred_writer_commits_beside_training(
     tmp_path: Path, monkeypatch: Any
 ) -> None:
-    """The SHA-256 is what costs a save most CPU: the deferred writer takes it off the training
-    thread, after the bytes are written; the sync writer hashes before ``save`` returns."""
+    """No save reads a file back to hash it: the digest is taken of the bytes on their way to
+    storage. The deferred writer makes them durable (fsync, rename) on its thread; the sync
+    writer before ``save`` returns, in the caller."""
     import threading
 
-    from mental_health_hpo.checkpointing import serialize
+    from mental_health_hpo.checkpointing.storage import LocalFile, LocalStorage
 
-    hashed_on: list[str] = []
-    real = serialize.sha256_file
+    committed_on: list[str] = []
+    read_back: list[str] = []
+    real_commit, real_open = LocalFile.commit, LocalStorage.open
 
-    def spy(path: Any) -> str:
-        hashed_on.append(threading.current_thread().name)
-        return real(path)
+    def spy_commit(self: LocalFile, **kwargs: Any) -> int:
+        if not self.key.endswith(".json"):
+            committed_on.append(threading.current_thread().name)
+        return real_commit(self, **kwargs)
 
-    monkeypatch.setattr(serialize, "sha256_file", spy)
+    def spy_open(self: LocalStorage, key: str) -> Any:
+        read_back.append(key)
+        return real_open(self, key)
+
+    monkeypatch.setattr(LocalFile, "commit", spy_commit)
+    monkeypatch.setattr(LocalStorage, "open", spy_open)
     model = TinyNet()
     for writer in ("deferred", "sync"):
-        hashed_on.clear()
+        committed_on.clear()
+        read_back.clear()
         directory = tmp_path / writer / "study_1" / "trial_0000" / "checkpoints"
         with open_manager(directory, writer=writer, check_disk=False) as manager:
             state = training_state(torch.optim.AdamW(model.parameters()), 0)
             manager.save(epoch=0, step=1, metrics={"f1": 0.5}, weights=model.state_dict(),
                          training_state=state)  # fmt: skip
-            during_save = list(hashed_on)
+            during_save = list(committed_on)
             manager.flush()
         caller = threading.current_thread().name
-        assert len(hashed_on) == 2, writer  # the weights and the training state
+        assert read_back == [], f"{writer}: read back {read_back}"
+        assert len(committed_on) == 2, writer  # the weights and the training state
         if writer == "deferred":
             assert during_save == [] or caller not in during_save
-            assert caller not in hashed_on
+            assert caller not in committed_on
         else:
             assert during_save == [caller, caller]
         with open_manager(directory, check_disk=False) as reopened:  # the digests verify

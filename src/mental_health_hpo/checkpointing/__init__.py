@@ -3,7 +3,6 @@
 Never imports kedro or mlflow; the Kedro dataset lives in ``mental_health_hpo.datasets``.
 """
 
-from mental_health_hpo.checkpointing.async_writer import AsyncWriter
 from mental_health_hpo.checkpointing.atomic import atomic_write_bytes, atomic_write_file, fsync_dir
 from mental_health_hpo.checkpointing.checkpointer import open_checkpoints
 from mental_health_hpo.checkpointing.disk import (
@@ -57,20 +56,16 @@ from mental_health_hpo.checkpointing.study import (
 )
 from mental_health_hpo.checkpointing.study_retention import FileStudyLock, StudyLock, StudyRetention
 from mental_health_hpo.checkpointing.verify import LoadedCheckpoint, load_checkpoint_ref
-from mental_health_hpo.checkpointing.writers import BackgroundWriter, CheckpointWriter, SyncWriter
 
 __all__ = [
     "NAMED_POLICIES",
     "AsyncSaveError",
-    "AsyncWriter",
-    "BackgroundWriter",
     "CheckpointError",
     "CheckpointIntegrityError",
     "CheckpointManager",
     "CheckpointOptions",
     "CheckpointRecord",
     "CheckpointRef",
-    "CheckpointWriter",
     "Checkpointer",
     "DisabledCheckpoints",
     "DiskUsage",
@@ -93,7 +88,6 @@ __all__ = [
     "StudyLock",
     "StudyRetention",
     "StudyRetentionReport",
-    "SyncWriter",
     "TrialLayout",
     "UnsafeCheckpointError",
     "apply_study_retention",

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 from mental_health_hpo.checkpointing.orphans import (
     Orphan,
@@ -19,6 +18,7 @@ from mental_health_hpo.checkpointing.orphans import (
     sweep_uncommitted,
     uncommitted_in,
 )
+from mental_health_hpo.ops.locations import UnsupportedLocationError, local_folder
 
 __all__ = [
     "Orphan",
@@ -35,13 +35,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m mental_health_hpo.checkpointing.cleanup", description=__doc__.split("\n")[0]
     )
-    parser.add_argument("experiments_dir", type=Path)
+    parser.add_argument("experiments_dir")
     parser.add_argument("--apply", action="store_true", help="remove them (default: dry run)")
     args = parser.parse_args(argv)
-    if not args.experiments_dir.is_dir():
-        print(f"not a directory: {args.experiments_dir}", file=sys.stderr)
+    try:  # Path("s3://b/x") would be the folder "s3:/b/x": a URL is never a path
+        folder = local_folder(args.experiments_dir, "experiments_dir")
+    except UnsupportedLocationError as error:
+        print(error, file=sys.stderr)
         return 2
-    orphans = find_orphans(args.experiments_dir)
+    if not folder.is_dir():
+        print(f"not a directory: {folder}", file=sys.stderr)
+        return 2
+    orphans = find_orphans(folder)
     for orphan in orphans:
         print(f"{orphan.size:>14}  {orphan.path}  ({orphan.reason})")
     total = sum(o.size for o in orphans)

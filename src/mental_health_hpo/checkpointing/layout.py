@@ -19,7 +19,6 @@ TRIAL_PREFIX = "trial_"
 CHECKPOINTS_DIRNAME = "checkpoints"
 LOGS_DIRNAME = "logs"
 TRIAL_RECORD_NAME = "trial.json"
-TRIAL_LOCK_NAME = "trial.lock"
 WORK_LOG_NAME = "work.jsonl"  # in the trial's logs/: which process trained which epoch
 STUDY_RESULT_NAME = "study_result.json"
 MLFLOW_BUFFERS_DIRNAME = "mlflow_buffers"  # one metrics outage buffer per worker
@@ -114,10 +113,6 @@ class TrialLayout:
     @property
     def manifest(self) -> Path:
         return self.checkpoints / MANIFEST_NAME
-
-    @property
-    def lock(self) -> Path:
-        return self.path / TRIAL_LOCK_NAME
 
     @property
     def work_log(self) -> Path:

@@ -4,8 +4,9 @@ The trainer calls :meth:`CheckpointManager.save` every epoch. The jobs are split
 (:mod:`.writers`) decides when bytes are written and what must be copied first, the serializer
 (:mod:`.serialize`) streams and hashes them, retention (:mod:`.retention`) plans what stays, the
 disk guard (:mod:`.pressure`) makes room, and the manifest commits. Everything the manager
-decides is derived from the manifest on disk, so a restarted process continues where the last
-commit left it. It only ever touches its own trial's folder.
+decides is derived from the manifest in storage, so a restarted process continues where the last
+commit left it. It only ever touches its own trial's checkpoints, and only through its
+:class:`~.storage.Storage` (a local folder by default).
 """
 
 from __future__ import annotations
@@ -21,16 +22,15 @@ from typing import Any
 
 import torch
 
-from mental_health_hpo.checkpointing import commit as store
-from mental_health_hpo.checkpointing import pressure, protocol, serialize, writers
-from mental_health_hpo.checkpointing.atomic import make_dir_durable
+from mental_health_hpo.checkpointing import commit, pressure, protocol, serialize, writers
 from mental_health_hpo.checkpointing.disk import OVERHEAD_BYTES, tensor_bytes
 from mental_health_hpo.checkpointing.errors import CheckpointError
 from mental_health_hpo.checkpointing.layout import checkpoint_id, study_of
 from mental_health_hpo.checkpointing.manifest import (
+    KIND_FULL,
+    KIND_WEIGHTS,
     CheckpointRecord,
     MetricRecord,
-    manifest_kind,
     utc_now,
 )
 from mental_health_hpo.checkpointing.options import CheckpointOptions
@@ -39,6 +39,7 @@ from mental_health_hpo.checkpointing.pressure import DiskGuard, DiskWatch, Unwat
 from mental_health_hpo.checkpointing.protocol import ContextManaged, SaveResult
 from mental_health_hpo.checkpointing.queries import CommittedCheckpoints
 from mental_health_hpo.checkpointing.snapshot import SnapshotPool
+from mental_health_hpo.checkpointing.storage import LocalStorage, Storage
 from mental_health_hpo.checkpointing.writers import CheckpointWriter, make_writer
 
 logger = logging.getLogger(__name__)
@@ -49,39 +50,48 @@ class CheckpointManager(CommittedCheckpoints, ContextManaged):
 
     Use as a context manager (or call :meth:`close`): a background write is flushed on exit and
     on errors, and a failed background save is re-raised, never dropped.
+
+    ``location`` is the trial's checkpoints folder, or a :class:`~.storage.Storage` holding it
+    (an object store: then there is no local disk to watch and no temp files to sweep; the
+    study, when there is one, is known only for a local folder).
     """
 
     def __init__(
         self,
-        directory: str | Path,
+        location: str | Path | Storage,
         options: CheckpointOptions,
         *,
         on_commit: Callable[[MetricRecord], None] | None = None,
         snapshot_pool: SnapshotPool | None = None,
         disk: DiskGuard | None = None,
     ) -> None:
-        self.directory = Path(directory)
+        self.storage: Storage = (
+            LocalStorage(location) if isinstance(location, str | Path) else location
+        )
+        local = self.storage.local_path("")
+        self.directory = local if local is not None else Path(self.storage.describe(""))
         self.options = options
         self.metric_name = options.metric_name
         self.architecture = dict(options.architecture) if options.architecture else None
         self.config_hash = options.config_hash
         self.on_commit = on_commit
-        self.study = study_of(self.directory)
+        self.study = study_of(local) if local is not None else None
         emergency = pressure.in_emergency(self.study)
         self.policy = options.policy.as_emergency() if emergency else options.policy
         if emergency:
             logger.warning("study %s is under disk pressure: emergency retention", self.study)
         threshold = self.policy.disk_space_threshold_percent
         watch = DiskWatch(self.directory, threshold, self.study)
-        self._disk: DiskGuard = disk or (watch if options.watch_disk else UnwatchedDisk())
+        watched = options.watch_disk and local is not None
+        self._disk: DiskGuard = disk or (watch if watched else UnwatchedDisk())
         self._pool = snapshot_pool
         self._writer: CheckpointWriter | None = None
         self._commit_lock = threading.Lock()
         self._last_saved_epoch: int | None = None
         self._closed = False
-        make_dir_durable(self.directory)
-        sweep_temp_files(self.directory.parent if self.study else self.directory)
-        sweep_uncommitted(self.directory, self._manifest())
+        if local is not None:  # temp files of killed writes, the trial's own (trial.json) too
+            sweep_temp_files(local.parent if self.study else local)
+        sweep_uncommitted(self.storage, self._manifest())
         atexit.register(self._atexit_flush)
 
     def flush(self) -> None:
@@ -147,7 +157,7 @@ class CheckpointManager(CommittedCheckpoints, ContextManaged):
         writer = self._writer_for(weights)
         if not (force or self._due(epoch)):
             entry = MetricRecord(epoch, step, values, timestamp, None)
-            writer.submit(lambda: self._commit_journal_only(entry))
+            writer.submit(_JournalOnly(self, entry))
             return SaveResult(None, pending=writer.background)
         started = time.perf_counter()
         writer.flush()  # at most one save in flight
@@ -159,28 +169,75 @@ class CheckpointManager(CommittedCheckpoints, ContextManaged):
         needed = tensor_bytes(staged_weights) + tensor_bytes(staged_state) + OVERHEAD_BYTES
         if self._disk.ensure_space(needed, writer.flush, self._prune_unprotected):
             self.policy = self.policy if self.policy.emergency else self.policy.as_emergency()
-        ckpt = checkpoint_id(epoch, step)
         self._last_saved_epoch = epoch
-        writer.submit(
-            lambda: self._write_and_commit(
-                ckpt, epoch, step, values, timestamp, staged_weights, staged_state
-            )
-        )
+        job = _CheckpointSave(
+            self, checkpoint_id(epoch, step), epoch, step, values, timestamp,
+            staged_weights, staged_state, needed,
+        )  # fmt: skip
+        writer.submit(job)
         background = writer.background
-        return SaveResult(ckpt, written=not background, pending=background, waited_s=waited)
+        return SaveResult(job.ckpt, written=not background, pending=background, waited_s=waited)
 
-    def _commit_journal_only(self, entry: MetricRecord) -> Callable[[], None]:
-        def commit() -> None:
-            with self._commit_lock:
-                manifest = self._manifest()
-                journaled = entry if manifest.journal(entry) else None
-                store.commit_records(self.directory, manifest, manifest.checkpoints)
-            self._notify(journaled)
+    def _failing_save(
+        self, ckpt: str, needed: int, staged: serialize.StagedCheckpoint | None = None
+    ) -> contextlib.AbstractContextManager[None]:
+        scan = None if self.storage.local_path("") is None else self._scan_root()
+        discard = None if staged is None else staged.discard
+        return commit.failing_save(self.storage, ckpt, needed, scan, discard)
 
-        return commit
+    def _scan_root(self) -> Path:
+        return self.study.path if self.study else self.directory
 
-    def _write_and_commit(
+    def _commit_journal(self, entry: MetricRecord) -> None:
+        with self._commit_lock:
+            manifest = self._manifest()
+            journaled = entry if manifest.journal(entry) else None
+            commit.commit_records(self.storage, manifest, manifest.checkpoints)
+        self._notify(journaled)
+
+    def _commit_checkpoint(self, record: CheckpointRecord) -> None:
+        with self._commit_lock:
+            manifest = self._manifest()
+            entry = MetricRecord(record.epoch, record.step, record.metrics, record.created_at,
+                                 record.id)  # fmt: skip
+            journaled = entry if manifest.journal(entry) else None
+            manifest.architecture = manifest.architecture or self.architecture
+            commit.commit_new_checkpoint(self.storage, manifest, record, self.policy)
+        self._notify(journaled)
+
+    def _unique_id(self, ckpt: str) -> str:
+        """``ckpt``, or a new name when an epoch trained again reuses a committed id."""
+        with self._commit_lock:
+            manifest = self._manifest()
+            return ckpt if manifest.record(ckpt) is None else f"{ckpt}-r{len(manifest.history)}"
+
+    def _prune_unprotected(self) -> int:
+        """Under disk pressure: drop every checkpoint of this trial but the newest full and best."""
+        with self._commit_lock:
+            return commit.prune_unprotected(self.storage, self._manifest())
+
+
+class _JournalOnly:
+    """An epoch inside ``min_interval_epochs``: nothing to write, its metrics journaled."""
+
+    def __init__(self, manager: CheckpointManager, entry: MetricRecord) -> None:
+        self.manager, self.entry = manager, entry
+
+    def write(self) -> None:
+        return None
+
+    def commit(self) -> None:
+        self.manager._commit_journal(self.entry)
+
+
+class _CheckpointSave:
+    """One checkpoint's save: :meth:`write` streams and hashes its files into staged objects,
+    :meth:`commit` makes them durable (no manifest state, so outside the commit lock), then
+    commits the record and prunes under it. Any error drops what the save left uncommitted."""
+
+    def __init__(
         self,
+        manager: CheckpointManager,
         ckpt: str,
         epoch: int,
         step: int,
@@ -188,61 +245,38 @@ class CheckpointManager(CommittedCheckpoints, ContextManaged):
         timestamp: str,
         weights: dict[str, torch.Tensor],
         state: dict[str, Any] | None,
-    ) -> Callable[[], None]:
-        """Write and hash the files now; return the step that makes them durable and commits.
+        needed: int,
+    ) -> None:
+        self.manager, self.ckpt, self.epoch, self.step = manager, ckpt, epoch, step
+        self.metrics, self.timestamp, self.needed = metrics, timestamp, needed
+        self.weights, self.state, self.full = weights, state, state is not None
+        self.staged: serialize.StagedCheckpoint | None = None
 
-        A writer runs both steps at once, or the second one on its thread: the bytes are fixed
-        once written, so only the wait for the disk is left to overlap training.
-        """
-        needed = tensor_bytes(weights) + tensor_bytes(state) + OVERHEAD_BYTES
-        with self._commit_lock:
-            if self._manifest().record(ckpt) is not None:
-                ckpt = f"{ckpt}-r{len(self._manifest().history)}"
-        with self._failing_save(ckpt, needed):
-            staged = self._write_files(ckpt, epoch, step, weights, state)
+    def write(self) -> None:
+        manager = self.manager
+        self.ckpt = manager._unique_id(self.ckpt)
+        with manager._failing_save(self.ckpt, self.needed):
+            self.staged = serialize.stage_checkpoint_files(
+                manager.storage, self.ckpt, self.epoch, self.step, self.weights, self.state
+            )
+        self.weights, self.state = {}, None  # the bytes are staged: let the tensors go
 
-        def commit() -> None:
-            with self._failing_save(ckpt, needed, staged):
-                staged.make_durable()  # hash and fsync: no manifest state, so outside the lock
-                with self._commit_lock:
-                    manifest = self._manifest()
-                    record = CheckpointRecord(
-                        id=ckpt,
-                        epoch=epoch,
-                        step=step,
-                        metrics=metrics,
-                        kind=manifest_kind(state),
-                        files=staged.files,
-                        created_at=timestamp,
-                        code_version=self.options.code_version,
-                        config_hash=self.config_hash,
-                        architecture_hash=str((self.architecture or {}).get("hash", "")),
-                    )
-                    entry = MetricRecord(epoch, step, metrics, timestamp, ckpt)
-                    journaled = entry if manifest.journal(entry) else None
-                    manifest.architecture = manifest.architecture or self.architecture
-                    store.commit_new_checkpoint(self.directory, manifest, record, self.policy)
-            self._notify(journaled)
-
-        return commit
-
-    def _failing_save(
-        self, ckpt: str, needed: int, staged: serialize.StagedCheckpoint | None = None
-    ) -> contextlib.AbstractContextManager[None]:
-        scan = self.study.path if self.study else self.directory
-        return store.failing_save(self.directory, ckpt, needed, scan, staged)
-
-    def _write_files(
-        self,
-        ckpt: str,
-        epoch: int,
-        step: int,
-        weights: dict[str, torch.Tensor],
-        state: dict[str, Any] | None,
-    ) -> serialize.StagedCheckpoint:
-        return serialize.stage_checkpoint_files(self.directory, ckpt, epoch, step, weights, state)
-
-    def _prune_unprotected(self) -> int:
-        """Under disk pressure: drop every checkpoint of this trial but the newest full and best."""
-        with self._commit_lock:
-            return store.prune_unprotected(self.directory, self._manifest())
+    def commit(self) -> None:
+        manager, staged = self.manager, self.staged
+        assert staged is not None, "commit() before write()"
+        with manager._failing_save(self.ckpt, self.needed, staged):
+            staged.make_durable()
+            manager._commit_checkpoint(
+                CheckpointRecord(
+                    id=self.ckpt,
+                    epoch=self.epoch,
+                    step=self.step,
+                    metrics=self.metrics,
+                    kind=KIND_FULL if self.full else KIND_WEIGHTS,
+                    files=staged.files,
+                    created_at=self.timestamp,
+                    code_version=manager.options.code_version,
+                    config_hash=manager.config_hash,
+                    architecture_hash=str((manager.architecture or {}).get("hash", "")),
+                )
+            )

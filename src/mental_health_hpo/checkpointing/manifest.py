@@ -9,22 +9,21 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from mental_health_hpo.checkpointing.atomic import atomic_write_bytes
 from mental_health_hpo.checkpointing.errors import CheckpointError
 from mental_health_hpo.checkpointing.layout import (
     MANIFEST_NAME,
     PREVIOUS_MANIFEST_NAME,
     STATE_FILE,
-    TEMP_PREFIX,
 )
 from mental_health_hpo.checkpointing.layout import WEIGHTS_FILE as WEIGHTS_FILE
 from mental_health_hpo.checkpointing.layout import checkpoint_id as checkpoint_id
+from mental_health_hpo.checkpointing.storage import Storage, as_storage
+from mental_health_hpo.crash_points import crash_point
 
 logger = logging.getLogger(__name__)
 
@@ -198,52 +197,41 @@ class Manifest:
         )
 
 
-def manifest_path(directory: str | Path) -> Path:
-    return Path(directory) / MANIFEST_NAME
+def read_manifest(location: Storage | str | Path) -> Manifest | None:
+    """The committed manifest of a checkpoints folder; None when nothing was committed.
 
-
-def read_manifest(directory: str | Path) -> Manifest | None:
-    """The committed manifest of a checkpoints directory; None when nothing was committed.
-
-    Raises :class:`CheckpointError` when the file exists but cannot be parsed.
+    Raises :class:`CheckpointError` when the object exists but cannot be parsed.
     """
-    path = manifest_path(directory)
+    storage = as_storage(location)
     try:
-        raw = path.read_bytes()
+        raw = storage.read(MANIFEST_NAME)
     except FileNotFoundError:
         return None
     try:
         return Manifest.from_json(json.loads(raw))
     except (ValueError, KeyError, TypeError) as exc:
-        raise CheckpointError(f"manifest {path} is unreadable: {exc}") from exc
+        raise CheckpointError(
+            f"manifest {storage.describe(MANIFEST_NAME)} is unreadable: {exc}"
+        ) from exc
 
 
-def write_manifest(directory: str | Path, manifest: Manifest) -> None:
-    """Commit ``manifest`` atomically; call only once every file it names is durable."""
+def write_manifest(location: Storage | str | Path, manifest: Manifest) -> None:
+    """Commit ``manifest`` atomically; call only once every object it names is durable.
+
+    The one before it is kept as ``manifest.prev.json`` first, so an unreadable manifest (a bad
+    disk block, a hand edit) can be rebuilt from the one before it.
+    """
+    storage = as_storage(location)
     manifest.updated_at = utc_now()
     payload = json.dumps(manifest.to_json(), indent=1, sort_keys=False).encode()
-    keep_previous(Path(directory))
-    point = None if manifest.finished else "running_manifest_write"
-    atomic_write_bytes(manifest_path(directory), payload, point)
-
-
-def keep_previous(directory: Path) -> None:
-    """Hard-link the current manifest as ``manifest.prev.json`` before it is replaced, so an
-    unreadable manifest (a bad disk block, a hand edit) can be rebuilt from the one before it."""
-    current, previous = directory / MANIFEST_NAME, directory / PREVIOUS_MANIFEST_NAME
-    if not current.exists():
-        return
     with contextlib.suppress(FileNotFoundError):
-        if current.samefile(previous):
-            # Linked already: the write after the last link was killed before its rename.
-            # (Renaming a hard link over another link of the same file does nothing, and
-            # would leave the staged link behind for good.)
-            return
-    staged = directory / f"{TEMP_PREFIX}{PREVIOUS_MANIFEST_NAME}.{os.getpid()}"
-    with contextlib.suppress(FileNotFoundError):
-        staged.unlink()
+        storage.copy(MANIFEST_NAME, PREVIOUS_MANIFEST_NAME)
+    staged = storage.stage(MANIFEST_NAME)
     try:
-        os.link(current, staged)
-    except OSError:  # a filesystem without hard links: go without the spare copy
-        return
-    staged.replace(previous)
+        staged.write(payload)
+        if not manifest.finished:
+            crash_point("running_manifest_write")
+        staged.commit()
+    except BaseException:
+        staged.discard()
+        raise

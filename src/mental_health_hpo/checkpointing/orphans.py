@@ -9,12 +9,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from mental_health_hpo.checkpointing.atomic import fsync_dir
 from mental_health_hpo.checkpointing.errors import CheckpointError
 from mental_health_hpo.checkpointing.layout import (
     CHECKPOINTS_DIRNAME,
@@ -27,6 +25,7 @@ from mental_health_hpo.checkpointing.layout import (
     is_temp_name,
 )
 from mental_health_hpo.checkpointing.manifest import Manifest, read_manifest
+from mental_health_hpo.checkpointing.storage import LocalStorage, Storage, as_storage
 
 logger = logging.getLogger(__name__)
 
@@ -55,30 +54,40 @@ def _size(path: Path) -> int:
     return total
 
 
-def uncommitted_in(directory: Path, manifest: Manifest | None) -> list[Orphan]:
-    """Everything in one checkpoints folder that its manifest does not name."""
-    orphans: list[Orphan] = []
-    if not directory.is_dir():
-        return orphans
+_TEMP = "temp file of an interrupted write"
+
+
+def _uncommitted(storage: Storage, manifest: Manifest | None) -> list[tuple[str, str, bool]]:
+    """(key, why, is a prefix) of everything in one checkpoints store its manifest does not name."""
+    found: list[tuple[str, str, bool]] = []
     records = {r.id: r for r in manifest.checkpoints} if manifest else {}
-    for child in sorted(directory.iterdir()):
-        name = child.name
+    for entry in storage.list():
+        name = entry.name
         if name in _KEPT_BESIDE_MANIFEST:
             continue
         if is_temp_name(name):
-            orphans.append(Orphan(child, "temp file of an interrupted write", _size(child)))
+            found.append((name, _TEMP, entry.is_prefix))
         elif name == QUARANTINE_DIRNAME:
-            orphans.append(Orphan(child, "quarantined corrupt checkpoints", _size(child)))
-        elif name not in records or not child.is_dir():
-            orphans.append(Orphan(child, "not in the manifest", _size(child)))
+            found.append((name, "quarantined corrupt checkpoints", True))
+        elif name not in records or not entry.is_prefix:
+            found.append((name, "not in the manifest", entry.is_prefix))
         else:
-            named = {Path(e.path).name for e in records[name].files.values()} | {RECORD_NAME}
-            for file in sorted(child.iterdir()):
-                if is_temp_name(file.name):
-                    orphans.append(Orphan(file, "temp file of an interrupted write", _size(file)))
-                elif file.name not in named:
-                    orphans.append(Orphan(file, "file not in the manifest", _size(file)))
-    return orphans
+            named = {e.path.rsplit("/", 1)[-1] for e in records[name].files.values()}
+            for child in storage.list(name):
+                key = f"{name}/{child.name}"
+                if is_temp_name(child.name):
+                    found.append((key, _TEMP, child.is_prefix))
+                elif child.name not in named | {RECORD_NAME}:
+                    found.append((key, "file not in the manifest", child.is_prefix))
+    return found
+
+
+def uncommitted_in(directory: Path, manifest: Manifest | None) -> list[Orphan]:
+    """Everything in one local checkpoints folder that its manifest does not name."""
+    if not directory.is_dir():
+        return []
+    found = _uncommitted(LocalStorage(directory), manifest)
+    return [Orphan(directory / key, why, _size(directory / key)) for key, why, _ in found]
 
 
 def _checkpoint_dirs(root: Path) -> list[Path]:
@@ -118,15 +127,10 @@ def find_orphans(experiments_dir: str | Path) -> list[Orphan]:
 
 
 def remove_orphans(orphans: Sequence[Orphan]) -> int:
-    """Delete the given orphans; returns bytes freed."""
+    """Delete the given orphans durably; returns bytes freed."""
     freed = 0
     for orphan in orphans:
-        if orphan.path.is_dir() and not orphan.path.is_symlink():
-            shutil.rmtree(orphan.path, ignore_errors=True)
-        else:
-            with contextlib.suppress(FileNotFoundError):
-                orphan.path.unlink()
-        fsync_dir(orphan.path.parent)
+        LocalStorage(orphan.path.parent).delete_prefix(orphan.path.name)
         freed += orphan.size
     return freed
 
@@ -138,7 +142,7 @@ def sweep_temp_files(folder: Path) -> list[Orphan]:
     temp file there can belong to a write still in progress.
     """
     orphans = [
-        Orphan(Path(dirpath) / name, "temp file of an interrupted write", 0)
+        Orphan(Path(dirpath) / name, _TEMP, 0)
         for dirpath, _dirs, files in os.walk(folder)
         for name in files
         if is_temp_name(name)
@@ -147,10 +151,16 @@ def sweep_temp_files(folder: Path) -> list[Orphan]:
     return orphans
 
 
-def sweep_uncommitted(directory: Path, manifest: Manifest | None) -> list[Orphan]:
-    """Start-up sweep of one checkpoints folder (keeps the quarantine for inspection)."""
-    orphans = [o for o in uncommitted_in(directory, manifest) if o.path.name != QUARANTINE_DIRNAME]
-    if orphans:
-        remove_orphans(orphans)
-        logger.info("removed %d uncommitted leftovers in %s", len(orphans), directory)
-    return orphans
+def sweep_uncommitted(location: Storage | str | Path, manifest: Manifest | None) -> list[str]:
+    """Start-up sweep of one checkpoints store (keeps the quarantine for inspection); returns
+    the keys it removed. Only the trial's owner may call this (see :func:`sweep_temp_files`)."""
+    storage = as_storage(location)
+    found = [item for item in _uncommitted(storage, manifest) if item[0] != QUARANTINE_DIRNAME]
+    for key, _why, is_prefix in found:
+        if is_prefix:
+            storage.delete_prefix(key)
+        else:
+            storage.delete(key)
+    if found:
+        logger.info("removed %d uncommitted leftovers in %s", len(found), storage.describe(""))
+    return [key for key, _why, _prefix in found]

@@ -7,16 +7,17 @@ from pathlib import Path
 from typing import Any
 
 from mental_health_hpo.checkpointing.errors import CheckpointError
+from mental_health_hpo.checkpointing.layout import MANIFEST_NAME
 from mental_health_hpo.checkpointing.manifest import (
     FLAG_BEST,
     CheckpointRecord,
     Manifest,
     MetricRecord,
-    manifest_path,
 )
 from mental_health_hpo.checkpointing.options import CheckpointOptions
 from mental_health_hpo.checkpointing.policy import RetentionPolicy
 from mental_health_hpo.checkpointing.recovery import quarantine_record, read_or_rebuild
+from mental_health_hpo.checkpointing.storage import Storage
 from mental_health_hpo.checkpointing.verify import LoadedCheckpoint, load_newest_full, load_record
 
 
@@ -24,6 +25,7 @@ class CommittedCheckpoints:
     """Queries over a checkpoints folder's committed manifest; corrupt files are quarantined."""
 
     directory: Path
+    storage: Storage
     options: CheckpointOptions
     policy: RetentionPolicy
     architecture: dict[str, Any] | None
@@ -42,17 +44,17 @@ class CommittedCheckpoints:
 
     def _manifest(self) -> Manifest:
         """The committed manifest; an unreadable one is set aside and rebuilt, never ignored."""
-        return read_or_rebuild(self.directory, self._new_manifest(), self.policy)
+        return read_or_rebuild(self.storage, self._new_manifest(), self.policy)
 
     def load_latest(self) -> LoadedCheckpoint | None:
         """The newest valid full checkpoint; corrupt ones are quarantined with a warning."""
         self.flush()
         records = self._manifest().checkpoints
-        return load_newest_full(self.directory, records, self.architecture, self._quarantine)
+        return load_newest_full(self.storage, records, self.architecture, self._quarantine)
 
     def _quarantine(self, record: CheckpointRecord) -> None:
         with self._commit_lock:
-            quarantine_record(self.directory, self._manifest(), record, self.policy)
+            quarantine_record(self.storage, self._manifest(), record, self.policy)
 
     def load(self, checkpoint_id: str) -> LoadedCheckpoint:
         """Load a named checkpoint; raises :class:`CheckpointError` saying why it cannot."""
@@ -62,11 +64,11 @@ class CommittedCheckpoints:
         if record is None:
             known = [r.id for r in manifest.checkpoints]
             raise CheckpointError(
-                f"checkpoint {checkpoint_id!r} is not in {manifest_path(self.directory)} "
+                f"checkpoint {checkpoint_id!r} is not in {self.storage.describe(MANIFEST_NAME)} "
                 f"(committed: {known or 'none'})"
             )
         try:
-            return load_record(self.directory, record, self.architecture, record.is_full)
+            return load_record(self.storage, record, self.architecture, record.is_full)
         except CheckpointError as exc:
             raise type(exc)(f"cannot load checkpoint {checkpoint_id!r}: {exc}") from exc
 

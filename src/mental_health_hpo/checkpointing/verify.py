@@ -1,16 +1,22 @@
 """Verified loads: SHA-256, size and architecture are checked before anything is deserialized.
 
-Files are hashed in 4 MB chunks (never read whole into memory), then loaded: the weights through
-safetensors, whose tensors are memory-mapped views of the file, the training state with
-``torch.load(weights_only=True)``, so a planted pickle payload is refused, never executed. A
-verified load thus adds at most one copy of what it returns. The file's identity (inode, size,
-modification time) is compared before hashing and after loading, so a file swapped between the
-check and the load is refused too.
+Each file is hashed as a stream in 4 MB chunks (never read whole into memory), then loaded
+memory-mapped where the storage has a local path: the weights through safetensors' ``safe_open``,
+the training state with ``torch.load(mmap=True, weights_only=True)``, so a planted pickle payload
+is refused, never executed, and the load allocates no copy of the state (its pages are the page
+cache's, read when the tensors are first used). The file's identity (inode, size, modification
+time) is compared before hashing and after mapping, so a file swapped between the check and the
+load is refused too; objects are never modified in place (every write replaces them), so a
+mapping cannot change under the reader. A storage without local paths is read through its
+stream into memory instead.
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
 import logging
+import os
 import pickle
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -19,6 +25,7 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError
+from safetensors.torch import load as load_safetensors_bytes
 from safetensors.torch import load_file as load_safetensors_file
 
 from mental_health_hpo.checkpointing.errors import (
@@ -26,20 +33,22 @@ from mental_health_hpo.checkpointing.errors import (
     CheckpointIntegrityError,
     IncompatibleCheckpointError,
 )
-from mental_health_hpo.checkpointing.hashing import sha256_file
 from mental_health_hpo.checkpointing.layout import STATE_FILE, WEIGHTS_FILE
 from mental_health_hpo.checkpointing.manifest import CheckpointRecord
 from mental_health_hpo.checkpointing.signature import (
     architecture_signature,
     signature_differences,
 )
+from mental_health_hpo.checkpointing.storage import Storage, as_storage
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass
 class LoadedCheckpoint:
-    """A verified checkpoint: weights, training state (None when weights-only), its record."""
+    """A verified checkpoint: weights, training state (None when weights-only), its record.
+
+    ``path`` names the checkpoint's folder (a local path, or the storage's name for it)."""
 
     weights: dict[str, torch.Tensor]
     training_state: dict[str, Any] | None
@@ -47,42 +56,75 @@ class LoadedCheckpoint:
     path: Path
 
 
-def _identity(path: Path) -> tuple[int, int, int]:
+_CHUNK = 4 * 1024 * 1024
+Identity = tuple[int, int, int] | None
+
+
+def _identity(path: Path | None) -> Identity:
+    if path is None:
+        return None
     stat = path.stat()
     return stat.st_ino, stat.st_size, stat.st_mtime_ns
 
 
-def verify_file(
-    directory: Path, record: CheckpointRecord, name: str
-) -> tuple[Path, tuple[int, int, int]]:
-    """The path of one file of ``record`` after checking its size and SHA-256, and its identity."""
+def _sha256_of(storage: Storage, key: str) -> str:
+    digest = hashlib.sha256()
+    with storage.open(key) as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def verify_file(storage: Storage, record: CheckpointRecord, name: str) -> tuple[str, Identity]:
+    """The key of one file of ``record`` after checking its size and SHA-256, and its identity
+    (None where the storage has no local path)."""
     entry = record.files.get(name)
     if entry is None:
         raise CheckpointIntegrityError(f"{record.id}: manifest names no {name}")
-    path = directory / entry.path
+    key, where = entry.path, storage.describe(entry.path)
     try:
-        identity = _identity(path)
+        identity = _identity(storage.local_path(key))
+        size = identity[1] if identity is not None else storage.size(key)
     except FileNotFoundError as exc:
-        raise CheckpointIntegrityError(f"{record.id}: {path} is missing") from exc
-    if identity[1] != entry.size:
+        raise CheckpointIntegrityError(f"{record.id}: {where} is missing") from exc
+    if size != entry.size:
         raise CheckpointIntegrityError(
-            f"{record.id}: {path} has {identity[1]} bytes, manifest says {entry.size} (truncated?)"
+            f"{record.id}: {where} has {size} bytes, manifest says {entry.size} (truncated?)"
         )
-    digest = sha256_file(path)
+    digest = _sha256_of(storage, key)
     if digest != entry.sha256:
         raise CheckpointIntegrityError(
-            f"{record.id}: {path} SHA-256 {digest[:12]}... != manifest {entry.sha256[:12]}..."
+            f"{record.id}: {where} SHA-256 {digest[:12]}... != manifest {entry.sha256[:12]}..."
         )
-    return path, identity
+    return key, identity
 
 
-def _unchanged(record: CheckpointRecord, path: Path, identity: tuple[int, int, int]) -> None:
+def _unchanged(storage: Storage, record: CheckpointRecord, key: str, identity: Identity) -> None:
+    if identity is None:
+        return
+    where = storage.describe(key)
     try:
-        now = _identity(path)
+        now = _identity(storage.local_path(key))
     except FileNotFoundError as exc:
-        raise CheckpointIntegrityError(f"{record.id}: {path} vanished while loading") from exc
+        raise CheckpointIntegrityError(f"{record.id}: {where} vanished while loading") from exc
     if now != identity:
-        raise CheckpointIntegrityError(f"{record.id}: {path} changed while it was being loaded")
+        raise CheckpointIntegrityError(f"{record.id}: {where} changed while it was being loaded")
+
+
+def _load_weights(storage: Storage, key: str) -> dict[str, torch.Tensor]:
+    path = storage.local_path(key)
+    if path is not None:
+        return load_safetensors_file(os.fspath(path))  # memory-mapped
+    with storage.open(key) as handle:
+        return load_safetensors_bytes(handle.read())
+
+
+def _load_state(storage: Storage, key: str) -> Any:
+    path = storage.local_path(key)
+    if path is not None:
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    with storage.open(key) as handle:
+        return torch.load(io.BytesIO(handle.read()), map_location="cpu", weights_only=True)
 
 
 def check_architecture(
@@ -109,56 +151,57 @@ def check_architecture(
 
 
 def load_record(
-    directory: Path,
+    location: Storage | str | Path,
     record: CheckpointRecord,
     architecture: Mapping[str, Any] | None = None,
     with_state: bool = True,
 ) -> LoadedCheckpoint:
-    """Verify then load one checkpoint of the checkpoints ``directory``."""
+    """Verify then load one checkpoint of a checkpoints folder (a path or a storage)."""
+    storage = as_storage(location)
     check_architecture(record, architecture)
-    weights_path, weights_identity = verify_file(directory, record, WEIGHTS_FILE)
-    state_file = verify_file(directory, record, STATE_FILE) if with_state else None
+    weights_key, weights_identity = verify_file(storage, record, WEIGHTS_FILE)
+    state_file = verify_file(storage, record, STATE_FILE) if with_state else None
     try:
-        weights = load_safetensors_file(str(weights_path))
+        weights = _load_weights(storage, weights_key)
     except (SafetensorError, ValueError, OSError) as exc:
         raise CheckpointIntegrityError(f"{record.id}: weights unreadable: {exc}") from exc
-    _unchanged(record, weights_path, weights_identity)
+    _unchanged(storage, record, weights_key, weights_identity)
     check_architecture(record, architecture, weights)
     state = None
     if state_file is not None:
-        state_path, state_identity = state_file
+        state_key, state_identity = state_file
         try:
-            state = torch.load(state_path, map_location="cpu", weights_only=True)
+            state = _load_state(storage, state_key)
         except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError) as exc:
             raise CheckpointIntegrityError(
                 f"{record.id}: training state refused by torch.load(weights_only=True): {exc}"
             ) from exc
-        _unchanged(record, state_path, state_identity)
+        _unchanged(storage, record, state_key, state_identity)
         if not isinstance(state, dict):
             raise CheckpointIntegrityError(f"{record.id}: training state is not a dict")
-    return LoadedCheckpoint(
-        weights=weights, training_state=state, record=record, path=directory / record.id
-    )
+    folder = storage.local_path(record.id) or Path(storage.describe(record.id))
+    return LoadedCheckpoint(weights=weights, training_state=state, record=record, path=folder)
 
 
 def load_newest_full(
-    directory: Path,
+    location: Storage | str | Path,
     records: Iterable[CheckpointRecord],
     architecture: Mapping[str, Any] | None,
     on_corrupt: Callable[[CheckpointRecord], None] | None = None,
 ) -> LoadedCheckpoint | None:
     """The newest full checkpoint that verifies; corrupt ones are skipped with a warning (and
     handed to ``on_corrupt``). None when none verifies: training then starts from epoch 0."""
+    storage = as_storage(location)
     candidates = sorted((r for r in records if r.is_full), key=lambda r: (-r.step, -r.epoch))
     for record in candidates:
         try:
-            return load_record(directory, record, architecture)
+            return load_record(storage, record, architecture)
         except CheckpointError as exc:
             logger.warning("skipping checkpoint %s: %s", record.id, exc)
             if isinstance(exc, CheckpointIntegrityError) and on_corrupt is not None:
                 on_corrupt(record)
     if candidates:
-        logger.warning("no valid checkpoint in %s: starting from epoch 0", directory)
+        logger.warning("no valid checkpoint in %s: starting from epoch 0", storage.describe(""))
     return None
 
 

@@ -1,25 +1,43 @@
-"""Who writes a checkpoint, and when: one protocol, a synchronous and a background writer.
+"""Who writes a checkpoint, and when: one protocol, three writers, one writer thread.
 
-The manager decides *what* to save; a writer decides *when* the bytes are written and what
-must be copied first (Lightning's ``CheckpointIO`` / ``AsyncCheckpointIO`` split). A synchronous
-writer runs the job before ``save`` returns, so it streams from the live tensors and copies
-nothing. The background writer first stages the state into one reused snapshot buffer set, since
-the next optimizer step changes the live tensors while the write is in flight.
+The manager decides *what* to save and hands each save to a writer as a :class:`SaveJob` of two
+steps: ``write`` (serialize and hash the bytes into staged objects) and ``commit`` (make them
+durable, commit the manifest, prune). A writer decides *when* each step runs and what must be
+copied first (Lightning's ``CheckpointIO`` / ``AsyncCheckpointIO`` split):
+
+* :class:`SyncWriter` (``sync``) runs both steps before ``save`` returns, from the live tensors;
+* :class:`DeferredCommitWriter` (``deferred``, the default on CPU) writes from the live tensors
+  before ``save`` returns, and commits on a :class:`WriterThread`: once ``write`` has returned the
+  kernel holds the bytes, so the next optimizer step cannot change them, and what is left is
+  waiting for the disk, which costs no CPU;
+* :class:`SnapshotWriter` (``async``, the default on an accelerator) copies the state into one
+  reused snapshot buffer set, then writes and commits on a :class:`WriterThread`, since the next
+  optimizer step changes the live tensors while the write is in flight.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any, Protocol
 
 import torch
 
-from mental_health_hpo.checkpointing.async_writer import AsyncWriter
+from mental_health_hpo.checkpointing.errors import AsyncSaveError, CheckpointError
 from mental_health_hpo.checkpointing.options import WriterKind
 from mental_health_hpo.checkpointing.snapshot import SnapshotLease, SnapshotPool, shared_pool
 
-#: A save job writes its bytes and returns the step that makes them durable and commits them.
-SaveJob = Callable[[], Callable[[], None]]
+
+class SaveJob(Protocol):
+    """One save, in the two steps a writer may run at different times or on different threads."""
+
+    def write(self) -> None:
+        """Serialize and hash the bytes into staged objects (not yet durable)."""
+        ...
+
+    def commit(self) -> None:
+        """Make the staged objects durable, commit the manifest, prune."""
+        ...
 
 
 class CheckpointWriter(Protocol):
@@ -38,8 +56,89 @@ class CheckpointWriter(Protocol):
     def close(self) -> None: ...
 
 
+class WriterThread:
+    """Runs one job at a time on a dedicated thread.
+
+    ``submit`` waits for the previous job first (so at most one save is in flight) and re-raises
+    its error; ``flush`` waits and re-raises; ``close`` flushes and stops the thread.
+    """
+
+    def __init__(self, name: str = "checkpoint-writer") -> None:
+        self._cond = threading.Condition()
+        self._job: Callable[[], None] | None = None
+        self._busy = False
+        self._error: BaseException | None = None
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while self._job is None and not self._closed:
+                    self._cond.wait()
+                if self._job is None:
+                    return
+                job = self._job
+            try:
+                job()
+            except BaseException as exc:  # surfaced at the next submit/flush/close
+                with self._cond:
+                    self._error = exc
+            finally:
+                with self._cond:
+                    self._job = None
+                    self._busy = False
+                    self._cond.notify_all()
+
+    def _wait_idle(self) -> None:
+        with self._cond:
+            while self._busy:
+                self._cond.wait()
+
+    def _raise_pending(self) -> None:
+        with self._cond:
+            error, self._error = self._error, None
+        if error is not None:
+            if isinstance(error, CheckpointError):
+                raise error
+            raise AsyncSaveError(f"background checkpoint save failed: {error}") from error
+
+    @property
+    def busy(self) -> bool:
+        with self._cond:
+            return self._busy
+
+    def submit(self, job: Callable[[], None]) -> None:
+        """Queue ``job`` after the one in flight has finished; raise that one's error first."""
+        self._wait_idle()
+        self._raise_pending()
+        with self._cond:
+            if self._closed:
+                raise AsyncSaveError("checkpoint writer is closed")
+            self._job = job
+            self._busy = True
+            self._cond.notify_all()
+
+    def flush(self) -> None:
+        """Wait for the job in flight; re-raise its error."""
+        self._wait_idle()
+        self._raise_pending()
+
+    def close(self) -> None:
+        """Flush, then stop the thread."""
+        try:
+            self.flush()
+        finally:
+            with self._cond:
+                self._closed = True
+                self._cond.notify_all()
+            if self._thread is not threading.current_thread():
+                self._thread.join(timeout=60)
+
+
 class SyncWriter:
-    """Runs each job at once, in the caller's thread."""
+    """Writes and commits each job before ``submit`` returns, in the caller's thread."""
 
     background = False
 
@@ -47,7 +146,8 @@ class SyncWriter:
         return obj
 
     def submit(self, job: SaveJob) -> None:
-        job()()
+        job.write()
+        job.commit()
 
     def flush(self) -> None:
         return None
@@ -56,14 +156,40 @@ class SyncWriter:
         return None
 
 
-class BackgroundWriter:
-    """At most one job in flight on a writer thread; the state is snapshotted before it runs."""
+class DeferredCommitWriter:
+    """Writes each job in the caller's thread, from the live tensors (no snapshot), and commits
+    it on a :class:`WriterThread`. The choice for CPU training, where a thread that serializes
+    would take cores from training."""
+
+    background = True
+
+    def __init__(self) -> None:
+        self._thread = WriterThread(name="checkpoint-commit")
+
+    def stage(self, name: str, obj: Any) -> Any:
+        return obj
+
+    def submit(self, job: SaveJob) -> None:
+        self._thread.flush()  # the previous save is committed before this one writes
+        job.write()
+        self._thread.submit(job.commit)
+
+    def flush(self) -> None:
+        self._thread.flush()
+
+    def close(self) -> None:
+        self._thread.close()
+
+
+class SnapshotWriter:
+    """Snapshots the state, then writes and commits on a :class:`WriterThread`; at most one job
+    in flight."""
 
     background = True
 
     def __init__(self, pool: SnapshotPool | None = None) -> None:
         self._lease: SnapshotLease = (pool or shared_pool()).acquire()
-        self._thread = AsyncWriter()
+        self._thread = WriterThread()
 
     def stage(self, name: str, obj: Any) -> Any:
         # The previous job may still read the buffers: wait for it before overwriting them.
@@ -73,11 +199,12 @@ class BackgroundWriter:
     def submit(self, job: SaveJob) -> None:
         self._lease.drop_untouched()
 
-        def run() -> None:
+        def write_and_commit() -> None:
             self._lease.wait_copied()  # device -> pinned host copies issued non-blocking
-            job()()
+            job.write()
+            job.commit()
 
-        self._thread.submit(run)
+        self._thread.submit(write_and_commit)
 
     def flush(self) -> None:
         self._thread.flush()
@@ -89,34 +216,6 @@ class BackgroundWriter:
             self._lease.release()
 
 
-class DeferredSyncWriter:
-    """Writes and hashes in the caller's thread, from the live tensors (no snapshot), then
-    fsyncs, renames and commits on a thread.
-
-    Once ``write`` has returned, the kernel holds the bytes, so the next optimizer step cannot
-    change them; what is left is waiting for the disk, which costs no CPU. This is the choice
-    for CPU training, where a writer thread that serializes would take cores from training.
-    """
-
-    background = True
-
-    def __init__(self) -> None:
-        self._thread = AsyncWriter(name="checkpoint-fsync")
-
-    def stage(self, name: str, obj: Any) -> Any:
-        return obj
-
-    def submit(self, job: SaveJob) -> None:
-        self._thread.flush()  # the previous save is committed before this one writes
-        self._thread.submit(job())
-
-    def flush(self) -> None:
-        self._thread.flush()
-
-    def close(self) -> None:
-        self._thread.close()
-
-
 def state_on_accelerator(weights: dict[str, torch.Tensor]) -> bool:
     return any(t.device.type != "cpu" for t in weights.values())
 
@@ -125,9 +224,9 @@ def make_writer(
     kind: WriterKind, on_accelerator: bool, pool: SnapshotPool | None = None
 ) -> CheckpointWriter:
     """The writer for ``kind``. ``auto``: a snapshot written in the background where training
-    runs on an accelerator, a write in place with the fsync deferred on CPU."""
+    runs on an accelerator, a write in place with the commit deferred on CPU."""
     if kind == "async" or (kind == "auto" and on_accelerator):
-        return BackgroundWriter(pool)
+        return SnapshotWriter(pool)
     if kind in ("deferred", "auto"):
-        return DeferredSyncWriter()
+        return DeferredCommitWriter()
     return SyncWriter()

@@ -32,8 +32,12 @@ from mental_health_hpo.datasets.published_record import (
     read_record,
     record_of,
 )
+from mental_health_hpo.ops.locations import local_folder
 
 logger = logging.getLogger(__name__)
+
+#: Where the catalog entry ``best_checkpoint`` takes ``load_args.experiments_dir`` from.
+EXPERIMENTS_DIR_KEY = "evaluate.experiments_dir (catalog best_checkpoint load_args)"
 
 
 @dataclass(frozen=True)
@@ -125,6 +129,8 @@ class CheckpointDataset(AbstractDataset[CheckpointReference, BestCheckpoint]):
         self._metric_name = metric_name
         self._load_args = {**self.DEFAULT_LOAD_ARGS, **(load_args or {})}
         self.metadata = metadata
+        # At catalog load, before any node: a URL is never taken as a relative folder.
+        local_folder(str(self._load_args["experiments_dir"]), EXPERIMENTS_DIR_KEY)
 
     @property
     def _path(self) -> Path:

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 from mental_health_hpo.checkpointing import CheckpointRef, find_best_checkpoints
-from mental_health_hpo.checkpointing.atomic import atomic_write_bytes
 from mental_health_hpo.checkpointing.layout import (
     PUBLISHED_RECORD_NAME,
     PublishedLayout,
@@ -99,11 +98,6 @@ def record_of(trial_dir: Path, refs: list[CheckpointRef]) -> PublishedRecord:
         checkpoint_ids=[r.record.id for r in refs],
         trial_record=trial_record,
     )
-
-
-def write_record(folder: Path, record: PublishedRecord) -> None:
-    """``folder/published.json``, replaced atomically (publishing writes it inside its swap)."""
-    atomic_write_bytes(PublishedLayout(folder).record, record.to_bytes())
 
 
 def read_record(folder: Path) -> PublishedRecord | None:

@@ -31,6 +31,7 @@ from mental_health_hpo.checkpointing.layout import (
     study_dirs,
 )
 from mental_health_hpo.checkpointing.layout import study_id_of as _study_id_of
+from mental_health_hpo.ops.locations import local_folder
 
 COMPLETED = "completed"
 
@@ -80,7 +81,7 @@ def find_study_dir(
     hpo_best_trial: Mapping[str, Any] | None = None,
 ) -> Path:
     """The folder of the study to evaluate (see the module docstring for the order)."""
-    root = Path(experiments_dir)
+    root = local_folder(experiments_dir, "evaluate.experiments_dir")
     if study_name:
         candidate = StudyLayout.of(root, study_name).path
         if not candidate.is_dir():

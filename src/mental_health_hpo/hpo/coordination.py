@@ -31,10 +31,6 @@ class Coordination:
     lock: AdvisoryStudyLock | FileStudyLock
     worker: Worker = field(default_factory=Worker)
 
-    @property
-    def shared_across_hosts(self) -> bool:
-        return isinstance(self.lock, AdvisoryStudyLock)
-
 
 def lease_engine(url: str) -> Engine:
     """An engine for leases and locks on the study's database (one small pool per worker)."""

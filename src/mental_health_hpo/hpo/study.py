@@ -22,9 +22,11 @@ from optuna.storages.journal import JournalFileBackend, JournalStorage
 
 from mental_health_hpo.checkpointing.layout import StudyLayout
 from mental_health_hpo.hpo.search_space import SearchSpace
+from mental_health_hpo.ops.locations import local_folder
 
 SamplerName = Literal["tpe", "random", "grid"]
 PrunerName = Literal["none", "median", "percentile", "hyperband"]
+EXPERIMENTS_DIR_KEY = "hpo.study.experiments_dir"
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,8 @@ class StudyConfig:
             raise ValueError(
                 f"hpo.study.torch_threads must be >= 1 or null, got {self.torch_threads}"
             )
+        # Before anything is written: a URL is never taken as a relative folder ("s3:").
+        local_folder(self.experiments_dir, EXPERIMENTS_DIR_KEY)
 
     @property
     def study_id(self) -> str:
@@ -89,7 +93,8 @@ class StudyConfig:
         return self.name
 
     def study_dir(self, project_root: Path) -> Path:
-        return StudyLayout.of(_absolute(self.experiments_dir, project_root), self.study_id).path
+        folder = local_folder(self.experiments_dir, EXPERIMENTS_DIR_KEY)
+        return StudyLayout.of(_absolute(str(folder), project_root), self.study_id).path
 
 
 def _absolute(path: str, root: Path) -> Path:

@@ -10,13 +10,10 @@ see :mod:`mental_health_hpo.hpo.leases`), which holds across hosts; ``lock()`` i
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import os
 import socket
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -110,20 +107,3 @@ class TrialFolder:
             return []
         lines = self.work_log.read_text(encoding="utf-8").splitlines()
         return [json.loads(line) for line in lines if line.strip()]
-
-    @contextlib.contextmanager
-    def lock(self) -> Iterator[bool]:
-        """Yield True when this process now owns the trial, False when a live process does."""
-        handle = self.layout.lock.open("a+")
-        try:
-            try:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                yield False
-                return
-            try:
-                yield True
-            finally:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
-        finally:
-            handle.close()

@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from mental_health_hpo.constants import CRITERIA
-from mental_health_hpo.model.config import ModelConfig
+from mental_health_hpo.model.config import ModelConfig, SpanHead
 from mental_health_hpo.model.coupling import Coupler
 from mental_health_hpo.model.encoder import LoadedEncoder, load_encoder_for
 from mental_health_hpo.model.heads import build_criteria_head
@@ -38,8 +38,8 @@ from mental_health_hpo.model.losses import criteria_loss, span_loss
 from mental_health_hpo.model.pooling import Pooler
 from mental_health_hpo.model.sentence_evidence import OUTPUT_KEY as SENTENCE_EVIDENCE_OUTPUT
 from mental_health_hpo.model.sentence_evidence import TARGET_KEY as SENTENCE_EVIDENCE_TARGET
-from mental_health_hpo.model.sentence_evidence import sentence_evidence_loss
-from mental_health_hpo.model.span_heads import build_span_head
+from mental_health_hpo.model.sentence_evidence import SentenceEvidenceHead, sentence_evidence_loss
+from mental_health_hpo.model.span_heads import BiaffineSpanHead, SentenceRerankerHead, StartEndHead
 
 _ENCODER_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
@@ -48,6 +48,32 @@ def encoder_hidden_size(encoder: nn.Module) -> int:
     """Width of the encoder's token states (``config.hidden_size`` of a transformers model)."""
     config: Any = getattr(encoder, "config", None)
     return int(config.hidden_size)
+
+
+def build_span_head(
+    kind: SpanHead,
+    hidden_size: int,
+    num_labels: int,
+    *,
+    mlp_hidden: int,
+    dropout: float,
+    activation: str,
+    max_answer_tokens: int,
+) -> nn.Module:
+    """The evidence head named in ``ModelConfig.span_head``."""
+    if kind == "start_end_linear":
+        return StartEndHead(hidden_size, num_labels, None, dropout, activation)
+    if kind == "start_end_mlp":
+        return StartEndHead(hidden_size, num_labels, mlp_hidden, dropout, activation)
+    if kind == "biaffine":
+        return BiaffineSpanHead(
+            hidden_size, num_labels, mlp_hidden, dropout, activation, max_answer_tokens
+        )
+    if kind == "sentence_reranker":
+        return SentenceRerankerHead(hidden_size, num_labels, mlp_hidden, dropout, activation)
+    if kind == "sentence_evidence":
+        return SentenceEvidenceHead(hidden_size, num_labels, mlp_hidden, dropout, activation)
+    raise ValueError(f"span_head: unknown {kind!r}")
 
 
 class MultiTaskModel(nn.Module):

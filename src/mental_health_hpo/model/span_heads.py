@@ -19,7 +19,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from mental_health_hpo.model.config import SpanHead
 from mental_health_hpo.model.pooling import make_activation
 
 #: Finite "minus infinity": keeps softmax and cross-entropy free of NaN, also in half precision.
@@ -194,32 +193,3 @@ class SentenceRerankerHead(nn.Module):
             "end_logits": token_scores,
         }
         return outputs, summary
-
-
-def build_span_head(
-    kind: SpanHead,
-    hidden_size: int,
-    num_labels: int,
-    *,
-    mlp_hidden: int,
-    dropout: float,
-    activation: str,
-    max_answer_tokens: int,
-) -> nn.Module:
-    """The evidence head named in ``ModelConfig.span_head``."""
-    if kind == "start_end_linear":
-        return StartEndHead(hidden_size, num_labels, None, dropout, activation)
-    if kind == "start_end_mlp":
-        return StartEndHead(hidden_size, num_labels, mlp_hidden, dropout, activation)
-    if kind == "biaffine":
-        return BiaffineSpanHead(
-            hidden_size, num_labels, mlp_hidden, dropout, activation, max_answer_tokens
-        )
-    if kind == "sentence_reranker":
-        return SentenceRerankerHead(hidden_size, num_labels, mlp_hidden, dropout, activation)
-    if kind == "sentence_evidence":
-        # Imported here: that module builds on this one's masking helpers.
-        from mental_health_hpo.model.sentence_evidence import SentenceEvidenceHead
-
-        return SentenceEvidenceHead(hidden_size, num_labels, mlp_hidden, dropout, activation)
-    raise ValueError(f"span_head: unknown {kind!r}")

@@ -5,8 +5,8 @@ Real processes (forked from chaos_worker.py, each a KedroSession running the hpo
 against a real ``mlflow server``) kill themselves at named crash points
 (``mental_health_hpo.crash_points``), one per start, in the order a study reaches them:
 
-1. ``running_manifest_write``: the manifest of trial 0's second epoch is a durable temp file,
-   not renamed yet;
+1. ``running_manifest_write``: the manifest of trial 0's second epoch is staged (its temp file
+   written), not committed yet;
 2. ``after_tell``: trial 0, resumed from its first epoch's checkpoint, was told to Optuna and
    not finalized;
 3. ``buffered_before_run``: trial 1 started while the tracking server was unreachable (its
