@@ -47,6 +47,8 @@ SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 # Python 3.11 (already there on python:3.11-*), the non-root user "app", and the folders it owns.
 # Ubuntu 24.04 images (nvidia/cuda:*-ubuntu24.04) have a user "ubuntu" with uid 1000: removed.
 # An existing group with APP_GID (e.g. macOS's gid 20) is reused; ownership is numeric below.
+# DL3008 (apt versions unpinned): the deadsnakes PPA keeps only its latest build of a package,
+# so any pin would break the build at its next upload.
 # hadolint ignore=DL3008
 RUN if ! command -v python3.11 >/dev/null 2>&1; then \
         apt-get update \
@@ -61,13 +63,15 @@ RUN if ! command -v python3.11 >/dev/null 2>&1; then \
     && install -d -o "${APP_UID}" -g "${APP_GID}" /app /app/src /opt/venv /cache/huggingface
 
 # ---- requirements: the runtime dependency list, and nothing else, out of pyproject.toml ------
+# [project].dependencies plus the extras the deployed services need (postgres: the driver of
+# every postgresql+psycopg:// in deploy/), printed by scripts/runtime_requirements.py, the same
+# script tests/distributed/test_deploy_commands.py builds its runtime-only virtualenv from.
 # A stage of its own so that the layers below are reused while only tool settings (ruff, mypy,
 # import-linter...) change in pyproject.toml: COPY --from compares the extracted list's content.
 FROM base AS requirements
 COPY pyproject.toml /tmp/pyproject.toml
-RUN python3.11 -c "import tomllib; \
-deps = tomllib.load(open('/tmp/pyproject.toml', 'rb'))['project']['dependencies']; \
-print('\n'.join(deps))" > /tmp/requirements.txt
+COPY scripts/runtime_requirements.py /tmp/runtime_requirements.py
+RUN python3.11 /tmp/runtime_requirements.py /tmp/pyproject.toml > /tmp/requirements.txt
 
 # ---- deps: every runtime dependency at its constraints.txt version; no project code --------
 # Rebuilt only when constraints.txt or the dependency list change, never for a code change.
@@ -85,6 +89,7 @@ COPY --chown=${APP_UID}:${APP_GID} constraints.txt ./
 COPY --from=requirements --chown=${APP_UID}:${APP_GID} /tmp/requirements.txt ./requirements.txt
 # Versions come from constraints.txt (one file pins every machine), hence no "==" here (DL3013).
 # torch first, alone: the CPU index's 2.13.0+cpu wins over PyPI's 2.13.0 (pinned by the file).
+# DL3042 (no --no-cache-dir): the pip cache is the BuildKit cache mount, never in a layer.
 # hadolint ignore=DL3013,DL3042
 RUN --mount=type=cache,target=/tmp/pip-cache,uid=${APP_UID},gid=${APP_GID} \
     python3.11 -m venv /opt/venv \
@@ -101,6 +106,7 @@ ARG APP_UID=1000
 ARG APP_GID=1000
 COPY --chown=${APP_UID}:${APP_GID} pyproject.toml README.md ./
 COPY --chown=${APP_UID}:${APP_GID} src ./src
+# DL3042: the pip cache is the BuildKit cache mount (see deps), never in a layer.
 # hadolint ignore=DL3042
 RUN --mount=type=cache,target=/tmp/pip-cache,uid=${APP_UID},gid=${APP_GID} \
     python -m pip install --no-deps -c constraints.txt . \
@@ -112,6 +118,7 @@ ARG APP_UID=1000
 ARG APP_GID=1000
 COPY --chown=${APP_UID}:${APP_GID} pyproject.toml README.md ./
 COPY --chown=${APP_UID}:${APP_GID} src ./src
+# DL3042: the pip cache is the BuildKit cache mount (see deps), never in a layer.
 # hadolint ignore=DL3042
 RUN --mount=type=cache,target=/tmp/pip-cache,uid=${APP_UID},gid=${APP_GID} \
     python -m pip install -c constraints.txt -e '.[dev]' \

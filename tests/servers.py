@@ -61,11 +61,17 @@ def stop_process_group(
 
 @dataclass
 class MlflowServer:
-    """``mlflow server`` on a SQLite store; ``stop``/``start`` keep its port and its data."""
+    """``mlflow server`` on a SQLite store; ``stop``/``start`` keep its port and its data.
+
+    ``command``/``env``: another command line and environment (a deployment's own ``mlflow
+    server ...``, on this server's port), started, health-checked and stopped the same way.
+    """
 
     root: Path
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
+    command: list[str] | None = None
+    env: dict[str, str] | None = None
 
     @property
     def url(self) -> str:
@@ -82,7 +88,8 @@ class MlflowServer:
         self.root.mkdir(parents=True, exist_ok=True)
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
-                [
+                self.command
+                or [
                     sys.executable,
                     "-m",
                     "mlflow",
@@ -101,7 +108,7 @@ class MlflowServer:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"},
+                env=self.env or {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"},
             )
         deadline = time.monotonic() + START_DEADLINE_S
         while time.monotonic() < deadline:
@@ -260,6 +267,52 @@ class PostgresServer:
             str(self.bindir / "createdb"), "-h", "127.0.0.1", "-p", str(self.port), database
         )
         return self
+
+    def add_password_role(self, role: str, password: str, databases: tuple[str, ...]) -> None:
+        """A login ``role`` that must give ``password`` (SCRAM) on 127.0.0.1, owning ``databases``.
+
+        The cluster trusts every local connection (initdb ``-A trust``); a ``pg_hba.conf`` line
+        for this role alone, put before that rule, asks it for its password, and the other
+        tests' passwordless ``postgres`` connections are untouched. Returns once a connection
+        as ``role`` without a password is refused.
+        """
+        import sqlalchemy as sa
+
+        admin = sa.create_engine(self.url("postgres"), isolation_level="AUTOCOMMIT")
+        with admin.connect() as connection:
+            exists = connection.execute(
+                sa.text("SELECT 1 FROM pg_roles WHERE rolname = :role"), {"role": role}
+            ).scalar()
+            verb = "ALTER" if exists else "CREATE"
+            # Identifiers and the password are the test's own (no quoting needed beyond this).
+            connection.execute(sa.text(f"{verb} ROLE \"{role}\" LOGIN PASSWORD '{password}'"))
+            for database in databases:
+                found = connection.execute(
+                    sa.text("SELECT 1 FROM pg_database WHERE datname = :db"), {"db": database}
+                ).scalar()
+                if found is None:
+                    connection.execute(sa.text(f'CREATE DATABASE "{database}" OWNER "{role}"'))
+            hba = self.data / "pg_hba.conf"
+            rule = f"host all {role} 127.0.0.1/32 scram-sha-256\n"
+            text = hba.read_text()
+            if rule not in text:
+                hba.write_text(rule + text)  # first match wins: before the trust rules
+            connection.execute(sa.text("SELECT pg_reload_conf()"))
+        admin.dispose()
+        probe = sa.create_engine(
+            f"postgresql+psycopg://{role}@127.0.0.1:{self.port}/{databases[0]}"
+        )
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with probe.connect():
+                    pass
+            except sa.exc.OperationalError:
+                break  # refused without the password: the rule is in force
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"pg_hba.conf rule for {role} not in force after 30 s")
+            time.sleep(0.2)
+        probe.dispose()
 
     def stop(self) -> None:
         """Stop the cluster (immediate mode) and remove its files."""

@@ -43,6 +43,7 @@ class ProjectHooks:
             DatasetSourceError,
             DataValidationError,
         )
+        from mental_health_hpo.ops.credentials import CredentialsConfigError
         from mental_health_hpo.ops.logs import install_project_logging
         from mental_health_hpo.ops.user_errors import install_short_user_errors
         from mental_health_hpo.tracking.masking import install_mlflow_masking
@@ -50,7 +51,46 @@ class ProjectHooks:
         install_project_logging()
         install_mlflow_masking()
         # After kedro's logging set up rich's traceback hook, which this one wraps.
-        install_short_user_errors((DataConfigError, DataValidationError, DatasetSourceError))
+        install_short_user_errors(
+            (DataConfigError, DataValidationError, DatasetSourceError, CredentialsConfigError)
+        )
+
+
+class CredentialsHooks:
+    """The secrets of the study database and of the tracking server, the Kedro way.
+
+    Credentials are not ``params:`` (params are logged to MLflow and shown by kedro-viz), so a
+    node never sees them: like kedro-mlflow's ``server.credentials``, this hook reads
+    ``credentials.yml`` (``context.config_loader["credentials"]``, ``${oc.env:...}`` resolved)
+    as soon as the context exists and exports the ``hpo_study_storage`` entry's libpq variables
+    (``PGPASSWORD``...) into the environment, where psycopg's libpq reads them at every
+    connection of Optuna's storage, the leases and the locks. The storage URL then holds no
+    password. Before a pipeline runs it warns about a tracking URI that carries one.
+    """
+
+    @hook_impl
+    def after_context_created(self, context: Any) -> None:
+        from kedro.config import MissingConfigException
+
+        from mental_health_hpo.ops.credentials import export_driver_variables
+
+        try:
+            credentials = context.config_loader["credentials"]
+        except MissingConfigException:
+            credentials = {}
+        exported = export_driver_variables(credentials or {})
+        if exported:
+            logger.info("study database credentials from credentials.yml: %s", ", ".join(exported))
+
+    @hook_impl
+    def before_pipeline_run(self) -> None:
+        from mental_health_hpo.ops.credentials import password_in_url_warning
+
+        warning = password_in_url_warning(
+            mlflow.get_tracking_uri(), "the MLflow tracking URI (mlflow.yml)", "tracking"
+        )
+        if warning:
+            logger.warning(warning)
 
 
 class RunnerNameHooks:

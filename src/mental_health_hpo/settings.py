@@ -9,6 +9,7 @@ from kedro.config import OmegaConfigLoader
 from mental_health_hpo.dependency_warnings import ignore_dependency_warnings
 from mental_health_hpo.hooks import (
     CleanBarsHooks,
+    CredentialsHooks,
     FreshnessHooks,
     ProjectHooks,
     RunnerNameHooks,
@@ -31,4 +32,12 @@ DISABLE_HOOKS_FOR_PLUGINS = ("kedro-telemetry",)
 # progress bars on a terminal: CleanBarsHooks. The runner's class name, not its object repr, in
 # the run params and so in kedro-mlflow's run tags (it runs before kedro-mlflow's hook, which is
 # registered from its entry point after these): RunnerNameHooks.
-HOOKS = (ProjectHooks(), RunnerNameHooks(), FreshnessHooks(), CleanBarsHooks())
+# The study database's credentials from credentials.yml, exported for libpq before any node runs
+# (and a warning for a tracking URI with a password): CredentialsHooks.
+HOOKS = (
+    ProjectHooks(),
+    CredentialsHooks(),
+    RunnerNameHooks(),
+    FreshnessHooks(),
+    CleanBarsHooks(),
+)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import torch
@@ -11,9 +12,12 @@ from hypothesis import strategies as st
 from mental_health_hpo.checkpointing import (
     RetentionPolicy,
     apply_study_retention,
+    best_of_trial,
     find_best_checkpoints,
     read_manifest,
 )
+from mental_health_hpo.checkpointing.manifest import write_manifest
+from mental_health_hpo.checkpointing.study import finish_trial
 from tests.checkpointing.conftest import TinyNet, save_epochs
 from tests.checkpointing.support import finish, open_manager
 
@@ -92,3 +96,95 @@ def test_a_trial_whose_metric_never_moved_keeps_one_copy(tmp_path: Path) -> None
     tied = read_manifest(study / "trial_0001" / "checkpoints")
     assert [r.epoch for r in stuck.checkpoints] == [1]
     assert [r.epoch for r in tied.checkpoints] == [0, 1]
+
+
+def test_one_rule_names_what_finishing_keeps(tmp_path: Path) -> None:
+    """``best_of_trial`` before finishing == what finishing keeps == what the lookups return."""
+    study = tmp_path / "study_1"
+    policy = RetentionPolicy(keep_best_trials=5)
+    cases = {
+        "trial_0000": ([0.5, 0.5, 0.2], [0, 1]),  # a real tie at the top: both co-best
+        "trial_0001": ([0.1, 0.1], [1]),  # never moved: the newest only
+        "trial_0002": ([float("nan"), 0.3], [1]),  # NaN is never best
+    }
+    for name, (values, _) in cases.items():
+        run_trial(study, name, values, finished=False, policy=policy)
+    for name, (_, epochs) in cases.items():
+        directory = study / name / "checkpoints"
+        before = [r.id for r in best_of_trial(read_manifest(directory), "f1")]
+        assert [r.record.id for r in find_best_checkpoints(study / name)] == before
+        assert [int(i[6:10]) for i in before] == epochs, name
+        finish_trial(directory, "f1")
+        after = read_manifest(directory)
+        assert after.finished and [r.id for r in after.checkpoints] == before
+        assert [r.id for r in best_of_trial(after, "f1")] == before  # idempotent
+    best = find_best_checkpoints(study)
+    assert [(r.trial_dir.name, r.record.epoch) for r in best] == [
+        ("trial_0000", 0),
+        ("trial_0000", 1),
+    ]
+
+
+def _count_manifest_reads(monkeypatch) -> list[Path]:  # type: ignore[no-untyped-def]
+    """Record every manifest the study-level code reads (the real reader does the reading)."""
+    from mental_health_hpo.checkpointing import study as study_module
+    from mental_health_hpo.checkpointing import study_retention
+
+    reads: list[Path] = []
+
+    def counting(directory):  # type: ignore[no-untyped-def]
+        reads.append(Path(directory))
+        return read_manifest(directory)
+
+    monkeypatch.setattr(study_retention, "read_manifest", counting)
+    monkeypatch.setattr(study_module, "read_manifest", counting)
+    return reads
+
+
+def test_a_trial_end_reads_only_the_manifests_whose_retention_changes(
+    tmp_path: Path, monkeypatch
+) -> None:
+    study = tmp_path / "study_1"
+    policy = RetentionPolicy(keep_best_trials=2)
+    for index in range(12):
+        run_trial(study, f"trial_{index:04d}", [0.01 * index], policy=policy)
+    reads = _count_manifest_reads(monkeypatch)
+    run_trial(study, "trial_0012", [0.5], policy=policy)  # enters the top 2: trial_0010 leaves
+    touched = sorted({p.parent.name for p in reads})
+    assert touched == ["trial_0010", "trial_0012"]
+    assert len(reads) <= 4  # its own (before and after finishing) and the one it pushes out
+    kept = {t.name for t in study.glob("trial_*") if read_manifest(t / "checkpoints").checkpoints}
+    assert kept == {"trial_0011", "trial_0012"}
+
+
+def test_the_retention_index_is_rebuilt_from_the_manifests_when_missing_or_stale(
+    tmp_path: Path,
+) -> None:
+    study = tmp_path / "study_1"
+    policy = RetentionPolicy(keep_best_trials=2)
+    for index, best in enumerate([0.3, 0.6, 0.2]):
+        run_trial(study, f"trial_{index:04d}", [best], policy=policy)
+    index_path = study / "retention_index.json"
+    first = json.loads(index_path.read_text())
+    manifest = (study / "trial_0002" / "checkpoints" / "manifest.json").stat()
+    seen = [manifest.st_ino, manifest.st_size, manifest.st_mtime_ns]
+    assert first["trials"]["trial_0002"] == {"best": None, "kept": False, "seen": seen}
+    index_path.unlink()  # missing: rebuilt by the next trial end, the same as before
+    run_trial(study, "trial_0003", [0.1], policy=policy)
+    rebuilt = json.loads(index_path.read_text())
+    assert rebuilt["trials"].keys() == {"trial_0000", "trial_0001", "trial_0002", "trial_0003"}
+    assert {k: v for k, v in rebuilt["trials"].items() if k != "trial_0003"} == first["trials"]
+
+    # Stale: the best kept trial lost its checkpoints behind the index (dropped by hand, or
+    # quarantined). Trusting the index would prune the next trial for a trial that keeps
+    # nothing; the trial end sees the change (one stat per top trial) and rebuilds instead.
+    dropped = study / "trial_0001" / "checkpoints"
+    manifest = read_manifest(dropped)
+    manifest.checkpoints = []
+    write_manifest(dropped, manifest)
+    run_trial(study, "trial_0004", [0.25], policy=policy)
+    kept = {t.name for t in study.glob("trial_*") if read_manifest(t / "checkpoints").checkpoints}
+    assert kept == {"trial_0000", "trial_0004"}
+    final = json.loads(index_path.read_text())["trials"]
+    assert final["trial_0001"]["best"] is None and not final["trial_0001"]["kept"]
+    assert [k for k, v in final.items() if v["kept"]] == ["trial_0000", "trial_0004"]

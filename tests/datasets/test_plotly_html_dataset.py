@@ -49,21 +49,21 @@ def test_save_args_cannot_re_embed_plotlyjs(tmp_path: Path) -> None:
         PlotlyHTMLDataset(filepath=tmp_path / "p.html", save_args={"include_plotlyjs": True})
 
 
-def test_mlflow_gets_the_pages_and_the_bundle_once(tmp_path: Path) -> None:
+def test_mlflow_gets_the_pages_and_the_bundle_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import mlflow
 
-    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
-    mlflow.set_experiment("plots")
-    try:
-        with mlflow.start_run() as run:
-            for name in ("a", "b"):
-                PlotlyHTMLDataset(
-                    filepath=tmp_path / "out" / f"{name}.html", mlflow_artifact_path="hpo_plots"
-                ).save(_figure([1, 2]))
-        client = mlflow.MlflowClient()
-        logged = sorted(
-            Path(a.path).name for a in client.list_artifacts(run.info.run_id, "hpo_plots")
-        )
-        assert logged == ["a.html", "b.html", "plotly.min.js"]
-    finally:
-        mlflow.set_tracking_uri("")
+    # The environment, not mlflow.set_tracking_uri/set_experiment: those set process globals
+    # that outlive the test (set_tracking_uri("") afterwards means the ./mlruns file store, which
+    # MLflow 3.17 refuses), and broke the next test in the same worker process.
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment_id = mlflow.MlflowClient().create_experiment("plots")
+    with mlflow.start_run(experiment_id=experiment_id) as run:
+        for name in ("a", "b"):
+            PlotlyHTMLDataset(
+                filepath=tmp_path / "out" / f"{name}.html", mlflow_artifact_path="hpo_plots"
+            ).save(_figure([1, 2]))
+    client = mlflow.MlflowClient()
+    logged = sorted(Path(a.path).name for a in client.list_artifacts(run.info.run_id, "hpo_plots"))
+    assert logged == ["a.html", "b.html", "plotly.min.js"]

@@ -9,7 +9,11 @@ from pathlib import Path
 import pytest
 from optuna.trial import TrialState
 
-from mental_health_hpo.checkpointing import InsufficientDiskSpaceError, RetentionPolicy
+from mental_health_hpo.checkpointing import (
+    InsufficientDiskSpaceError,
+    RetentionPolicy,
+    StudyRetention,
+)
 from mental_health_hpo.hpo.coordination import coordination_for
 from mental_health_hpo.hpo.objective import TrainingObjective
 from mental_health_hpo.hpo.preflight import StudyConfigError, validate_before_first_trial
@@ -182,5 +186,6 @@ def test_a_study_without_a_completed_trial_has_no_result(tmp_path: Path) -> None
             tmp_path / "study_none",
             "val_f1_macro",
             coordination_for(config, tmp_path),
+            StudyRetention(tmp_path / "study_none", RetentionPolicy(), "val_f1_macro"),
         )
     assert not (tmp_path / "study_none" / "study_result.json").exists()

@@ -50,6 +50,7 @@ from mental_health_hpo.checkpointing.study import (
     CheckpointRef,
     StudyRetentionReport,
     apply_study_retention,
+    best_of_trial,
     find_best_checkpoints,
     ranked_checkpoints,
 )
@@ -93,6 +94,7 @@ __all__ = [
     "architecture_signature",
     "atomic_write_bytes",
     "atomic_write_file",
+    "best_of_trial",
     "check_weights_only_safe",
     "code_version",
     "disk_usage",

@@ -31,6 +31,7 @@ WEIGHTS_FILE = "model.safetensors"
 STATE_FILE = "training_state.pt"
 QUARANTINE_DIRNAME = ".quarantine"
 PRESSURE_MARKER_NAME = "retention_pressure.json"
+RETENTION_INDEX_NAME = "retention_index.json"  # the ranking of finished trials (a cache)
 TEMP_PREFIX = ".tmp-"
 #: ``.best_checkpoint.tmp-<pid>`` (being built) and ``.best_checkpoint.old-<pid>`` (being
 #: replaced): the siblings a publication makes beside its target folder.
@@ -148,6 +149,11 @@ class StudyLayout:
     @property
     def pressure_marker(self) -> Path:
         return self.path / PRESSURE_MARKER_NAME
+
+    @property
+    def retention_index(self) -> Path:
+        """The study's ranking of finished trials, rebuilt from the manifests when stale."""
+        return self.path / RETENTION_INDEX_NAME
 
     @property
     def logs(self) -> Path:

@@ -91,14 +91,29 @@ def ranked_checkpoints(path: str | Path, metric_name: str | None = None) -> list
 
 
 def find_best_checkpoints(path: str | Path, metric_name: str | None = None) -> list[CheckpointRef]:
-    """The best checkpoint(s) (co-best ties included) under a study, trial or checkpoints folder.
+    """The best checkpoint(s) under a study, trial or checkpoints folder, by :func:`best_of_trial`.
 
-    Read-only: nothing is written or verified here; load with ``load_checkpoint_ref``.
+    Each trial contributes what the one rule calls its best; across trials, every trial
+    sharing the top value contributes (co-best trials), best trial folder first. Read-only:
+    nothing is written or verified here; load with ``load_checkpoint_ref``.
     """
-    refs = [r for r in ranked_checkpoints(path, metric_name) if r.value > float("-inf")]
+    path = Path(path)
+    direct = checkpoints_dir_of(path)
+    dirs = [direct] if (direct / MANIFEST_NAME).exists() else trial_checkpoint_dirs(path)
+    refs: list[CheckpointRef] = []
+    for directory in dirs:
+        manifest = _safe_read(directory)
+        if manifest is not None:
+            name = metric_name or manifest.metric_name
+            best = {r.id for r in best_of_trial(manifest, name)}
+            refs.extend(r for r in _refs(directory, manifest, name) if r.record.id in best)
     if not refs:
         return []
-    return [r for r in refs if r.value == refs[0].value]
+    top = max(r.value for r in refs)
+    return sorted(
+        (r for r in refs if r.value == top),
+        key=lambda r: (str(r.trial_dir), r.record.epoch, r.record.step, r.record.id),
+    )
 
 
 def metric_never_moved(manifest: Manifest, metric_name: str) -> bool:
@@ -107,18 +122,30 @@ def metric_never_moved(manifest: Manifest, metric_name: str) -> bool:
     return len(manifest.history) > 1 and len(values) == 1
 
 
-def _best_only(manifest: Manifest, metric_name: str) -> list[CheckpointRecord]:
-    """The best weights a finished trial keeps: its best checkpoint and co-best ties.
+def best_of_trial(manifest: Manifest, metric_name: str) -> list[CheckpointRecord]:
+    """THE rule for a trial's best checkpoints, oldest first; every caller uses this one.
 
-    A tie is kept because two models that score the same may still differ. When the metric
-    never moved over the whole trial, though, the ties say nothing, and only the newest is kept:
-    a trial stuck at 0.0 keeps one copy, not one per epoch.
+    The study result, publication, evaluation and finishing a trial all ask this function,
+    so what the result names is exactly what finishing keeps. The rule, on what the manifest
+    holds now:
+
+    - the committed checkpoints with the highest metric value (NaN or absent: never best);
+    - co-best ties are all kept (two models that score the same may still differ), except
+    - when the metric never moved over the whole journal (every epoch the same value, a
+      model stuck at 0.0): then only the newest of them, as one copy says all there is.
+
+    Idempotent: applied to what it kept (a finished trial's manifest), it returns the same.
     """
     best = best_records(list(manifest.checkpoints), metric_name)
     if best and metric_never_moved(manifest, metric_name):
         best = best[-1:]
+    return best
+
+
+def _best_only(manifest: Manifest, metric_name: str) -> list[CheckpointRecord]:
+    """The records a finished trial keeps: :func:`best_of_trial`, weights only."""
     result = []
-    for record in best:
+    for record in best_of_trial(manifest, metric_name):
         files = {k: v for k, v in record.files.items() if k != STATE_FILE}
         result.append(CheckpointRecord(**{**record.__dict__, "files": files, "kind": KIND_WEIGHTS}))
     return result
@@ -179,12 +206,24 @@ def apply_study_retention(
             report.bytes_freed += manifest.total_size - kept_bytes
         elif records != manifest.checkpoints:
             report.bytes_freed += commit_records(directory, manifest, records)
-    if report.pruned_trials:
-        logger.info(
-            "study retention in %s: kept %s, pruned %s%s",
-            study_dir,
-            report.kept_trials,
-            report.pruned_trials,
-            " (dry run)" if dry_run else "",
-        )
+    log_report(report, Path(study_dir))
     return report
+
+
+def log_report(report: StudyRetentionReport, study_dir: Path) -> None:
+    """Counts and bytes at INFO (a line of constant size however many trials), names at DEBUG."""
+    if not report.pruned_trials:
+        return
+    logger.info(
+        "study retention: %d trial(s) pruned, %.1f MB freed, %d keep weights%s",
+        len(report.pruned_trials),
+        report.bytes_freed / 1e6,
+        len(report.kept_trials),
+        " (dry run)" if report.dry_run else "",
+    )
+    logger.debug(
+        "study retention in %s: pruned %s, kept %s",
+        study_dir,
+        report.pruned_trials,
+        report.kept_trials,
+    )

@@ -10,13 +10,12 @@ and verifies and loads each checkpoint's weights once, when it evaluates it.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mental_health_hpo.checkpointing import CheckpointRef, ranked_checkpoints
+from mental_health_hpo.checkpointing import CheckpointRef, find_best_checkpoints
 from mental_health_hpo.checkpointing.layout import (
     PUBLISHED_RECORD_NAME,
     PublishedLayout,
@@ -113,15 +112,10 @@ def read_record(folder: Path) -> PublishedRecord | None:
 def best_of_folder(path: Path, metric_name: str | None) -> PublishedRecord | None:
     """The record of the best trial under a study or trial folder (``evaluate.study_name``).
 
-    The best checkpoint by the metric decides the trial; its ties in that trial are the co-best.
+    :func:`find_best_checkpoints` (the one rule) decides; of co-best trials, the first folder.
     """
-    refs = [r for r in ranked_checkpoints(path, metric_name) if r.value > -math.inf]
+    refs = find_best_checkpoints(path, metric_name)
     if not refs:
         return None
     best_trial = refs[0].trial_dir
-    co_best = [r for r in refs if r.trial_dir == best_trial and r.value == refs[0].value]
-    return record_of(best_trial, sorted(co_best, key=_by_epoch))
-
-
-def _by_epoch(ref: CheckpointRef) -> tuple[int, int, str]:
-    return (ref.record.epoch, ref.record.step, ref.record.id)
+    return record_of(best_trial, [r for r in refs if r.trial_dir == best_trial])

@@ -9,9 +9,10 @@ Rules:
   ``hpo_best_trial`` (the latest run of ``hpo``), else the most recently modified study folder.
 - Trial: the ``completed`` trial with the highest ``best_value`` in its ``trial.json``; ties go to
   the lowest trial number, so the choice never depends on folder listing order.
-- Checkpoints: every best / co-best checkpoint of that trial (equal metric values), ordered by
-  epoch then step. All of them are evaluated (tied checkpoints are equally "best", so reporting
-  one would be an arbitrary pick); the first is the "primary" one.
+- Checkpoints: that trial's best checkpoints by the one rule that finishing a trial and the study
+  result use too (``checkpointing.best_of_trial``: co-best ties, but the newest only when the
+  metric never moved), ordered by epoch then step. All of them are evaluated (tied checkpoints are
+  equally "best", so reporting one would be an arbitrary pick); the first is the "primary" one.
 """
 
 from __future__ import annotations

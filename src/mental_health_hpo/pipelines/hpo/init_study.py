@@ -4,6 +4,8 @@
 
 Why: workers that start together race to create Optuna's tables, the lease table and
 kedro-mlflow's experiment (its get-or-create is not atomic). Every step here is idempotent.
+The URLs hold no password: libpq reads ``PGPASSWORD`` (or ``.pgpass``), MLflow
+``MLFLOW_TRACKING_USERNAME``/``MLFLOW_TRACKING_PASSWORD`` (or ``MLFLOW_TRACKING_TOKEN``).
 """
 
 from __future__ import annotations
@@ -19,12 +21,20 @@ from optuna.storages import RDBStorage
 
 from mental_health_hpo.hpo.leases import LeaseStore
 from mental_health_hpo.hpo.study import storage_for_display
+from mental_health_hpo.ops.credentials import password_in_url_warning
 from mental_health_hpo.pipelines.hpo.study_tracking import EXPERIMENT_NAME
 
 logger = logging.getLogger(__name__)
 
 
 def init_shared(storage: str, tracking_uri: str | None) -> None:
+    for url, setting, kind in (
+        (storage, "--storage", "study storage"),
+        (tracking_uri or "", "--tracking-uri", "tracking"),
+    ):
+        warning = password_in_url_warning(url, setting, kind)
+        if warning:
+            logger.warning(warning)
     RDBStorage(storage)  # creates (or migrates) Optuna's tables
     LeaseStore(sa.create_engine(storage), "init", 60.0)  # creates the lease table
     print(f"optuna and lease tables ready in {storage_for_display(storage)}")

@@ -50,7 +50,9 @@ def run_hpo(
         tracking.tracker.flush_buffer(attempts=5)
     assert run.tally is not None
     check_complete(run.tally)
-    result = study_result(study, setup.config, setup.study_dir, setup.metric, setup.coordination)
+    result = study_result(
+        study, setup.config, setup.study_dir, setup.metric, setup.coordination, setup.retention
+    )
     tracking.end_abandoned(setup.coordination, setup.study_dir)
     tracking.finish_study(result["best"]["value"])
     return (result, trials_table(study), *plots(study), checkpoint_reference(result))

@@ -12,6 +12,8 @@ node raises, and the catalog's previous best stays in place.
 from __future__ import annotations
 
 import json
+import logging
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -22,14 +24,17 @@ import pandas as pd
 from mental_health_hpo.checkpointing import atomic_write_bytes, find_best_checkpoints
 from mental_health_hpo.checkpointing.layout import STUDY_RESULT_NAME, StudyLayout, TrialLayout
 from mental_health_hpo.checkpointing.layout import trial_id as trial_folder_name
+from mental_health_hpo.checkpointing.study_retention import StudyRetention
 from mental_health_hpo.datasets import CheckpointReference
 from mental_health_hpo.hpo.coordination import Coordination
 from mental_health_hpo.hpo.study import StudyConfig, storage_for_display
-from mental_health_hpo.hpo.tally import Tally, best_of
+from mental_health_hpo.hpo.tally import FINISHED, Tally, best_of
 from mental_health_hpo.hpo.trial_folder import TrialFolder
 from mental_health_hpo.ops import mask_obj, mask_secrets
 
 RESULT_NAME = STUDY_RESULT_NAME
+
+logger = logging.getLogger(__name__)
 
 
 class NoCompletedTrialError(RuntimeError):
@@ -55,14 +60,27 @@ def study_result(
     study_dir: Path,
     metric: str,
     coordination: Coordination,
+    retention: StudyRetention,
 ) -> dict[str, Any]:
-    """The complete study's best trial, written once into the study folder, under the lock."""
+    """The complete study's best trial, written once into the study folder, under the lock.
+
+    Derived only once every finished trial has been finished: the workers still finishing one
+    (holding its lease) are waited for, then, under the study lock, every finished trial is
+    finished here (idempotent: :meth:`StudyRetention.reconcile`), so the checkpoints the
+    result names are exactly the ones finishing keeps (one rule:
+    :func:`~mental_health_hpo.checkpointing.best_of_trial`). A result written before that
+    rule held, or naming a checkpoint that is gone, is derived again, never failed on forever.
+    """
     path = StudyLayout(study_dir).result
+    _wait_for_finishing(study, coordination, config.lease_s)
     with coordination.lock.hold("study-result"):
         trials = study.get_trials(deepcopy=False)
+        retention.reconcile(
+            TrialFolder.of(study_dir, t.number).path for t in trials if t.state in FINISHED
+        )
         if path.exists():
             record = dict(json.loads(path.read_text(encoding="utf-8")))
-            if record.get("n_trials") == len(trials):
+            if record.get("n_trials") == len(trials) and _names_the_best(record, metric):
                 return record
         best = best_of(study, trials)
         if best is None:
@@ -100,6 +118,58 @@ def study_result(
         atomic_write_bytes(path, payload)
         study.set_user_attr("result", {"best_trial": best.number, "value": best.value})
         return record
+
+
+def _names_the_best(record: dict[str, Any], metric: str) -> bool:
+    """True when a written result names exactly what the one rule calls its trial's best now.
+
+    False for a result derived before its trial was finished (it may name a tie that
+    finishing dropped) or naming a checkpoint gone since: the caller derives it again.
+    """
+    checkpoint = record.get("best", {}).get("checkpoint", {})
+    named = list(checkpoint.get("checkpoint_ids") or [])
+    trial_dir = checkpoint.get("trial_dir")
+    if not trial_dir:
+        return False
+    kept = [ref.record.id for ref in find_best_checkpoints(Path(trial_dir), metric)]
+    if named == kept:
+        return True
+    logger.warning(
+        "study_result.json names checkpoint(s) %s of %s, but its best checkpoint(s) are %s now: "
+        "deriving the study result again from the manifests",
+        named,
+        trial_dir,
+        kept,
+    )
+    return False
+
+
+def _wait_for_finishing(study: optuna.Study, coordination: Coordination, lease_s: float) -> None:
+    """Wait while live workers hold the lease of a finished trial (they are finishing it).
+
+    Bounded: past a few lease periods this worker goes on and finishes those trials itself
+    (finishing is idempotent), so a stuck worker never blocks the result. A dead holder's
+    lease is not waited for at all.
+    """
+    leases, worker = coordination.leases, coordination.worker
+    deadline = time.monotonic() + max(30.0, 4 * lease_s)
+    told = False
+    while True:
+        finished = {t.number for t in study.get_trials(deepcopy=False, states=FINISHED)}
+        busy = sorted(
+            int(row.resource.split(":", 1)[1])
+            for row in leases.live("trial:")
+            if not row.dead_on(worker.host) and int(row.resource.split(":", 1)[1]) in finished
+        )
+        if not busy:
+            return
+        if time.monotonic() > deadline:
+            logger.warning("Trial(s) %s still being finished; finishing them here", busy)
+            return
+        if not told:
+            logger.info("Waiting for trial(s) %s to be finished by their worker(s)", busy)
+            told = True
+        time.sleep(min(0.5, lease_s / 4))
 
 
 def _why_nothing_completed(trials: list[Any], config: StudyConfig) -> str:

@@ -5,6 +5,7 @@ Kept out of the node so the node reads as what it does: validate, open, run, con
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,10 +25,13 @@ from mental_health_hpo.hpo.study import StudyConfig, open_study
 from mental_health_hpo.hpo.tally import FINISHED, Progress
 from mental_health_hpo.hpo.trial_folder import TrialFolder
 from mental_health_hpo.ops import HubAuthGate, check_hub_token, hub_offline, needs_hub
+from mental_health_hpo.ops.credentials import password_in_url_warning
 from mental_health_hpo.pipelines.hpo.study_tracking import (
     StudyTracking,
     tag_session_run,
 )
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -46,6 +50,9 @@ class StudySetup:
     @classmethod
     def from_params(cls, hpo: dict[str, Any], project_root: Path) -> StudySetup:
         config = StudyConfig(**hpo.get("study", {}))
+        warning = password_in_url_warning(config.storage, "hpo.study.storage", "study storage")
+        if warning:
+            logger.warning(warning)
         base = dict(hpo.get("base", {}))
         metric = validate_before_first_trial(base)  # before any trial can fail on it
         checkpointing = dict(hpo.get("checkpointing", {}))
