@@ -197,6 +197,11 @@ class Manifest:
         )
 
 
+def manifest_path(directory: str | Path) -> Path:
+    """The manifest's path in a local checkpoints folder (study retention stats it)."""
+    return Path(directory) / MANIFEST_NAME
+
+
 def read_manifest(location: Storage | str | Path) -> Manifest | None:
     """The committed manifest of a checkpoints folder; None when nothing was committed.
 
