@@ -22,7 +22,7 @@ NAMES = {
 } | {"trial_*", "study_*"}
 PREFIXES = (layout.TRIAL_PREFIX, layout.STUDY_PREFIX, layout.TEMP_PREFIX)
 # The same name by coincidence: a Hugging Face encoder folder's weights, not a checkpoint's.
-ALLOWED = {("validate_env.py", "model.safetensors")}
+ALLOWED = {("encoder_size.py", "model.safetensors")}
 
 
 def _docstrings(tree: ast.AST) -> set[int]:

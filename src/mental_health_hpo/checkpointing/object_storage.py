@@ -42,6 +42,7 @@ from typing import Any, BinaryIO, cast
 
 from mental_health_hpo.checkpointing.bucket_preconditions import WriteConditions as Conditions
 from mental_health_hpo.checkpointing.bucket_preconditions import is_precondition_failure
+from mental_health_hpo.checkpointing.layout import MANIFEST_NAME
 from mental_health_hpo.checkpointing.storage import Entry, LocalFile, LocalStorage, Storage
 from mental_health_hpo.crash_points import crash_point
 
@@ -102,7 +103,7 @@ class ObjectStorage:
         url: str,
         cache_dir: str | Path,
         filesystem: Any = None,
-        fence_key: str = "manifest.json",
+        fence_key: str = MANIFEST_NAME,
     ) -> None:
         scheme, _, rest = url.partition("://")
         if scheme != "s3" or not rest:
