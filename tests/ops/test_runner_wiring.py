@@ -12,12 +12,14 @@ from pathlib import Path
 
 from optuna.trial import TrialState
 
-from mental_health_hpo.hpo.runner import TrialContext, run_study
-from mental_health_hpo.hpo.search_space import SearchSpace
-from mental_health_hpo.hpo.study import StudyConfig, open_study
+from mental_health_hpo.hpo.runner import TrialContext
+from mental_health_hpo.hpo.setup import StudySetup
 from mental_health_hpo.ops import HubAuthGate
 
-SPACE = SearchSpace.from_params({"x": {"type": "float", "low": 0.0, "high": 1.0}})
+PARAMS = {
+    "study": {"name": "gated", "storage": "sqlite:///optuna.db", "n_trials": 2},
+    "search_space": {"x": {"type": "float", "low": 0.0, "high": 1.0}},
+}
 
 
 class HubRefusedError(Exception):
@@ -31,8 +33,8 @@ class HubRefusedError(Exception):
 
 
 def test_auth_error_pauses_and_resumes_the_same_trial(tmp_path: Path) -> None:
-    config = StudyConfig(name="gated", storage="sqlite:///optuna.db", n_trials=2)
-    study = open_study(config, SPACE, tmp_path)
+    setup = StudySetup.from_params(PARAMS, tmp_path)  # as a worker builds it
+    study = setup.open({}, tmp_path)
     answers = iter([True, False, True, True, True])  # closed once, after the 401
     sleeps: list[float] = []
     gate = HubAuthGate(lambda: next(answers, True), recheck_interval_s=5, sleep=sleeps.append)
@@ -45,8 +47,8 @@ def test_auth_error_pauses_and_resumes_the_same_trial(tmp_path: Path) -> None:
             raise HubRefusedError()
         return context.sampled["x"]
 
-    study_dir = tmp_path / "study_gated"
-    run_study(study, config, SPACE, {}, objective, study_dir, auth_gate=gate)  # type: ignore[call-arg]
+    study_dir = setup.study_dir
+    setup.runner(study, objective, gate=gate).run()
 
     assert calls == [0, 0, 1]  # trial 0 resumed, not replaced
     assert [t.state for t in study.trials] == [TrialState.COMPLETE, TrialState.COMPLETE]

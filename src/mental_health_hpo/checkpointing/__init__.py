@@ -5,7 +5,11 @@ Never imports kedro or mlflow; the Kedro dataset lives in ``mental_health_hpo.da
 
 from mental_health_hpo.checkpointing.async_writer import AsyncWriter
 from mental_health_hpo.checkpointing.atomic import atomic_write_bytes, atomic_write_file, fsync_dir
-from mental_health_hpo.checkpointing.checkpointer import open_checkpoints
+from mental_health_hpo.checkpointing.checkpointer import (
+    NO_CHECKPOINTS,
+    RunCheckpoints,
+    open_checkpoints,
+)
 from mental_health_hpo.checkpointing.disk import (
     DiskUsage,
     disk_usage,
@@ -33,7 +37,11 @@ from mental_health_hpo.checkpointing.manifest import (
     read_manifest,
 )
 from mental_health_hpo.checkpointing.null import DisabledCheckpoints, DryRunCheckpoints
-from mental_health_hpo.checkpointing.options import CheckpointOptions, code_version
+from mental_health_hpo.checkpointing.options import (
+    CheckpointOptions,
+    CheckpointSettings,
+    code_version,
+)
 from mental_health_hpo.checkpointing.orphans import Orphan, find_orphans, remove_orphans
 from mental_health_hpo.checkpointing.policy import (
     NAMED_POLICIES,
@@ -60,6 +68,7 @@ from mental_health_hpo.checkpointing.writers import BackgroundWriter, Checkpoint
 
 __all__ = [
     "NAMED_POLICIES",
+    "NO_CHECKPOINTS",
     "AsyncSaveError",
     "AsyncWriter",
     "BackgroundWriter",
@@ -69,6 +78,7 @@ __all__ = [
     "CheckpointOptions",
     "CheckpointRecord",
     "CheckpointRef",
+    "CheckpointSettings",
     "CheckpointWriter",
     "Checkpointer",
     "DisabledCheckpoints",
@@ -86,6 +96,7 @@ __all__ = [
     "PolicyError",
     "RetentionPlan",
     "RetentionPolicy",
+    "RunCheckpoints",
     "SaveResult",
     "SnapshotPool",
     "StudyLayout",

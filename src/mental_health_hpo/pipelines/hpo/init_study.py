@@ -9,31 +9,10 @@ kedro-mlflow's experiment (its get-or-create is not atomic). Every step here is 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import logging
 
-import sqlalchemy as sa
-from mlflow.exceptions import MlflowException
-from mlflow.tracking import MlflowClient
-from optuna.storages import RDBStorage
-
-from mental_health_hpo.hpo.leases import LeaseStore
+from mental_health_hpo.hpo.setup import prepare_storage
 from mental_health_hpo.hpo.study import storage_for_display
-from mental_health_hpo.pipelines.hpo.study_tracking import EXPERIMENT_NAME
-
-logger = logging.getLogger(__name__)
-
-
-def init_shared(storage: str, tracking_uri: str | None) -> None:
-    RDBStorage(storage)  # creates (or migrates) Optuna's tables
-    LeaseStore(sa.create_engine(storage), "init", 60.0)  # creates the lease table
-    print(f"optuna and lease tables ready in {storage_for_display(storage)}")
-    if tracking_uri:
-        client = MlflowClient(tracking_uri)
-        if client.get_experiment_by_name(EXPERIMENT_NAME) is None:
-            with contextlib.suppress(MlflowException):  # created meanwhile by another init
-                client.create_experiment(EXPERIMENT_NAME)
-        print(f"MLflow experiment {EXPERIMENT_NAME!r} ready at {storage_for_display(tracking_uri)}")
+from mental_health_hpo.tracking.study_tracking import EXPERIMENT_NAME, ensure_experiment
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -41,7 +20,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--storage", required=True, help="the study's SQLAlchemy URL")
     parser.add_argument("--tracking-uri", default=None, help="the mlflow server's URL")
     args = parser.parse_args(argv)
-    init_shared(args.storage, args.tracking_uri)
+    prepare_storage(args.storage)
+    print(f"optuna and lease tables ready in {storage_for_display(args.storage)}")
+    if args.tracking_uri:
+        ensure_experiment(args.tracking_uri)
+        uri = storage_for_display(args.tracking_uri)
+        print(f"MLflow experiment {EXPERIMENT_NAME!r} ready at {uri}")
 
 
 if __name__ == "__main__":
