@@ -42,8 +42,9 @@ _RETIRED_CHECKPOINTING_KEYS = {
 
 
 class StudyTracking(Protocol):
-    """What a worker tells the study's tracker. Every method is idempotent and never raises
-    for an unreachable tracking store (the study goes on; the tracker buffers)."""
+    """What a worker tells the study's tracker. ``trial_ended`` must be idempotent (a worker
+    taking over a trial killed while finishing calls it again); an unreachable tracking store
+    must not stop the study (MLflow's implementation buffers and logs a warning)."""
 
     @property
     def publisher(self) -> TrialPublisher | None: ...
