@@ -40,6 +40,7 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader
 
+from mental_health_hpo.checkpointing import RunCheckpoints
 from mental_health_hpo.model import PACKAGED_MINILM, DualAgentModel, ModelConfig, build_model
 from mental_health_hpo.training import (
     DynamicPaddingCollator,
@@ -246,7 +247,7 @@ def child(args: argparse.Namespace) -> None:
     stop_after_first = args.child == "first"  # then the process ends: the "crash"
     cache = FeatureCache(directory=args.feature_dir) if args.feature_dir else None
     result = train(
-        config, trainer_config, *frames, checkpoint_dir=args.checkpoint_dir,
+        config, trainer_config, *frames, checkpoints=RunCheckpoints(Path(args.checkpoint_dir)),
         on_epoch=lambda _: stop_after_first, feature_cache=cache,
     )  # fmt: skip
     print(

@@ -1,7 +1,7 @@
 """Does a trial end cost the same at trial 500 as at trial 1? Per-trial overhead over a long study.
 
 One worker runs a study of ``--trials`` trials of a near-free objective through the runner that
-production runs (``run_study``: leases, the study lock, ``ask``/``tell``, the trial folder's
+production runs (``StudyRunner``: leases, the study lock, ``ask``/``tell``, the trial folder's
 lifecycle, per-trial JSON logs, progress lines), with the study retention that production runs at
 each trial end (``StudyRetention.trial_finished``, under the retention lock). The objective does
 what a one-epoch trial does to the study folder and nothing else: it commits one weights-only
@@ -61,7 +61,7 @@ def child(arm: str, n_trials: int, sampler: str, workdir: Path, out: Path) -> No
     )
     from mental_health_hpo.checkpointing.layout import StudyLayout
     from mental_health_hpo.hpo.coordination import coordination_for
-    from mental_health_hpo.hpo.runner import StudyHooks, TrialContext, run_study
+    from mental_health_hpo.hpo.runner import StudyHooks, StudyRunner, TrialContext
     from mental_health_hpo.hpo.search_space import SearchSpace
     from mental_health_hpo.hpo.study import StudyConfig, open_study
     from mental_health_hpo.ops.logs import install_project_logging
@@ -111,7 +111,7 @@ def child(arm: str, n_trials: int, sampler: str, workdir: Path, out: Path) -> No
         retention.trial_finished(folder.path)
 
     hooks = StudyHooks(on_trial_end=trial_end)
-    run_study(study, config, space, {}, objective, study_dir, hooks, None, coordination)
+    StudyRunner(study, config, space, {}, objective, study_dir, coordination, hooks).run()
     sys.stdout.flush()
     sys.stderr.flush()
     stdout_at_start.append(os.fstat(1).st_size)

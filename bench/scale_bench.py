@@ -33,28 +33,27 @@ import torch
 from mental_health_hpo.data.model_input import synthetic_model_input
 from mental_health_hpo.data.splits import SplitConfig
 from mental_health_hpo.data.synthetic import SyntheticConfig
-from mental_health_hpo.checkpointing import load_policy
 from mental_health_hpo.hpo.objective import TrainingObjective
-from mental_health_hpo.hpo.runner import run_study
-from mental_health_hpo.hpo.search_space import SearchSpace
-from mental_health_hpo.hpo.study import StudyConfig, open_study
+from mental_health_hpo.hpo.setup import StudySetup
 import mental_health_hpo.hpo.leases as leases
 
 root, url, n, epochs, lease_s, threads, model, other_host = sys.argv[1:9]
 if other_host == "1":
     leases.LeaseRow.dead_on = lambda self, host: False
 torch.set_num_threads(int(threads))
-config = StudyConfig(name="bench", storage=url, n_trials=int(n), sampler="random", seed=3,
-                     pruner="none", lease_s=float(lease_s), torch_threads=int(threads))
+study = {"name": "bench", "storage": url, "n_trials": int(n), "sampler": "random", "seed": 3,
+         "pruner": "none", "lease_s": float(lease_s), "torch_threads": int(threads),
+         "experiments_dir": root}  # the study folder: <root>/study_bench
 lr = {"type": "float", "low": 1e-4, "high": 5e-4, "log": True}
-space = SearchSpace.from_params({"trainer": {"lr": lr}})
 base = {"model": {"encoder": model}, "trainer": {"epochs": int(epochs), "batch_size": 8}}
+setup = StudySetup.from_params(
+    {"study": study, "search_space": {"trainer": {"lr": lr}}, "base": base}, Path(root)
+)
 splits = SplitConfig(train=0.8, validation=0.2, test=0.0)
 table = synthetic_model_input(SyntheticConfig(n_posts=40, seed=3), splits)
 train, validation = table[table["split"] == "train"], table[table["split"] == "validation"]
-objective = TrainingObjective(train, validation, base, load_policy("default"))
-study = open_study(config, space, Path(root))
-run_study(study, config, space, base, objective, Path(root) / "study_bench")
+objective = TrainingObjective(train, validation, setup.base, setup.checkpointing)
+setup.runner(setup.open({}, Path(root)), objective).run()
 """
 
 

@@ -139,7 +139,12 @@ def study_arm(args: argparse.Namespace) -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    from mental_health_hpo.checkpointing import StudyRetention, load_policy
+    from mental_health_hpo.checkpointing import (
+        CheckpointSettings,
+        RunCheckpoints,
+        StudyRetention,
+        load_policy,
+    )
     from mental_health_hpo.model import PACKAGED_MINILM, ModelConfig, build_model
     from mental_health_hpo.training import FeatureCache, TrainerConfig, train
 
@@ -158,11 +163,15 @@ def study_arm(args: argparse.Namespace) -> None:
             epochs=args.epochs, batch_size=args.batch_size, lr=lr, seed=42,
             progress_bar=False, max_steps_per_epoch=args.steps_per_epoch,
         )  # fmt: skip
-        options = {"mode": "disabled"} if args.child == "off" else {"writer": args.child}
+        settings = (
+            CheckpointSettings(policy, mode="disabled")
+            if args.child == "off"
+            else CheckpointSettings(policy, writer=args.child)
+        )
         torch.manual_seed(0)
         train(
-            config, trainer, train_df, val_df, checkpoint_dir=folder / "checkpoints",
-            retention=policy, checkpoint_options=options, feature_cache=cache,
+            config, trainer, train_df, val_df,
+            checkpoints=RunCheckpoints(folder / "checkpoints", settings), feature_cache=cache,
             model=build_model(config),
         )  # fmt: skip
         if args.child != "off":  # what the study runner does when a trial ends

@@ -11,17 +11,20 @@ import sys
 import time
 from pathlib import Path
 
-from mental_health_hpo.hpo.runner import TrialContext, run_study
-from mental_health_hpo.hpo.search_space import SearchSpace
-from mental_health_hpo.hpo.study import StudyConfig, open_study
-
-SPACE = SearchSpace.from_params({"x": {"type": "float", "low": 0.0, "high": 1.0}})
+from mental_health_hpo.hpo.runner import TrialContext
+from mental_health_hpo.hpo.setup import StudySetup
 
 
 def main() -> None:
     url, study_dir, n_trials, out = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
-    config = StudyConfig(name="race", storage=url, n_trials=n_trials, pruner="none", lease_s=5)
-    study = open_study(config, SPACE, study_dir.parent)
+    # As a worker builds it from params:hpo; the study folder is <root>/experiments/study_race.
+    root = study_dir.parent
+    study_params = {"name": "race", "storage": url, "n_trials": n_trials, "pruner": "none",
+                    "lease_s": 5, "experiments_dir": str(study_dir.parent)}  # fmt: skip
+    space = {"x": {"type": "float", "low": 0.0, "high": 1.0}}
+    params = {"study": study_params, "search_space": space}
+    setup = StudySetup.from_params(params, root)
+    study = setup.open({}, root)
     Path(out + ".ready").touch()
     while not Path(out).parent.joinpath("go").exists():  # every worker starts together
         time.sleep(0.01)
@@ -34,7 +37,7 @@ def main() -> None:
             handle.write(json.dumps({**line, "end": time.time()}) + "\n")
         return float(context.sampled["x"])
 
-    run_study(study, config, SPACE, {}, objective, study_dir)
+    setup.runner(study, objective).run()
 
 
 if __name__ == "__main__":

@@ -26,14 +26,14 @@ from mental_health_hpo.checkpointing import (
     load_checkpoint_ref,
     open_checkpoints,
 )
-from mental_health_hpo.datasets import CheckpointDataset
+from mental_health_hpo.datasets import CheckpointDataset, CheckpointReference
 from mental_health_hpo.evaluation.selection import select
 from mental_health_hpo.hpo.coordination import coordination_for
-from mental_health_hpo.hpo.runner import StudyHooks, TrialContext, run_study
+from mental_health_hpo.hpo.results import check_complete
+from mental_health_hpo.hpo.results import study_result as derive_result
+from mental_health_hpo.hpo.runner import StudyHooks, StudyRunner, TrialContext
 from mental_health_hpo.hpo.search_space import SearchSpace
 from mental_health_hpo.hpo.study import StudyConfig, open_study
-from mental_health_hpo.pipelines.hpo.results import check_complete, checkpoint_reference
-from mental_health_hpo.pipelines.hpo.results import study_result as derive_result
 
 SPACE = SearchSpace.from_params({"x": {"type": "float", "low": 0.0, "high": 1.0}})
 METRIC = "val_f1_macro"
@@ -72,12 +72,12 @@ def main() -> None:
         return TIE
 
     hooks = StudyHooks(on_trial_end=lambda frozen, folder: retention.trial_finished(folder.path))
-    run = run_study(study, config, SPACE, {}, objective, study_dir, hooks, None, coordination)
+    run = StudyRunner(study, config, SPACE, {}, objective, study_dir, coordination, hooks).run()
     assert run.tally is not None
     check_complete(run.tally)
     result = derive_result(study, config, study_dir, METRIC, coordination, retention)
     dataset = CheckpointDataset(filepath=publish_dir, metric_name=METRIC)
-    dataset.save(checkpoint_reference(result))
+    dataset.save(CheckpointReference.of_study_result(result))
     # What evaluate does: the published checkpoints, verified and loaded, and the selection.
     best = dataset.load()
     for ref in best.checkpoints:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from mental_health_hpo.checkpointing import RetentionPolicy
+from mental_health_hpo.checkpointing import CheckpointSettings, RetentionPolicy, RunCheckpoints
 from mental_health_hpo.datasets import CheckpointDataset
 from mental_health_hpo.evaluation import model_config_of
 from mental_health_hpo.evaluation.run import NoValidCheckpointError, evaluate_with_fallback
@@ -30,8 +30,10 @@ def trial_dir(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) ->
         TrainerConfig(epochs=2, batch_size=8, seed=3),
         make_model_input(6, "train"),
         make_model_input(4, "validation"),
-        checkpoint_dir=trial / "checkpoints",
-        retention=RetentionPolicy(keep_last_n=2, keep_best_k=1),
+        checkpoints=RunCheckpoints(
+            trial / "checkpoints",
+            CheckpointSettings(policy=RetentionPolicy(keep_last_n=2, keep_best_k=1)),
+        ),
     )
     record = {"state": "completed", "number": 0, "config": {"model": config.public_dict()}}
     (trial / "trial.json").write_text(json.dumps(record))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import optuna
 import pytest
 from optuna.trial import TrialState
 
@@ -17,27 +18,18 @@ from mental_health_hpo.checkpointing import (
 from mental_health_hpo.hpo.coordination import coordination_for
 from mental_health_hpo.hpo.objective import TrainingObjective
 from mental_health_hpo.hpo.preflight import StudyConfigError, validate_before_first_trial
-from mental_health_hpo.hpo.runner import (
-    StudyRunner,
-    StudyStoppedError,
-    TrialContext,
-    TrialStopped,
-    run_study,
-)
-from mental_health_hpo.hpo.search_space import SearchSpace
-from mental_health_hpo.hpo.study import StudyConfig, open_study
+from mental_health_hpo.hpo.results import NoCompletedTrialError, study_result
+from mental_health_hpo.hpo.runner import StudyRunner, StudyStoppedError, TrialContext, TrialStopped
 from mental_health_hpo.hpo.trial_folder import TrialFolder
-from mental_health_hpo.pipelines.hpo.results import NoCompletedTrialError, study_result
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "training"))
 from data_helpers import make_model_input
+from study_workers import study_setup
 
-SPACE = SearchSpace.from_params(
-    {
-        "x": {"type": "float", "low": 0.0, "high": 1.0},
-        "y": {"type": "categorical", "choices": ["a", "b", "c"]},
-    }
-)
+SPACE_PARAMS = {
+    "x": {"type": "float", "low": 0.0, "high": 1.0},
+    "y": {"type": "categorical", "choices": ["a", "b", "c"]},
+}
 
 
 def _score(context: TrialContext) -> float:
@@ -58,8 +50,8 @@ def test_what_would_fail_every_trial_fails_before_the_first(base: dict, key: str
 
 
 def test_a_full_disk_stops_the_study_and_leaves_the_trial_to_resume(tmp_path: Path) -> None:
-    config = StudyConfig(name="disk", storage="sqlite:///optuna.db", n_trials=3)
-    study = open_study(config, SPACE, tmp_path)
+    setup = study_setup(tmp_path, space=SPACE_PARAMS, name="disk", n_trials=3)
+    study = setup.open({}, tmp_path)
     calls: list[int] = []
 
     def objective(context: TrialContext) -> float:
@@ -67,11 +59,11 @@ def test_a_full_disk_stops_the_study_and_leaves_the_trial_to_resume(tmp_path: Pa
         raise InsufficientDiskSpaceError("no space left for the next checkpoint")
 
     with pytest.raises(StudyStoppedError, match="disk is full"):
-        run_study(study, config, SPACE, {}, objective, tmp_path / "study_disk")
+        setup.runner(study, objective).run()
     assert calls == [0]  # no further trial started, none failed
     assert [t.state for t in study.trials] == [TrialState.RUNNING]
-    again = open_study(config, SPACE, tmp_path)
-    result = run_study(again, config, SPACE, {}, _score, tmp_path / "study_disk")
+    again = setup.open({}, tmp_path)
+    result = setup.runner(again, _score).run()
     assert result.resumed == [0] and result.ran == [1, 2]
 
 
@@ -79,32 +71,32 @@ def test_a_full_disk_stops_the_study_and_leaves_the_trial_to_resume(tmp_path: Pa
 def test_a_study_killed_many_times_ends_as_an_unbroken_one(tmp_path: Path, sampler: str) -> None:
     n = 6
 
-    def config(name: str, n_trials: int) -> StudyConfig:
-        return StudyConfig(
-            name=name, storage="sqlite:///optuna.db", n_trials=n_trials, sampler=sampler, seed=7
+    def worker(name: str, n_trials: int) -> tuple[optuna.Study, StudyRunner]:
+        setup = study_setup(
+            tmp_path, space=SPACE_PARAMS, name=name, n_trials=n_trials, sampler=sampler, seed=7
         )
+        study = setup.open({}, tmp_path)
+        return study, setup.runner(study, _score)
 
-    unbroken = open_study(config("whole", n), SPACE, tmp_path)
-    run_study(unbroken, config("whole", n), SPACE, {}, _score, tmp_path / "study_whole")
+    unbroken, runner = worker("whole", n)
+    runner.run()
     for stop_at in range(1, n + 1):  # a new process after every trial, as after a kill
-        broken = open_study(config("broken", stop_at), SPACE, tmp_path)
-        run_study(broken, config("broken", stop_at), SPACE, {}, _score, tmp_path / "study_broken")
+        broken, runner = worker("broken", stop_at)
+        runner.run()
     assert [t.params for t in broken.trials] == [t.params for t in unbroken.trials]
     assert broken.best_value == unbroken.best_value
 
 
 def test_a_timed_out_trial_keeps_its_best_value_and_can_be_best(tmp_path: Path) -> None:
-    config = StudyConfig(
-        name="slow", storage="sqlite:///optuna.db", n_trials=1, trial_timeout_s=1e-6
-    )
-    study = open_study(config, SPACE, tmp_path, metric_name="val_f1_macro")
+    setup = study_setup(tmp_path, space=SPACE_PARAMS, name="slow", n_trials=1, trial_timeout_s=1e-6)
+    study = setup.open({}, tmp_path)
 
     def objective(context: TrialContext) -> float:
         reason = context.should_stop(0.7, 0)
         assert reason is not None and "timed out" in reason
         raise TrialStopped(reason, 0.7)
 
-    run_study(study, config, SPACE, {}, objective, tmp_path / "study_slow")
+    setup.runner(study, objective).run()
     trial = study.trials[0]
     assert trial.state is TrialState.COMPLETE and trial.value == 0.7
     assert trial.user_attrs["end_reason"] == "timed out at epoch 0"
@@ -136,26 +128,28 @@ class TickingClock:
 def test_a_trial_timed_out_inside_an_epoch_keeps_the_best_of_its_full_epochs(
     tmp_path: Path, tiny_model_dir: Path, timeout_s: float, state: TrialState, reason: str
 ) -> None:
-    space = SearchSpace.from_params({"trainer": {"seed": {"type": "int", "low": 1, "high": 9}}})
-    config = StudyConfig(
-        name="slow", storage="sqlite:///optuna.db", n_trials=1, pruner="none",
+    setup = study_setup(
+        tmp_path,
+        space={"trainer": {"seed": {"type": "int", "low": 1, "high": 9}}},
+        base={
+            "model": {"encoder": str(tiny_model_dir), "max_length": 96, "stride": 24},
+            "trainer": {
+                "epochs": 3, "batch_size": 2, "max_steps_per_epoch": 4, "progress_bar": False,
+            },
+        },
+        name="slow", n_trials=1, pruner="none",
         trial_timeout_s=timeout_s, trial_timeout_check_every_steps=3,
     )  # fmt: skip
-    base = {
-        "model": {"encoder": str(tiny_model_dir), "max_length": 96, "stride": 24},
-        "trainer": {"epochs": 3, "batch_size": 2, "max_steps_per_epoch": 4, "progress_bar": False},
-    }
     objective = TrainingObjective(
         make_model_input(4, "train", seed=3),
         make_model_input(2, "validation", seed=4),
-        base,
-        RetentionPolicy(),
+        setup.base,
+        setup.checkpointing,
     )
-    study = open_study(config, space, tmp_path)
-    study_dir = tmp_path / "study_slow"
-    coordination = coordination_for(config, tmp_path)
-    runner = StudyRunner(study, config, space, base, objective, study_dir, coordination,
-                         clock=TickingClock())  # fmt: skip
+    study = setup.open({}, tmp_path)
+    study_dir = setup.study_dir
+    runner = setup.runner(study, objective)
+    runner.clock = TickingClock()
     runner.run()
 
     trial = study.trials[0]
@@ -171,21 +165,21 @@ def test_a_trial_timed_out_inside_an_epoch_keeps_the_best_of_its_full_epochs(
 
 
 def test_a_study_without_a_completed_trial_has_no_result(tmp_path: Path) -> None:
-    config = StudyConfig(name="none", storage="sqlite:///optuna.db", n_trials=2)
-    study = open_study(config, SPACE, tmp_path)
+    setup = study_setup(tmp_path, space=SPACE_PARAMS, name="none", n_trials=2)
+    study, config = setup.open({}, tmp_path), setup.config
 
     def objective(context: TrialContext) -> float:
         raise RuntimeError("CUDA out of memory")
 
-    run_study(study, config, SPACE, {}, objective, tmp_path / "study_none")
+    setup.runner(study, objective).run()
     assert [t.user_attrs["end_reason"][:6] for t in study.trials] == ["failed"] * 2
     with pytest.raises(NoCompletedTrialError, match=r"no completed trial.*2 x failed"):
         study_result(
             study,
             config,
-            tmp_path / "study_none",
+            setup.study_dir,
             "val_f1_macro",
             coordination_for(config, tmp_path),
             StudyRetention(tmp_path / "study_none", RetentionPolicy(), "val_f1_macro"),
         )
-    assert not (tmp_path / "study_none" / "study_result.json").exists()
+    assert not (setup.study_dir / "study_result.json").exists()

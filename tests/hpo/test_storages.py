@@ -16,27 +16,22 @@ from typing import Any
 import pytest
 from optuna.trial import TrialState
 from servers import START_DEADLINE_S, free_port
-
-from mental_health_hpo.hpo.runner import run_study
-from mental_health_hpo.hpo.search_space import SearchSpace
-from mental_health_hpo.hpo.study import StudyConfig, open_study
-
-SPACE = SearchSpace.from_params({"x": {"type": "float", "low": 0.0, "high": 1.0}})
+from study_workers import study_setup
 
 
 @pytest.mark.postgres
 def test_study_runs_and_resumes_on_postgresql(postgres_url: str, tmp_path: Path) -> None:
-    config = StudyConfig(name="pg", storage=postgres_url, n_trials=3)
-    study = open_study(config, SPACE, tmp_path)
+    setup = study_setup(tmp_path, name="pg", storage=postgres_url, n_trials=3)
+    study = setup.open({}, tmp_path)
     study.ask()  # a trial orphaned by a killed process
-    run_study(study, config, SPACE, {}, lambda c: c.sampled["x"], tmp_path / "study_pg")
-    reloaded = open_study(config, SPACE, tmp_path)
+    setup.runner(study, lambda c: c.sampled["x"]).run()
+    reloaded = setup.open({}, tmp_path)
     assert [t.state for t in reloaded.trials] == [TrialState.COMPLETE] * 3
 
 
 def test_optuna_dashboard_serves_the_study(tmp_path: Path, spawn: Callable[..., Any]) -> None:
-    config = StudyConfig(name="dash", storage="sqlite:///optuna.db", n_trials=2)
-    run_study(open_study(config, SPACE, tmp_path), config, SPACE, {}, lambda c: 0.5, tmp_path / "s")
+    setup = study_setup(tmp_path, name="dash", n_trials=2)
+    setup.runner(setup.open({}, tmp_path), lambda c: 0.5).run()
     port = free_port()
     dashboard = shutil.which("optuna-dashboard") or str(
         Path(os.sys.executable).parent / "optuna-dashboard"

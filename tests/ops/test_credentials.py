@@ -183,7 +183,7 @@ def test_a_worker_given_a_password_in_its_storage_url_warns_and_opens_the_study(
     tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    from mental_health_hpo.pipelines.hpo.wiring import StudySetup
+    from mental_health_hpo.hpo.setup import StudySetup
 
     url, password = password_database
     with_password = url.replace(f"{ROLE}@", f"{ROLE}:{password}@")

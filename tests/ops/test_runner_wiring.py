@@ -13,12 +13,14 @@ from pathlib import Path
 import pytest
 from optuna.trial import TrialState
 
-from mental_health_hpo.hpo.runner import TrialContext, run_study
-from mental_health_hpo.hpo.search_space import SearchSpace
-from mental_health_hpo.hpo.study import StudyConfig, open_study
+from mental_health_hpo.hpo.runner import TrialContext
+from mental_health_hpo.hpo.setup import StudySetup
 from mental_health_hpo.ops import HubAuthGate
 
-SPACE = SearchSpace.from_params({"x": {"type": "float", "low": 0.0, "high": 1.0}})
+PARAMS = {
+    "study": {"name": "gated", "storage": "sqlite:///optuna.db", "n_trials": 2},
+    "search_space": {"x": {"type": "float", "low": 0.0, "high": 1.0}},
+}
 
 
 class HubRefusedError(Exception):
@@ -32,8 +34,8 @@ class HubRefusedError(Exception):
 
 
 def test_auth_error_pauses_and_resumes_the_same_trial(tmp_path: Path) -> None:
-    config = StudyConfig(name="gated", storage="sqlite:///optuna.db", n_trials=2)
-    study = open_study(config, SPACE, tmp_path)
+    setup = StudySetup.from_params(PARAMS, tmp_path)  # as a worker builds it
+    study = setup.open({}, tmp_path)
     answers = iter([True, False, True, True, True])  # closed once, after the 401
     sleeps: list[float] = []
     gate = HubAuthGate(lambda: next(answers, True), recheck_interval_s=5, sleep=sleeps.append)
@@ -46,8 +48,8 @@ def test_auth_error_pauses_and_resumes_the_same_trial(tmp_path: Path) -> None:
             raise HubRefusedError()
         return context.sampled["x"]
 
-    study_dir = tmp_path / "study_gated"
-    run_study(study, config, SPACE, {}, objective, study_dir, auth_gate=gate)  # type: ignore[call-arg]
+    study_dir = setup.study_dir
+    setup.runner(study, objective, gate=gate).run()
 
     assert calls == [0, 0, 1]  # trial 0 resumed, not replaced
     assert [t.state for t in study.trials] == [TrialState.COMPLETE, TrialState.COMPLETE]
@@ -62,8 +64,9 @@ def test_auth_error_pauses_and_resumes_the_same_trial(tmp_path: Path) -> None:
 def test_a_refusal_while_the_token_is_accepted_is_not_waited_on(tmp_path: Path) -> None:
     """A gated repository whose terms were not accepted answers 403 to a valid token: the gate
     finds the token fine, so the study stops with the error instead of re-running the trial."""
-    config = StudyConfig(name="terms", storage="sqlite:///optuna.db", n_trials=2)
-    study = open_study(config, SPACE, tmp_path)
+    params = {**PARAMS, "study": {"name": "terms", "storage": "sqlite:///optuna.db", "n_trials": 2}}
+    setup = StudySetup.from_params(params, tmp_path)  # as a worker builds it
+    study = setup.open({}, tmp_path)
     gate = HubAuthGate(lambda: True, sleep=lambda s: pytest.fail("paused"))
     calls: list[int] = []
 
@@ -72,5 +75,5 @@ def test_a_refusal_while_the_token_is_accepted_is_not_waited_on(tmp_path: Path) 
         raise HubRefusedError()
 
     with pytest.raises(HubRefusedError):
-        run_study(study, config, SPACE, {}, objective, tmp_path / "s", auth_gate=gate)  # type: ignore[call-arg]
+        setup.runner(study, objective, gate=gate).run()
     assert calls == [0]

@@ -26,7 +26,7 @@ from conftest import run_pipeline
 from mlflow.tracking import MlflowClient
 from servers import MlflowServer
 
-from mental_health_hpo.pipelines.hpo.study_tracking import EXPERIMENT_NAME
+from mental_health_hpo.tracking.study_tracking import EXPERIMENT_NAME
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 GENAI_OVERVIEW = ("Detect Issues", "Token Usage", "Tokens per Trace")

@@ -19,6 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from data_helpers import make_model_input
 
+from mental_health_hpo.checkpointing import RunCheckpoints
 from mental_health_hpo.model import DualAgentModel, ModelConfig
 from mental_health_hpo.training import TrainerConfig, train
 
@@ -63,7 +64,7 @@ def main() -> None:
     model_config, trainer_config = configs(args.model_dir)
     train_df, validation_df = frames()
     train(model_config, trainer_config, train_df, validation_df,
-          checkpoint_dir=Path(args.checkpoint_dir))  # fmt: skip
+          checkpoints=RunCheckpoints(Path(args.checkpoint_dir)))  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from mental_health_hpo.checkpointing import RunCheckpoints
 from mental_health_hpo.training import train
 
 from .resume_worker import configs, frames
@@ -67,7 +68,11 @@ def test_sigkill_mid_epoch_then_resume_matches_uninterrupted(
     try:
         # the uninterrupted run, while the worker starts up (2 cores: they overlap)
         clean = train(
-            model_config, trainer_config, train_df, validation_df, checkpoint_dir=clean_dir
+            model_config,
+            trainer_config,
+            train_df,
+            validation_df,
+            checkpoints=RunCheckpoints(clean_dir),
         )
         _wait_for(marker, worker, timeout=90)
         _wait_for(killed_dir / "manifest.json", worker, timeout=30)  # epoch 0 committed
@@ -81,7 +86,8 @@ def test_sigkill_mid_epoch_then_resume_matches_uninterrupted(
 
     logged: list[int] = []
     resumed = train(
-        model_config, trainer_config, train_df, validation_df, checkpoint_dir=killed_dir,
+        model_config, trainer_config, train_df, validation_df,
+        checkpoints=RunCheckpoints(killed_dir),
         on_metrics=lambda records: logged.extend(r.step for r in records),
     )  # fmt: skip
 

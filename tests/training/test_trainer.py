@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 from pydantic import ValidationError
 
+from mental_health_hpo.checkpointing import CheckpointSettings, RunCheckpoints
 from mental_health_hpo.model import ModelConfig
 from mental_health_hpo.training import (
     EpochResult,
@@ -120,8 +121,7 @@ def first_run(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) ->
         _trainer_config(epochs=2, max_steps_per_epoch=2),
         TRAIN,
         VALIDATION,
-        checkpoint_dir=directory,
-        checkpoint_options={"async_save": True},
+        checkpoints=RunCheckpoints(directory, CheckpointSettings(writer="async")),
         on_epoch=stop_now,
         on_metrics=lambda records: steps.extend(r.step for r in records),
     )
@@ -147,7 +147,7 @@ def test_resume_continues_and_never_logs_a_step_twice(first_run: Any, tiny_model
         _trainer_config(epochs=2, max_steps_per_epoch=2),
         TRAIN,
         VALIDATION,
-        checkpoint_dir=directory,
+        checkpoints=RunCheckpoints(directory),
         on_metrics=lambda records: steps.extend(r.step for r in records),
     )
     assert result.resumed_from == {"epoch": 0, "step": first.last_logged_step}
@@ -162,7 +162,8 @@ def test_resume_with_another_config_is_refused(first_run: Any, tiny_model_dir: P
     _, _, _, directory = first_run
     config = _trainer_config(epochs=2, max_steps_per_epoch=2, lr=5e-4)
     with pytest.raises(IncompatibleCheckpointError, match="another configuration"):
-        train(_model_config(tiny_model_dir), config, TRAIN, VALIDATION, checkpoint_dir=directory)
+        train(_model_config(tiny_model_dir), config, TRAIN, VALIDATION,
+              checkpoints=RunCheckpoints(directory))  # fmt: skip
 
 
 def test_a_stop_check_is_asked_every_n_steps_and_must_be_at_least_one() -> None:
@@ -199,7 +200,7 @@ def test_a_stop_inside_an_epoch_drops_it_and_keeps_the_full_epochs(
         config,
         TRAIN,
         VALIDATION,
-        checkpoint_dir=directory,
+        checkpoints=RunCheckpoints(directory),
         on_epoch=epochs.append,
         on_metrics=lambda records: steps.extend(r.step for r in records),
         stop_check=StopCheck(out_of_time, every_steps=3),
@@ -216,7 +217,7 @@ def test_a_stop_inside_an_epoch_drops_it_and_keeps_the_full_epochs(
     assert [m["step"] for m in manifest["history"]] == [4]
 
     resumed = train(_model_config(tiny_model_dir), config, TRAIN, VALIDATION,
-                    checkpoint_dir=directory)  # fmt: skip
+                    checkpoints=RunCheckpoints(directory))  # fmt: skip
     assert resumed.resumed_from == {"epoch": 0, "step": 4}
     assert resumed.epochs_completed == 3 and resumed.global_step == 12
     assert not resumed.stopped_early and not resumed.stopped_mid_epoch
@@ -250,7 +251,8 @@ def test_the_last_epoch_keeps_no_training_state_and_a_rerun_trains_nothing(
     config = _trainer_config(epochs=3, batch_size=2, max_steps_per_epoch=2)
     first_steps: list[int] = []
     first = train(
-        _model_config(tiny_model_dir), config, TRAIN, VALIDATION, checkpoint_dir=directory,
+        _model_config(tiny_model_dir), config, TRAIN, VALIDATION,
+        checkpoints=RunCheckpoints(directory),
         on_metrics=lambda records: first_steps.extend(r.step for r in records),
     )  # fmt: skip
     manifest = json.loads((directory / "manifest.json").read_text())
@@ -262,7 +264,8 @@ def test_the_last_epoch_keeps_no_training_state_and_a_rerun_trains_nothing(
 
     again_steps: list[int] = []
     again = train(
-        _model_config(tiny_model_dir), config, TRAIN, VALIDATION, checkpoint_dir=directory,
+        _model_config(tiny_model_dir), config, TRAIN, VALIDATION,
+        checkpoints=RunCheckpoints(directory),
         on_metrics=lambda records: again_steps.extend(r.step for r in records),
     )  # fmt: skip
     assert again.resumed_from == {"epoch": 2, "step": first.global_step}
@@ -290,7 +293,7 @@ def test_same_seed_gives_equal_metrics(tiny_model_dir: Path) -> None:
     assert runs[0].history == runs[1].history
     assert [r.step for r in records[0]] == [r.step for r in records[1]] == [1]
     assert records[0][0].metrics == records[1][0].metrics
-    assert runs[0].last_logged_step is None  # nothing committed without a checkpoint dir
+    assert runs[0].last_logged_step == 1  # journaled in memory: no checkpoint, same callbacks
 
 
 def test_evaluate_reads_the_test_split_from_checkpoint_weights(

@@ -4,7 +4,11 @@ Never imports kedro or mlflow; the Kedro dataset lives in ``mental_health_hpo.da
 """
 
 from mental_health_hpo.checkpointing.atomic import atomic_write_bytes, atomic_write_file, fsync_dir
-from mental_health_hpo.checkpointing.checkpointer import open_checkpoints
+from mental_health_hpo.checkpointing.checkpointer import (
+    NO_CHECKPOINTS,
+    RunCheckpoints,
+    open_checkpoints,
+)
 from mental_health_hpo.checkpointing.disk import (
     DiskUsage,
     disk_usage,
@@ -32,7 +36,11 @@ from mental_health_hpo.checkpointing.manifest import (
     read_manifest,
 )
 from mental_health_hpo.checkpointing.null import DisabledCheckpoints, DryRunCheckpoints
-from mental_health_hpo.checkpointing.options import CheckpointOptions, code_version
+from mental_health_hpo.checkpointing.options import (
+    CheckpointOptions,
+    CheckpointSettings,
+    code_version,
+)
 from mental_health_hpo.checkpointing.orphans import Orphan, find_orphans, remove_orphans
 from mental_health_hpo.checkpointing.policy import (
     NAMED_POLICIES,
@@ -59,6 +67,7 @@ from mental_health_hpo.checkpointing.verify import LoadedCheckpoint, load_checkp
 
 __all__ = [
     "NAMED_POLICIES",
+    "NO_CHECKPOINTS",
     "AsyncSaveError",
     "CheckpointError",
     "CheckpointIntegrityError",
@@ -66,6 +75,7 @@ __all__ = [
     "CheckpointOptions",
     "CheckpointRecord",
     "CheckpointRef",
+    "CheckpointSettings",
     "Checkpointer",
     "DisabledCheckpoints",
     "DiskUsage",
@@ -82,6 +92,7 @@ __all__ = [
     "PolicyError",
     "RetentionPlan",
     "RetentionPolicy",
+    "RunCheckpoints",
     "SaveResult",
     "SnapshotPool",
     "StudyLayout",

@@ -1,14 +1,16 @@
-"""Open a trial's checkpointing: the options' mode picks the implementation."""
+"""Open a trial's checkpointing: the options' mode picks the implementation, here and only here."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from mental_health_hpo.checkpointing.manager import CheckpointManager
 from mental_health_hpo.checkpointing.manifest import MetricRecord
 from mental_health_hpo.checkpointing.null import DisabledCheckpoints, DryRunCheckpoints
-from mental_health_hpo.checkpointing.options import CheckpointOptions
+from mental_health_hpo.checkpointing.options import CheckpointOptions, CheckpointSettings
 from mental_health_hpo.checkpointing.protocol import Checkpointer
 from mental_health_hpo.checkpointing.snapshot import SnapshotPool
 
@@ -22,7 +24,56 @@ def open_checkpoints(
 ) -> Checkpointer:
     """A :class:`Checkpointer` for one trial's checkpoints folder."""
     if options.mode == "disabled":
-        return DisabledCheckpoints(directory, options, on_commit)
+        return DisabledCheckpoints(options, on_commit)
     if options.mode == "dry_run":
         return DryRunCheckpoints(directory, options, on_commit)
     return CheckpointManager(directory, options, on_commit=on_commit, snapshot_pool=snapshot_pool)
+
+
+@dataclass(frozen=True)
+class RunCheckpoints:
+    """One run's checkpoints as its caller decides them: the folder and the settings.
+
+    The trainer opens them into a :class:`Checkpointer` once its model is built, adding what
+    only the run knows: the metric, the architecture signature (which needs the built model,
+    and building it belongs to the trainer, after seeding) and the config hash. Why not hand the
+    trainer an open ``Checkpointer``: it would have to be opened before the model exists, so
+    without the architecture guard on loads. :data:`NO_CHECKPOINTS` is the default: metrics
+    still flow through the same journal, nothing is written, nothing resumes.
+    """
+
+    directory: Path | None
+    settings: CheckpointSettings = field(default_factory=CheckpointSettings)
+    snapshot_pool: SnapshotPool | None = None
+
+    def __post_init__(self) -> None:
+        if self.directory is None and self.settings.mode != "disabled":
+            raise ValueError(
+                f"checkpoint mode {self.settings.mode!r} needs a directory; "
+                "use NO_CHECKPOINTS to train without checkpoints"
+            )
+
+    def open(
+        self,
+        *,
+        metric_name: str,
+        architecture: Mapping[str, Any],
+        config_hash: str,
+        on_commit: Callable[[MetricRecord], None],
+    ) -> Checkpointer:
+        options = CheckpointOptions(
+            metric_name=metric_name,
+            policy=self.settings.policy,
+            mode=self.settings.mode,
+            writer=self.settings.writer,
+            architecture=architecture,
+            config_hash=config_hash,
+        )
+        directory = self.directory if self.directory is not None else Path()
+        return open_checkpoints(
+            directory, options, on_commit=on_commit, snapshot_pool=self.snapshot_pool
+        )
+
+
+#: Train without checkpoints (evaluation's fallback, scripts, benchmarks of the loop alone).
+NO_CHECKPOINTS = RunCheckpoints(None, CheckpointSettings(mode="disabled"))

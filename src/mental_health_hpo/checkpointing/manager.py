@@ -129,7 +129,7 @@ class CheckpointManager(CommittedCheckpoints, ContextManaged):
         last = self._last_saved_epoch
         if last is None:
             last = max((r.epoch for r in self._manifest().checkpoints), default=None)
-        return last is None or epoch - last >= self.policy.min_interval_epochs or epoch < last
+        return self.policy.epoch_due(epoch, last)
 
     # ---------------------------------------------------------------- save
     def save(

@@ -45,11 +45,9 @@ class _InMemoryJournal(ContextManaged):
 
     def __init__(
         self,
-        directory: str | Path,
         options: CheckpointOptions,
         on_commit: Callable[[MetricRecord], None] | None = None,
     ) -> None:
-        self.directory = Path(directory)
         self.options = options
         self.metric_name = options.metric_name
         self.config_hash = options.config_hash
@@ -79,7 +77,7 @@ class _InMemoryJournal(ContextManaged):
 
 
 class DisabledCheckpoints(_InMemoryJournal):
-    """No files at all: metrics still reach ``on_commit``; nothing can be resumed."""
+    """No files at all, no folder: metrics still reach ``on_commit``; nothing can be resumed."""
 
     def save(
         self,
@@ -117,7 +115,8 @@ class DryRunCheckpoints(_InMemoryJournal):
         options: CheckpointOptions,
         on_commit: Callable[[MetricRecord], None] | None = None,
     ) -> None:
-        super().__init__(directory, options, on_commit)
+        super().__init__(options, on_commit)
+        self.directory = Path(directory)
         self._committed = Manifest(metric_name=self.metric_name)
         with contextlib.suppress(CheckpointError):
             self._committed = read_manifest(self.directory) or self._committed
@@ -134,8 +133,7 @@ class DryRunCheckpoints(_InMemoryJournal):
         training_state: Mapping[str, Any] | None = None,
         force: bool = False,
     ) -> SaveResult:
-        last = self._last_epoch
-        due = force or last is None or epoch - last >= self.policy.min_interval_epochs
+        due = force or self.policy.epoch_due(epoch, self._last_epoch)
         ckpt = checkpoint_id(epoch, step) if due else None
         values = self._journal(epoch, step, metrics, ckpt)
         if ckpt is None:

@@ -32,6 +32,22 @@ def code_version() -> str:
 
 
 @dataclass(frozen=True)
+class CheckpointSettings:
+    """How a study's trials checkpoint (``hpo.checkpointing``), the same for every trial.
+
+    What a run adds once its model is built (metric, architecture, config hash) makes these
+    :class:`CheckpointOptions`; see :class:`~.checkpointer.RunCheckpoints`.
+    """
+
+    policy: RetentionPolicy = field(default_factory=RetentionPolicy)
+    mode: CheckpointMode = "write"
+    writer: WriterKind = "auto"
+
+    def __post_init__(self) -> None:
+        _check_mode_and_writer(self.mode, self.writer)
+
+
+@dataclass(frozen=True)
 class CheckpointOptions:
     """How one trial checkpoints.
 
@@ -52,34 +68,13 @@ class CheckpointOptions:
     def __post_init__(self) -> None:
         if not self.metric_name:
             raise MetricNotFoundError("metric_name must name the optimization metric")
-        if self.mode not in ("write", "disabled", "dry_run"):
-            raise ValueError(
-                f"hpo.checkpointing.mode must be write, disabled or dry_run, got {self.mode!r}"
-            )
-        if self.writer not in ("auto", "sync", "deferred", "async"):
-            raise ValueError(
-                "hpo.checkpointing.writer must be auto, sync, deferred or async, "
-                f"got {self.writer!r}"
-            )
+        _check_mode_and_writer(self.mode, self.writer)
 
-    @classmethod
-    def from_params(
-        cls, params: Mapping[str, Any], policy: RetentionPolicy, metric_name: str, **extra: Any
-    ) -> CheckpointOptions:
-        """From the ``hpo.checkpointing`` parameters (``enabled``/``dry_run`` kept as spellings)."""
-        mode: CheckpointMode = "write"
-        if not params.get("enabled", True):
-            mode = "disabled"
-        elif params.get("dry_run", False):
-            mode = "dry_run"
-        mode = params.get("mode", mode)
-        writer = params.get("writer")
-        if writer is None and "async_save" in params:
-            writer = "async" if params["async_save"] else "sync"
-        return cls(
-            metric_name=metric_name,
-            policy=policy,
-            mode=mode,
-            writer=writer or "auto",
-            **extra,
+
+def _check_mode_and_writer(mode: str, writer: str) -> None:
+    if mode not in ("write", "disabled", "dry_run"):
+        raise ValueError(f"hpo.checkpointing.mode must be write, disabled or dry_run, got {mode!r}")
+    if writer not in ("auto", "sync", "deferred", "async"):
+        raise ValueError(
+            f"hpo.checkpointing.writer must be auto, sync, deferred or async, got {writer!r}"
         )

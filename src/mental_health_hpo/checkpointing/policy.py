@@ -77,6 +77,18 @@ class RetentionPolicy:
         if isinstance(pct, bool) or not isinstance(pct, int | float) or not 0 <= pct < 100:
             raise PolicyError(f"disk_space_threshold_percent must be in [0, 100), got {pct!r}")
 
+    def epoch_due(self, epoch: int, last_saved_epoch: int | None) -> bool:
+        """Whether ``epoch`` gets a checkpoint (else its metrics are only journaled).
+
+        The one rule the manager and the dry run both follow, so a dry run plans exactly what
+        a real run writes. Due: the first save, ``min_interval_epochs`` after the last one, and
+        any epoch before the last one saved (a run resumed from an earlier checkpoint replays
+        epochs whose checkpoints it must write again).
+        """
+        if last_saved_epoch is None:
+            return True
+        return epoch - last_saved_epoch >= self.min_interval_epochs or epoch < last_saved_epoch
+
     def as_emergency(self) -> RetentionPolicy:
         """Under disk pressure: keep_best_k=1 and keep_last_n=0 for later checkpoints and trials."""
         return dataclasses.replace(

@@ -12,6 +12,7 @@ checkpoints). ``load_args.study_name`` selects another study's best trial the sa
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, ClassVar
@@ -19,7 +20,7 @@ from typing import Any, ClassVar
 from kedro.io.core import AbstractDataset, DatasetError
 
 from mental_health_hpo.checkpointing import CheckpointError, CheckpointRef, ranked_checkpoints
-from mental_health_hpo.checkpointing.layout import PublishedLayout, StudyLayout
+from mental_health_hpo.checkpointing.layout import PublishedLayout, StudyLayout, TrialLayout
 from mental_health_hpo.checkpointing.publish import (
     clear_published,
     publish_checkpoints,
@@ -71,6 +72,12 @@ class CheckpointReference:
 
     checkpoints_dir: Path
     checkpoint_ids: list[str]
+
+    @classmethod
+    def of_study_result(cls, result: Mapping[str, Any]) -> CheckpointReference:
+        """The best checkpoint(s) a complete study's result (``study_result.json``) names."""
+        best = result["best"]["checkpoint"]
+        return cls(TrialLayout(Path(best["trial_dir"])).checkpoints, list(best["checkpoint_ids"]))
 
 
 def _by_epoch(refs: list[CheckpointRef]) -> list[CheckpointRef]:

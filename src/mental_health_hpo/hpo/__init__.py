@@ -13,7 +13,6 @@ from mental_health_hpo.hpo.runner import (
     StudyStoppedError,
     TrialContext,
     TrialStopped,
-    run_study,
 )
 from mental_health_hpo.hpo.search_space import SearchSpace
 from mental_health_hpo.hpo.study import StudyConfig, open_study
@@ -38,5 +37,4 @@ __all__ = [
     "Worker",
     "coordination_for",
     "open_study",
-    "run_study",
 ]

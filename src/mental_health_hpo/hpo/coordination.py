@@ -44,6 +44,7 @@ def coordination_for(config: StudyConfig, project_root: Path) -> Coordination:
     url = resolve_storage_url(config.storage, project_root)
     if url.startswith("journal:///"):
         journal = journal_path(url)
+        journal.parent.mkdir(parents=True, exist_ok=True)  # before the study opens it
         engine = lease_engine(f"sqlite:///{journal}.leases.db")
         return Coordination(
             LeaseStore(engine, config.name, config.lease_s),

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 import pandas as pd
 import torch
 
-from mental_health_hpo.checkpointing import RetentionPolicy
+from mental_health_hpo.checkpointing import CheckpointSettings, RunCheckpoints
 from mental_health_hpo.crash_points import crash_point
 from mental_health_hpo.hpo.runner import TrialContext, TrialStopped
 from mental_health_hpo.hpo.search_space import merge
@@ -99,8 +99,7 @@ class TrainingObjective:
     train_df: pd.DataFrame
     validation_df: pd.DataFrame
     base: dict[str, Any]
-    policy: RetentionPolicy
-    checkpoint_options: dict[str, Any] = field(default_factory=dict)
+    checkpointing: CheckpointSettings = field(default_factory=CheckpointSettings)
     publisher: TrialPublisher | None = None
     tags: dict[str, str] = field(default_factory=dict)
     feature_cache: FeatureCache = field(default_factory=FeatureCache)
@@ -144,9 +143,7 @@ class TrainingObjective:
             trainer_config,
             self.train_df,
             self.validation_df,
-            checkpoint_dir=folder.checkpoints,
-            retention=self.policy,
-            checkpoint_options=self.checkpoint_options,
+            checkpoints=RunCheckpoints(folder.checkpoints, self.checkpointing),
             on_epoch=on_epoch,
             on_metrics=on_metrics,
             replay_journal=context.resumed,

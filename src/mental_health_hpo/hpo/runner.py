@@ -342,34 +342,6 @@ class StudyRunner:
             self.hooks.on_progress(progress)
 
 
-def run_study(
-    study: optuna.Study,
-    config: StudyConfig,
-    space: SearchSpace,
-    base: dict[str, Any],
-    objective: Objective,
-    study_dir: Path,
-    hooks: StudyHooks | None = None,
-    auth_gate: HubAuthGate | None = None,
-    coordination: Coordination | None = None,
-    project_root: Path | None = None,
-) -> StudyRun:
-    """One worker's run of the study; leases and locks from the study's storage by default.
-
-    A trial that raises is recorded as failed with its error and the study goes on. With
-    ``auth_gate`` (a hub encoder), a hub 401/403 pauses the study instead of failing trials.
-    """
-    if coordination is None:
-        from mental_health_hpo.hpo.coordination import coordination_for
-
-        coordination = coordination_for(config, project_root or study_dir.parent)
-    runner = StudyRunner(
-        study, config, space, base, objective, study_dir, coordination, hooks or StudyHooks(),
-        auth_gate,
-    )  # fmt: skip
-    return runner.run()
-
-
 __all__ = [
     "LeaseLost",
     "Objective",
@@ -380,5 +352,4 @@ __all__ = [
     "StudyStoppedError",
     "TrialContext",
     "TrialStopped",
-    "run_study",
 ]

@@ -1,5 +1,6 @@
-"""The trainer's side of the checkpoint core: open a run's checkpoints, refuse another
-configuration's, and forward committed metrics without ever publishing a step twice.
+"""The trainer's side of the checkpoint core: what identifies a run's checkpoints (config hash,
+architecture), refusing another configuration's, and forwarding committed metrics without ever
+publishing a step twice.
 
 Metrics leave the trainer only through the checkpoint core's commit callback, so a published
 step is always backed by a committed checkpoint (or journal entry).
@@ -9,20 +10,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from mental_health_hpo.checkpointing import (
-    Checkpointer,
-    CheckpointOptions,
     CheckpointRecord,
     MetricRecord,
-    RetentionPolicy,
     TrialLayout,
     architecture_signature,
-    open_checkpoints,
 )
 from mental_health_hpo.checkpointing.errors import IncompatibleCheckpointError
 from mental_health_hpo.model import DualAgentModel, ModelConfig
@@ -64,37 +60,10 @@ class OncePerStepPublisher:
         self.on_metrics([record])
 
 
-def metric_record(epoch: int, step: int, metrics: Mapping[str, float]) -> MetricRecord:
-    """A record stamped now, for a run without checkpoints (the core stamps its own)."""
-    stamp = datetime.now(UTC).isoformat(timespec="milliseconds")
-    return MetricRecord(epoch=epoch, step=step, metrics=dict(metrics), timestamp=stamp)
-
-
-def open_run_checkpoints(
-    directory: str | Path | None,
-    retention: RetentionPolicy | None,
-    options: Mapping[str, Any] | None,
-    net: DualAgentModel,
-    expected_hash: str,
-    optimization_metric: str,
-    on_commit: Callable[[MetricRecord], None],
-) -> Checkpointer | None:
-    """The checkpoint core for this run, or None without a directory.
-
-    ``options`` are the ``hpo.checkpointing`` parameters (``mode`` or ``enabled``/``dry_run``,
-    ``writer`` or ``async_save``).
-    """
-    if directory is None:
-        return None
+def architecture_of(net: DualAgentModel) -> dict[str, Any]:
+    """What a checkpoint must match to be loaded into ``net``: tensors and head types."""
     heads = {k: str(v) for k, v in net.head_types().items()}
-    checkpoint_options = CheckpointOptions.from_params(
-        dict(options or {}),
-        retention if retention is not None else RetentionPolicy(),
-        optimization_metric,
-        architecture=architecture_signature(net, heads),
-        config_hash=expected_hash,
-    )
-    return open_checkpoints(Path(directory), checkpoint_options, on_commit=on_commit)
+    return architecture_signature(net, heads)
 
 
 def check_same_config(record: CheckpointRecord, expected: str, directory: object) -> None:
@@ -119,9 +88,8 @@ def trial_label(checkpoint_dir: str | Path | None) -> str:
 __all__ = [
     "MetricsCallback",
     "OncePerStepPublisher",
+    "architecture_of",
     "check_same_config",
     "config_hash",
-    "metric_record",
-    "open_run_checkpoints",
     "trial_label",
 ]

@@ -30,14 +30,18 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
-from mental_health_hpo.checkpointing import Checkpointer, CheckpointError, RetentionPolicy
+from mental_health_hpo.checkpointing import (
+    NO_CHECKPOINTS,
+    Checkpointer,
+    CheckpointError,
+    RunCheckpoints,
+)
 from mental_health_hpo.model import DualAgentModel, ModelConfig
 from mental_health_hpo.training.batching import DynamicPaddingCollator, LengthGroupedSampler
 from mental_health_hpo.training.config import TrainerConfig, check_optimization_metric
@@ -55,10 +59,9 @@ from mental_health_hpo.training.progress import EpochReporter, progress, resume_
 from mental_health_hpo.training.run_checkpoints import (
     MetricsCallback,
     OncePerStepPublisher,
+    architecture_of,
     check_same_config,
     config_hash,
-    metric_record,
-    open_run_checkpoints,
     trial_label,
 )
 from mental_health_hpo.training.run_state import RunState
@@ -112,9 +115,7 @@ def train(
     train_df: pd.DataFrame,
     validation_df: pd.DataFrame,
     *,
-    checkpoint_dir: str | Path | None = None,
-    retention: RetentionPolicy | None = None,
-    checkpoint_options: Mapping[str, Any] | None = None,
+    checkpoints: RunCheckpoints = NO_CHECKPOINTS,
     on_epoch: Callable[[EpochResult], bool | None] | None = None,
     on_metrics: MetricsCallback | None = None,
     replay_journal: bool = False,
@@ -122,10 +123,10 @@ def train(
     model: DualAgentModel | None = None,
     stop_check: StopCheck | None = None,
 ) -> TrainResult:
-    """Train ``model_config`` with ``trainer_config``; resume from ``checkpoint_dir`` if it has one.
+    """Train ``model_config`` with ``trainer_config``; resume from ``checkpoints`` if they hold one.
 
-    ``retention``: a ``RetentionPolicy`` (default: the checkpoint core's). ``checkpoint_options``
-    are the ``hpo.checkpointing`` parameters (``mode``, ``writer``, ...). ``on_epoch``
+    ``checkpoints``: the run's folder and checkpoint settings, opened here once the model is built
+    (default: none; metrics still reach ``on_metrics``, nothing is written). ``on_epoch``
     returning True stops after that epoch's checkpoint (Optuna pruning). ``on_metrics`` gets the
     committed ``MetricRecord``s (from the checkpoint writer's thread when saving asynchronously);
     with ``replay_journal`` a resumed run first replays the journal of earlier epochs (same
@@ -164,87 +165,86 @@ def train(
     state = RunState()
     publisher = OncePerStepPublisher(on_metrics)
     expected_hash = config_hash(model_config, config)
-    checkpoints = open_run_checkpoints(
-        checkpoint_dir, retention, checkpoint_options, net, expected_hash,
-        config.optimization_metric, publisher,
-    )  # fmt: skip
-    resumed_from: dict[str, int] | None = None
-    if checkpoints is not None:
-        publisher.logged_up_to = checkpoints.last_committed_step()
+    checkpoint_dir = checkpoints.directory
+    checkpointer = checkpoints.open(
+        metric_name=config.optimization_metric,
+        architecture=architecture_of(net),
+        config_hash=expected_hash,
+        on_commit=publisher,
+    )
+    with checkpointer:  # closed (its last save flushed) even when resuming fails
+        publisher.logged_up_to = checkpointer.last_committed_step()
         replay = on_metrics if replay_journal else None
         resumed_from = _resume_finished(
-            checkpoints, net, state, config, expected_hash, checkpoint_dir, replay
-        ) or _resume(checkpoints, loop, state, expected_hash, checkpoint_dir, replay)
+            checkpointer, net, state, config, expected_hash, checkpoint_dir, replay
+        ) or _resume(checkpointer, loop, state, expected_hash, checkpoint_dir, replay)
 
-    # ---- epochs: train, validate, commit, report; stop when asked
-    reporter = EpochReporter(
-        trial_label(checkpoint_dir),
-        config.epochs,
-        first_epoch=state.epoch,
-        objective=config.optimization_metric,
-    )
-    stopped = stopped_mid_epoch = False
-    samples, train_seconds = 0, 0.0
-    epochs = progress(
-        range(state.epoch, config.epochs),
-        total=config.epochs,
-        initial=state.epoch,
-        desc="epochs",
-        enabled=config.progress_bar,
-    )
-    try:
-        for epoch in epochs:
-            state.epoch = epoch
-            started = time.perf_counter()
-            totals = loop.run(state, stop_check)
-            train_seconds += time.perf_counter() - started
-            samples += totals.samples
-            if totals.stopped:  # a partial epoch is never validated, committed or published
-                stopped = stopped_mid_epoch = True
-                logger.info(
-                    "%s: stopped inside epoch %d at step %d; that epoch is dropped",
-                    trial_label(checkpoint_dir), epoch, state.global_step,
-                )  # fmt: skip
-                break
+        # ---- epochs: train, validate, commit, report; stop when asked
+        reporter = EpochReporter(
+            trial_label(checkpoint_dir),
+            config.epochs,
+            first_epoch=state.epoch,
+            objective=config.optimization_metric,
+        )
+        stopped = stopped_mid_epoch = False
+        samples, train_seconds = 0, 0.0
+        epochs = progress(
+            range(state.epoch, config.epochs),
+            total=config.epochs,
+            initial=state.epoch,
+            desc="epochs",
+            enabled=config.progress_bar,
+        )
+        try:
+            for epoch in epochs:
+                state.epoch = epoch
+                started = time.perf_counter()
+                totals = loop.run(state, stop_check)
+                train_seconds += time.perf_counter() - started
+                samples += totals.samples
+                if totals.stopped:  # a partial epoch is never validated, committed or published
+                    stopped = stopped_mid_epoch = True
+                    logger.info(
+                        "%s: stopped inside epoch %d at step %d; that epoch is dropped",
+                        trial_label(checkpoint_dir), epoch, state.global_step,
+                    )  # fmt: skip
+                    break
 
-            metrics = {"train_loss": totals.mean_loss, "lr": optimization.lr}
-            metrics.update(validate(net, val_features, config, device))
-            objective = metrics[config.optimization_metric]
-            is_best = state.end_epoch(epoch, metrics, objective)
-            if checkpoints is not None:
+                metrics = {"train_loss": totals.mean_loss, "lr": optimization.lr}
+                metrics.update(validate(net, val_features, config, device))
+                objective = metrics[config.optimization_metric]
+                is_best = state.end_epoch(epoch, metrics, objective)
                 last = epoch == config.epochs - 1
-                checkpoints.save(
+                checkpointer.save(
                     epoch=epoch,
                     step=state.global_step,
                     metrics=metrics,
                     weights=net.state_dict(),
-                    # No resume follows the last epoch (``epochs`` is in the config hash), so
-                    # its optimizer state, twice the weights with AdamW, would only be written,
-                    # hashed and fsynced to be deleted when the trial ends.
+                    # No resume follows the last epoch (``epochs`` is in the config hash), so its
+                    # optimizer state, twice the weights with AdamW, would only be written, hashed
+                    # and fsynced to be deleted when the trial ends.
                     training_state=None if last else state.training_state(sampler, optimization),
                     force=last,
                 )
-            else:
-                publisher(metric_record(epoch, state.global_step, metrics))
-            reporter.epoch_end(epoch, metrics)
-            epochs.set_postfix(loss=f"{metrics['train_loss']:.4f}", obj=f"{objective:.4f}")
-            result = EpochResult(epoch, state.global_step, metrics, objective, state.best, is_best)
-            if on_epoch is not None and on_epoch(result):
-                stopped = True
-                break
-    finally:
-        epochs.close()
-        if checkpoints is not None:
-            checkpoints.close()
+                reporter.epoch_end(epoch, metrics)
+                epochs.set_postfix(loss=f"{metrics['train_loss']:.4f}", obj=f"{objective:.4f}")
+                result = EpochResult(
+                    epoch, state.global_step, metrics, objective, state.best, is_best
+                )
+                if on_epoch is not None and on_epoch(result):
+                    stopped = True
+                    break
+        finally:
+            epochs.close()
 
     return TrainResult(
         metrics=state.history[-1] if state.history else {},
         best_metric=state.best,
         best_epoch=state.best_epoch,
         seeds=seeds,
-        last_logged_step=checkpoints.last_committed_step() if checkpoints is not None else None,
+        last_logged_step=checkpointer.last_committed_step(),
         resumed_from=resumed_from,
-        checkpoint_dir=Path(checkpoint_dir) if checkpoint_dir is not None else None,
+        checkpoint_dir=checkpoint_dir,
         epochs_completed=state.epoch,
         stopped_early=stopped,
         history=state.history,
@@ -261,7 +261,7 @@ def _resume_finished(
     state: RunState,
     config: TrainerConfig,
     expected_hash: str,
-    directory: str | Path | None,
+    directory: Path | None,
     replay: MetricsCallback | None,
 ) -> dict[str, int] | None:
     """A run killed after its last epoch was committed (before its caller learnt of it): the
@@ -293,7 +293,7 @@ def _resume(
     loop: EpochLoop,
     state: RunState,
     expected_hash: str,
-    directory: str | Path | None,
+    directory: Path | None,
     replay: MetricsCallback | None,
 ) -> dict[str, int] | None:
     """Continue from the newest full checkpoint: weights, ``state``, sampler, optimization,

@@ -200,7 +200,7 @@ def test_killed_study_resumes_to_exactly_n_trials(
 def test_a_study_with_no_completed_trial_fails_and_keeps_the_previous_best(
     kedro_project: Path, tiny_model_dir: Path
 ) -> None:
-    from mental_health_hpo.pipelines.hpo.results import NoCompletedTrialError
+    from mental_health_hpo.hpo.results import NoCompletedTrialError
 
     previous = kedro_project / "data/07_model_output/hpo_best_trial.json"
     previous.write_text('{"best": {"number": 7}}')

@@ -14,12 +14,12 @@ from mental_health_hpo.checkpointing import (
     open_checkpoints,
     read_manifest,
 )
-from mental_health_hpo.datasets import CheckpointDataset
+from mental_health_hpo.datasets import CheckpointDataset, CheckpointReference
 from mental_health_hpo.hpo.coordination import coordination_for
-from mental_health_hpo.hpo.runner import StudyHooks, TrialContext, run_study
+from mental_health_hpo.hpo.results import study_result
+from mental_health_hpo.hpo.runner import StudyHooks, StudyRunner, TrialContext
 from mental_health_hpo.hpo.search_space import SearchSpace
 from mental_health_hpo.hpo.study import StudyConfig, open_study
-from mental_health_hpo.pipelines.hpo.results import checkpoint_reference, study_result
 
 SPACE = SearchSpace.from_params({"x": {"type": "float", "low": 0.0, "high": 1.0}})
 METRIC = "val_f1_macro"
@@ -50,7 +50,7 @@ def test_a_result_naming_a_gone_checkpoint_is_derived_again(tmp_path: Path) -> N
     coordination = coordination_for(config, tmp_path)
     retention = StudyRetention(study_dir, RetentionPolicy(), METRIC, coordination.lock)
     hooks = StudyHooks(on_trial_end=lambda frozen, folder: retention.trial_finished(folder.path))
-    run_study(study, config, SPACE, {}, _objective, study_dir, hooks, None, coordination)
+    StudyRunner(study, config, SPACE, {}, _objective, study_dir, coordination, hooks).run()
 
     def derive() -> dict:
         return study_result(study, config, study_dir, METRIC, coordination, retention)
@@ -70,6 +70,6 @@ def test_a_result_naming_a_gone_checkpoint_is_derived_again(tmp_path: Path) -> N
     assert repaired["best"]["checkpoint"]["checkpoint_ids"] == kept
     assert json.loads(path.read_text())["best"]["checkpoint"]["checkpoint_ids"] == kept
     published = CheckpointDataset(filepath=tmp_path / "published", metric_name=METRIC)
-    published.save(checkpoint_reference(repaired))
+    published.save(CheckpointReference.of_study_result(repaired))
     assert [r.record.id for r in published.load().checkpoints] == kept
     assert derive() == repaired  # a result that names the best is returned as it is

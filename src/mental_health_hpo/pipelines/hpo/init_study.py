@@ -13,38 +13,12 @@ from __future__ import annotations
 import argparse
 import logging
 
-import sqlalchemy as sa
-from mlflow.exceptions import MlflowException
-from mlflow.tracking import MlflowClient
-from optuna.storages import RDBStorage
-
-from mental_health_hpo.hpo.leases import LeaseStore
+from mental_health_hpo.hpo.setup import prepare_storage
 from mental_health_hpo.hpo.study import storage_for_display
 from mental_health_hpo.ops.credentials import password_in_url_warning
-from mental_health_hpo.pipelines.hpo.study_tracking import EXPERIMENT_NAME
-from mental_health_hpo.tracking.experiment_kind import get_or_create_training_experiment
+from mental_health_hpo.tracking.study_tracking import EXPERIMENT_NAME, ensure_experiment
 
 logger = logging.getLogger(__name__)
-
-
-def init_shared(storage: str, tracking_uri: str | None) -> None:
-    for url, setting, kind in (
-        (storage, "--storage", "study storage"),
-        (tracking_uri or "", "--tracking-uri", "tracking"),
-    ):
-        warning = password_in_url_warning(url, setting, kind)
-        if warning:
-            logger.warning(warning)
-    RDBStorage(storage)  # creates (or migrates) Optuna's tables
-    LeaseStore(sa.create_engine(storage), "init", 60.0)  # creates the lease table
-    print(f"optuna and lease tables ready in {storage_for_display(storage)}")
-    if tracking_uri:
-        client = MlflowClient(tracking_uri)
-        try:
-            get_or_create_training_experiment(client, EXPERIMENT_NAME)
-        except MlflowException:  # created meanwhile by another init: tag it
-            get_or_create_training_experiment(client, EXPERIMENT_NAME)
-        print(f"MLflow experiment {EXPERIMENT_NAME!r} ready at {storage_for_display(tracking_uri)}")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -52,7 +26,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--storage", required=True, help="the study's SQLAlchemy URL")
     parser.add_argument("--tracking-uri", default=None, help="the mlflow server's URL")
     args = parser.parse_args(argv)
-    init_shared(args.storage, args.tracking_uri)
+    for url, setting, kind in (
+        (args.storage, "--storage", "study storage"),
+        (args.tracking_uri or "", "--tracking-uri", "tracking"),
+    ):
+        warning = password_in_url_warning(url, setting, kind)
+        if warning:
+            logger.warning(warning)
+    prepare_storage(args.storage)
+    print(f"optuna and lease tables ready in {storage_for_display(args.storage)}")
+    if args.tracking_uri:
+        ensure_experiment(args.tracking_uri)
+        uri = storage_for_display(args.tracking_uri)
+        print(f"MLflow experiment {EXPERIMENT_NAME!r} ready at {uri}")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """The hpo node: one worker of an Optuna study, tracked in MLflow, run inside one Kedro node.
 
 Start it on as many hosts as wanted against one database and one shared experiments folder:
-each run claims trials until the study is complete. See docs/distributed.md.
+each run claims trials until the study is complete. See docs/distributed.md. What it does lives
+in :func:`mental_health_hpo.hpo.worker.run_worker`; this node adds MLflow and the catalog types.
 """
 
 from __future__ import annotations
@@ -12,16 +13,9 @@ from typing import Any
 import pandas as pd
 
 from mental_health_hpo.datasets import CheckpointReference
-from mental_health_hpo.pipelines.hpo.results import (
-    check_complete,
-    checkpoint_reference,
-    plots,
-    study_result,
-    trials_table,
-)
-from mental_health_hpo.pipelines.hpo.study_tracking import open_study_tracking
-from mental_health_hpo.pipelines.hpo.wiring import StudySetup
+from mental_health_hpo.hpo.worker import run_worker
 from mental_health_hpo.tracking.masking import install_mlflow_masking
+from mental_health_hpo.tracking.study_tracking import open_study_tracking
 
 
 def run_hpo(
@@ -30,29 +24,15 @@ def run_hpo(
     dataset_fingerprint: dict[str, Any],
     hpo: dict[str, Any],
 ) -> tuple[dict[str, Any], pd.DataFrame, Any, Any, Any, CheckpointReference]:
-    """Work on the study until it is complete, then return its result derived from storage.
-
-    Raises when this worker stops before the study is complete (it writes no final outputs),
-    or when the study completed no trial (the previous best stays published).
-    """
+    """Work on the study until it is complete; its result, trials, plots and best checkpoint."""
     install_mlflow_masking()
-    root = Path.cwd()
-    setup = StudySetup.from_params(hpo, root)
-    study = setup.open(dataset_fingerprint, root)
-    gate = setup.hub_gate(hpo)
-    tracking = open_study_tracking(setup.config.name, setup.coordination, setup.study_dir)
-    runner = setup.runner(
-        study, model_input_train, model_input_validation, dataset_fingerprint, tracking, gate
+    outputs = run_worker(
+        model_input_train,
+        model_input_validation,
+        dataset_fingerprint,
+        hpo,
+        Path.cwd(),
+        open_study_tracking,
     )
-    try:
-        run = runner.run()
-    finally:
-        tracking.tracker.flush_buffer(attempts=5)
-    assert run.tally is not None
-    check_complete(run.tally)
-    result = study_result(
-        study, setup.config, setup.study_dir, setup.metric, setup.coordination, setup.retention
-    )
-    tracking.end_abandoned(setup.coordination, setup.study_dir)
-    tracking.finish_study(result["best"]["value"])
-    return (result, trials_table(study), *plots(study), checkpoint_reference(result))
+    reference = CheckpointReference.of_study_result(outputs.result)
+    return (outputs.result, outputs.trials, *outputs.plots, reference)

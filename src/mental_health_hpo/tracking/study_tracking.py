@@ -9,6 +9,9 @@
 - On start and on completion every RUNNING run of the study that no live worker owns (a killed
   worker's session run, a trial run orphaned between ``tell`` and its close) ends as KILLED with
   an ``end_reason`` tag.
+
+This is MLflow's implementation of :class:`mental_health_hpo.hpo.setup.StudyTracking`; the hpo
+node hands :func:`open_study_tracking` to :func:`mental_health_hpo.hpo.worker.run_worker`.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from typing import Any
 
 import mlflow
 from mlflow.entities import Metric, RunStatus
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from optuna.trial import FrozenTrial, TrialState
 
@@ -52,6 +56,10 @@ class StudyTracking:
     session_run_id: str | None
 
     @property
+    def publisher(self) -> TrialTracker:
+        return self.tracker
+
+    @property
     def client(self) -> MlflowClient:
         return self.tracker.client
 
@@ -59,6 +67,25 @@ class StudyTracking:
     def parent_run_id(self) -> str:
         assert self.tracker.parent_run_id is not None
         return self.tracker.parent_run_id
+
+    def started(self, coordination: Coordination, study_dir: Path) -> None:
+        """Once this worker's lease is held (so no other worker takes its run for abandoned):
+        nest the session run, end what dead workers left RUNNING, send their buffers."""
+        tag_session_run(self)
+        self.end_abandoned(coordination, study_dir)
+        self.replay_orphan_buffers(coordination)
+
+    def flush(self) -> None:
+        self.tracker.flush_buffer(attempts=5)
+
+    def study_complete(
+        self, coordination: Coordination, study_dir: Path, best: float | None
+    ) -> None:
+        self.end_abandoned(coordination, study_dir)
+        self.finish_study(best)
+
+    def trial_ended(self, frozen: FrozenTrial, folder: TrialFolder) -> None:
+        self.close_trial(frozen, folder)
 
     def close_trial(self, frozen: FrozenTrial, folder: TrialFolder) -> None:
         """Publish the trial's whole journal once more (idempotent), tag its end, close its run."""
@@ -167,6 +194,16 @@ def open_study_tracking(
     buffer = MetricsBuffer(StudyLayout(study_dir).mlflow_buffer(coordination.worker.id))
     tracker = TrialTracker(client, experiment_id, buffer, parent)
     return StudyTracking(tracker, study_name, session_id)
+
+
+def ensure_experiment(tracking_uri: str) -> None:
+    """Create the project's MLflow experiment unless it exists (before workers start: the
+    get-or-create of kedro-mlflow is not atomic); idempotent."""
+    client = MlflowClient(tracking_uri)
+    try:  # created and tagged as training runs (mlflow.experimentKind), or tagged if it exists
+        get_or_create_training_experiment(client, EXPERIMENT_NAME)
+    except MlflowException:  # created meanwhile by another init: tag it
+        get_or_create_training_experiment(client, EXPERIMENT_NAME)
 
 
 def tag_session_run(tracking: StudyTracking) -> None:

@@ -6,7 +6,7 @@ import warnings
 
 import optuna
 
-from mental_health_hpo.pipelines.hpo.results import plots
+from mental_health_hpo.hpo.results import plots
 
 
 def _objective(trial: optuna.Trial) -> float:

@@ -22,10 +22,9 @@ import optuna
 import pandas as pd
 
 from mental_health_hpo.checkpointing import atomic_write_bytes, find_best_checkpoints
-from mental_health_hpo.checkpointing.layout import STUDY_RESULT_NAME, StudyLayout, TrialLayout
+from mental_health_hpo.checkpointing.layout import STUDY_RESULT_NAME, StudyLayout
 from mental_health_hpo.checkpointing.layout import trial_id as trial_folder_name
 from mental_health_hpo.checkpointing.study_retention import StudyRetention
-from mental_health_hpo.datasets import CheckpointReference
 from mental_health_hpo.hpo.coordination import Coordination
 from mental_health_hpo.hpo.study import StudyConfig, storage_for_display
 from mental_health_hpo.hpo.tally import FINISHED, Tally, best_of
@@ -186,13 +185,6 @@ def _why_nothing_completed(trials: list[Any], config: StudyConfig) -> str:
     )
 
 
-def checkpoint_reference(result: dict[str, Any]) -> CheckpointReference:
-    checkpoint = result["best"]["checkpoint"]
-    return CheckpointReference(
-        TrialLayout(Path(checkpoint["trial_dir"])).checkpoints, list(checkpoint["checkpoint_ids"])
-    )
-
-
 def trials_table(study: optuna.Study) -> pd.DataFrame:
     trials = study.trials_dataframe(
         attrs=(
@@ -243,7 +235,6 @@ __all__ = [
     "NoCompletedTrialError",
     "StudyIncompleteError",
     "check_complete",
-    "checkpoint_reference",
     "plots",
     "study_result",
     "trials_table",
