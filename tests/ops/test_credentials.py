@@ -160,12 +160,12 @@ def test_a_password_in_the_url_still_works_and_the_warning_says_where_it_belongs
     caplog: pytest.LogCaptureFixture,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from mental_health_hpo.pipelines.hpo.init_study import init_shared
+    from mental_health_hpo.pipelines.hpo.init_study import main as init_study
 
     url, password = password_database
     with_password = url.replace(f"{ROLE}@", f"{ROLE}:{password}@")
     with caplog.at_level(logging.WARNING):
-        init_shared(with_password, None)
+        init_study(["--storage", with_password])
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert any("--storage has a password inside its URL" in w for w in warnings), warnings
     assert any("PGPASSWORD" in w for w in warnings)
