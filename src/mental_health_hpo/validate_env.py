@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from mental_health_hpo.ops.credentials import export_driver_variables
 from mental_health_hpo.ops.locations import local_folder
 from mental_health_hpo.ops.masking import mask_secrets
 
@@ -51,7 +52,7 @@ class Check:
 
 def load_project_config(project: Path, env: str | None = None) -> dict[str, Any]:
     """``parameters`` and ``mlflow`` as the run sees them (base, then the run env on top)."""
-    from kedro.config import OmegaConfigLoader
+    from kedro.config import MissingConfigException, OmegaConfigLoader
 
     loader = OmegaConfigLoader(
         conf_source=str(project / "conf"),
@@ -66,7 +67,15 @@ def load_project_config(project: Path, env: str | None = None) -> dict[str, Any]
         mlflow = loader["mlflow"]
     except Exception:  # no mlflow.yml: kedro-mlflow's default
         mlflow = {}
-    return {"parameters": dict(parameters), "mlflow": dict(mlflow)}
+    try:  # the study database's password, as the run reads it (CredentialsHooks)
+        credentials = loader["credentials"]
+    except MissingConfigException:
+        credentials = {}
+    return {
+        "parameters": dict(parameters),
+        "mlflow": dict(mlflow),
+        "credentials": dict(credentials or {}),
+    }
 
 
 def _relative_to(path: str, project: Path) -> Path:
@@ -259,6 +268,9 @@ def run_checks(
     storage = str(
         parameters.get("hpo", {}).get("study", {}).get("storage", "sqlite:///experiments/optuna.db")
     )
+    # The study database's password from credentials.yml, exported for libpq as a run does, so
+    # the check connects the way the workers will (a password kept there alone must pass too).
+    export_driver_variables(config["credentials"])
     checks.append(Check("optuna_storage", *check_store(storage, project)))
     try:
         checks.append(check_disk(parameters, project))

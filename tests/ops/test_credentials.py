@@ -216,3 +216,27 @@ def test_a_tracking_uri_with_a_password_is_warned_about_before_a_pipeline_runs(
     assert len(warnings) == 1, warnings
     assert "MLFLOW_TRACKING_PASSWORD" in warnings[0]
     assert "Trk9secret" not in caplog.text
+
+
+@pytest.mark.postgres
+def test_validate_env_reads_the_study_password_from_credentials_yml(
+    kedro_project: Path,
+    password_database: tuple[str, str],
+    no_pg_env: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`make validate-env` connects as the workers do: a password kept in credentials.yml alone
+    passes the storage check (it failed before: only the run's hook exported it)."""
+    from mental_health_hpo.validate_env import run_checks
+
+    url, password = password_database
+    monkeypatch.setenv("STUDY_DB_PASSWORD", password)
+    (kedro_project / "conf/local/credentials.yml").write_text(
+        f"{STUDY_STORAGE_CREDENTIALS}:\n  PGPASSWORD: ${{oc.env:STUDY_DB_PASSWORD}}\n"
+    )
+    (kedro_project / "conf/local/parameters_hpo.yml").write_text(
+        f"hpo:\n  study:\n    storage: {url}\n"
+    )
+    checks = {check.name: check for check in run_checks(kedro_project)}
+    assert checks["optuna_storage"].ok, checks["optuna_storage"].detail
+    assert password not in checks["optuna_storage"].detail
