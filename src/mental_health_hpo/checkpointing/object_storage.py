@@ -43,7 +43,13 @@ from typing import Any, BinaryIO, cast
 from mental_health_hpo.checkpointing.bucket_preconditions import WriteConditions as Conditions
 from mental_health_hpo.checkpointing.bucket_preconditions import is_precondition_failure
 from mental_health_hpo.checkpointing.layout import MANIFEST_NAME
-from mental_health_hpo.checkpointing.storage import Entry, LocalFile, LocalStorage, Storage
+from mental_health_hpo.checkpointing.storage import (
+    Entry,
+    LocalFile,
+    LocalStorage,
+    Storage,
+    put_staged,
+)
 from mental_health_hpo.crash_points import crash_point
 
 Keys = list[str]  # inside the class, ``list`` is :meth:`ObjectStorage.list`
@@ -255,13 +261,7 @@ class ObjectStorage:
         return _CachedObject(self, key, self.cache.stage(key))
 
     def put(self, key: str, data: bytes | memoryview, *, if_absent: bool = False) -> None:
-        staged = self.stage(key)
-        try:
-            staged.write(data)
-            staged.commit(if_absent=if_absent)
-        except BaseException:
-            staged.discard()
-            raise
+        put_staged(self, key, data, if_absent=if_absent)
 
     def read(self, key: str) -> bytes:
         with self.open(key) as stream:

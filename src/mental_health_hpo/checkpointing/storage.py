@@ -239,13 +239,7 @@ class LocalStorage:
         return LocalFile(key, self._path(key))
 
     def put(self, key: str, data: bytes | memoryview, *, if_absent: bool = False) -> None:
-        staged = self.stage(key)
-        try:
-            staged.write(data)
-            staged.commit(if_absent=if_absent)
-        except BaseException:
-            staged.discard()
-            raise
+        put_staged(self, key, data, if_absent=if_absent)
 
     def read(self, key: str) -> bytes:
         return self._path(key).read_bytes()
@@ -340,3 +334,16 @@ def as_storage(location: Storage | str | Path) -> Storage:
     if isinstance(location, str | Path):
         return LocalStorage(location)
     return location
+
+
+def put_staged(
+    storage: Storage, key: str, data: bytes | memoryview, *, if_absent: bool = False
+) -> None:
+    """``Storage.put`` by the staged path every backend has: write, commit, or discard on error."""
+    staged = storage.stage(key)
+    try:
+        staged.write(data)
+        staged.commit(if_absent=if_absent)
+    except BaseException:
+        staged.discard()
+        raise
