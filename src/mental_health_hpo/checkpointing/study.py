@@ -8,7 +8,7 @@ so disk use stays bounded however many trials run. Running trials are never touc
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -77,16 +77,22 @@ def _refs(directory: Path, manifest: Manifest, metric_name: str | None) -> list[
     ]
 
 
-def ranked_checkpoints(path: str | Path, metric_name: str | None = None) -> list[CheckpointRef]:
-    """Every committed checkpoint under a study, trial or checkpoints folder, best first."""
-    path = Path(path)
+def _readable_manifests(path: Path) -> Iterator[tuple[Path, Manifest]]:
+    """(checkpoints folder, manifest) of a checkpoints, trial or study folder; unreadable ones
+    are skipped (read-only queries never fail on a torn trial)."""
     direct = checkpoints_dir_of(path)
     dirs = [direct] if (direct / MANIFEST_NAME).exists() else trial_checkpoint_dirs(path)
-    refs: list[CheckpointRef] = []
     for directory in dirs:
         manifest = _safe_read(directory)
         if manifest is not None:
-            refs.extend(_refs(directory, manifest, metric_name))
+            yield directory, manifest
+
+
+def ranked_checkpoints(path: str | Path, metric_name: str | None = None) -> list[CheckpointRef]:
+    """Every committed checkpoint under a study, trial or checkpoints folder, best first."""
+    refs: list[CheckpointRef] = []
+    for directory, manifest in _readable_manifests(Path(path)):
+        refs.extend(_refs(directory, manifest, metric_name))
     return sorted(refs, key=lambda r: (-r.value, str(r.trial_dir), r.record.step))
 
 
@@ -97,16 +103,11 @@ def find_best_checkpoints(path: str | Path, metric_name: str | None = None) -> l
     sharing the top value contributes (co-best trials), best trial folder first. Read-only:
     nothing is written or verified here; load with ``load_checkpoint_ref``.
     """
-    path = Path(path)
-    direct = checkpoints_dir_of(path)
-    dirs = [direct] if (direct / MANIFEST_NAME).exists() else trial_checkpoint_dirs(path)
     refs: list[CheckpointRef] = []
-    for directory in dirs:
-        manifest = _safe_read(directory)
-        if manifest is not None:
-            name = metric_name or manifest.metric_name
-            best = {r.id for r in best_of_trial(manifest, name)}
-            refs.extend(r for r in _refs(directory, manifest, name) if r.record.id in best)
+    for directory, manifest in _readable_manifests(Path(path)):
+        name = metric_name or manifest.metric_name
+        best = {r.id for r in best_of_trial(manifest, name)}
+        refs.extend(r for r in _refs(directory, manifest, name) if r.record.id in best)
     if not refs:
         return []
     top = max(r.value for r in refs)
