@@ -12,7 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mental_health_hpo.checkpointing.errors import CheckpointError
-from mental_health_hpo.checkpointing.layout import StudyLayout, TrialLayout, study_dirs
+from mental_health_hpo.checkpointing.layout import (
+    CHECKPOINTS_DIRNAME,
+    TRIAL_RECORD_NAME,
+    StudyLayout,
+    TrialLayout,
+    study_dirs,
+)
 from mental_health_hpo.checkpointing.manifest import read_manifest
 
 FINISHED_STATES = ("completed", "pruned", "failed")
@@ -37,11 +43,11 @@ class TrialOnDisk:
 def _trial(folder: Path) -> TrialOnDisk:
     trial = TrialLayout(folder)
     try:
-        record = json.loads(trial.record.read_text(encoding="utf-8"))
+        record = json.loads((folder / TRIAL_RECORD_NAME).read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError):
         record = {}
     try:
-        manifest = read_manifest(trial.checkpoints)
+        manifest = read_manifest(folder / CHECKPOINTS_DIRNAME)
     except CheckpointError:  # the next run reports it; here only say nothing resumes from it
         manifest = None
     latest = None
@@ -61,7 +67,7 @@ def interrupted_summary(experiments_dir: str | Path, since: float, command: str)
     studies = [p for p in study_dirs(root) if _touched_since(p, since)]
     lines = ["Interrupted. Everything committed before the interrupt is kept."]
     for study in studies:
-        trials = [_trial(trial.path) for trial in StudyLayout(study).trials()]
+        trials = [_trial(trial.folder) for trial in StudyLayout(study).trials()]
         finished = sum(t.state in FINISHED_STATES for t in trials)
         lines.append(f"{study}: {finished} of {len(trials)} started trials finished")
         lines += [f"  {t.line()}" for t in trials if t.state not in FINISHED_STATES]

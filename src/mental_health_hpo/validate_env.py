@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from mental_health_hpo.ops.credentials import export_driver_variables
-from mental_health_hpo.ops.locations import local_folder
+from mental_health_hpo.ops.locations import ObjectStoreUrl, local_folder, parse_location
 from mental_health_hpo.ops.masking import mask_secrets
 
 MIN_PYTHON = (3, 11)
@@ -197,8 +197,13 @@ def check_disk(parameters: dict[str, Any], project: Path) -> Check:
     checkpointing = hpo.get("checkpointing", {}) or {}
     policy = load_policy(checkpointing.get("policy", "default"), checkpointing.get("overrides"))
     model = hpo.get("base", {}).get("model", {}) or {}
-    experiments = hpo.get("study", {}).get("experiments_dir", "experiments")
-    target = _relative_to(str(local_folder(str(experiments), "hpo.study.experiments_dir")), project)
+    study = hpo.get("study", {})
+    experiments = parse_location(
+        str(study.get("experiments_dir", "experiments")), "hpo.study.experiments_dir"
+    )
+    if isinstance(experiments, ObjectStoreUrl):  # a bucket study: this host holds its cache
+        experiments = local_folder(str(study.get("cache_dir", "data/cache")), "hpo.study.cache_dir")
+    target = _relative_to(str(experiments), project)
     free = disk_usage(target).free
     size = encoder_size(
         str(model.get("encoder", PACKAGED_MINILM)),

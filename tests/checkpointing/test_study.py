@@ -133,7 +133,8 @@ def _count_manifest_reads(monkeypatch) -> list[Path]:  # type: ignore[no-untyped
     reads: list[Path] = []
 
     def counting(directory):  # type: ignore[no-untyped-def]
-        reads.append(Path(directory))
+        # A folder, or the storage the study-level code opened on it (the seam).
+        reads.append(Path(getattr(directory, "local_path", lambda _: directory)("")))
         return read_manifest(directory)
 
     monkeypatch.setattr(study_retention, "read_manifest", counting)

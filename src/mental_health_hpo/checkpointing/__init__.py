@@ -54,6 +54,7 @@ from mental_health_hpo.checkpointing.retention import RetentionPlan, plan_retent
 from mental_health_hpo.checkpointing.serialize import check_weights_only_safe
 from mental_health_hpo.checkpointing.signature import architecture_signature
 from mental_health_hpo.checkpointing.snapshot import SnapshotPool
+from mental_health_hpo.checkpointing.storage import LocalStorage, Storage
 from mental_health_hpo.checkpointing.study import (
     CheckpointRef,
     StudyRetentionReport,
@@ -63,12 +64,23 @@ from mental_health_hpo.checkpointing.study import (
     ranked_checkpoints,
 )
 from mental_health_hpo.checkpointing.study_retention import FileStudyLock, StudyLock, StudyRetention
+from mental_health_hpo.checkpointing.study_storage import (
+    BucketFolder,
+    close_checkpoint_store,
+    committed_checkpoint_dirs,
+    is_local,
+    open_checkpoint_store,
+    publish_to_storage,
+    storage_at,
+    trial_layouts,
+)
 from mental_health_hpo.checkpointing.verify import LoadedCheckpoint, load_checkpoint_ref
 
 __all__ = [
     "NAMED_POLICIES",
     "NO_CHECKPOINTS",
     "AsyncSaveError",
+    "BucketFolder",
     "CheckpointError",
     "CheckpointIntegrityError",
     "CheckpointManager",
@@ -85,6 +97,7 @@ __all__ = [
     "IncompatibleCheckpointError",
     "InsufficientDiskSpaceError",
     "LoadedCheckpoint",
+    "LocalStorage",
     "Manifest",
     "MetricNotFoundError",
     "MetricRecord",
@@ -95,6 +108,7 @@ __all__ = [
     "RunCheckpoints",
     "SaveResult",
     "SnapshotPool",
+    "Storage",
     "StudyLayout",
     "StudyLock",
     "StudyRetention",
@@ -107,22 +121,29 @@ __all__ = [
     "atomic_write_file",
     "best_of_trial",
     "check_weights_only_safe",
+    "close_checkpoint_store",
     "code_version",
+    "committed_checkpoint_dirs",
     "disk_usage",
     "estimate_checkpoint_bytes",
     "estimate_retained_bytes",
     "find_best_checkpoints",
     "find_orphans",
     "fsync_dir",
+    "is_local",
     "load_checkpoint_ref",
     "load_policy",
+    "open_checkpoint_store",
     "open_checkpoints",
     "parse_size",
     "plan_retention",
     "policy_from_dict",
     "preflight_check",
+    "publish_to_storage",
     "ranked_checkpoints",
     "read_manifest",
     "remove_orphans",
+    "storage_at",
+    "trial_layouts",
     "validate_metric_name",
 ]

@@ -13,10 +13,11 @@ from mental_health_hpo.checkpointing.null import DisabledCheckpoints, DryRunChec
 from mental_health_hpo.checkpointing.options import CheckpointOptions, CheckpointSettings
 from mental_health_hpo.checkpointing.protocol import Checkpointer
 from mental_health_hpo.checkpointing.snapshot import SnapshotPool
+from mental_health_hpo.checkpointing.storage import Storage
 
 
 def open_checkpoints(
-    directory: str | Path,
+    directory: str | Path | Storage,
     options: CheckpointOptions,
     *,
     on_commit: Callable[[MetricRecord], None] | None = None,
@@ -42,7 +43,8 @@ class RunCheckpoints:
     still flow through the same journal, nothing is written, nothing resumes.
     """
 
-    directory: Path | None
+    #: The run's checkpoints folder, or a :class:`Storage` (a trial in a bucket); None: none.
+    directory: Path | Storage | None
     settings: CheckpointSettings = field(default_factory=CheckpointSettings)
     snapshot_pool: SnapshotPool | None = None
 

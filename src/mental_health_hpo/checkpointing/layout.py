@@ -14,6 +14,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from mental_health_hpo.ops.locations import Location
+
 STUDY_PREFIX = "study_"
 TRIAL_PREFIX = "trial_"
 CHECKPOINTS_DIRNAME = "checkpoints"
@@ -86,9 +88,9 @@ def is_temp_name(name: str) -> bool:
 
 @dataclass(frozen=True)
 class TrialLayout:
-    """The paths of one trial."""
+    """The paths of one trial (in a folder, or keys under a bucket prefix)."""
 
-    path: Path
+    path: Location
 
     @property
     def number(self) -> int | None:
@@ -99,19 +101,24 @@ class TrialLayout:
         return self.path.name
 
     @property
-    def checkpoints(self) -> Path:
+    def checkpoints(self) -> Location:
         return self.path / CHECKPOINTS_DIRNAME
 
     @property
-    def logs(self) -> Path:
-        return self.path / LOGS_DIRNAME
+    def folder(self) -> Path:
+        """The trial's folder on a filesystem (what only a filesystem holds asks this)."""
+        return local_folder_of(self.path)
 
     @property
-    def record(self) -> Path:
+    def logs(self) -> Path:
+        return self.folder / LOGS_DIRNAME
+
+    @property
+    def record(self) -> Location:
         return self.path / TRIAL_RECORD_NAME
 
     @property
-    def manifest(self) -> Path:
+    def manifest(self) -> Location:
         return self.checkpoints / MANIFEST_NAME
 
     @property
@@ -121,57 +128,77 @@ class TrialLayout:
 
 @dataclass(frozen=True)
 class StudyLayout:
-    """The paths of one study."""
+    """The paths of one study (in a folder, or keys under a bucket prefix)."""
 
-    path: Path
+    path: Location
 
     @classmethod
-    def of(cls, experiments_dir: str | Path, study_id: str) -> StudyLayout:
-        return cls(Path(experiments_dir) / study_dir_name(study_id))
+    def of(cls, experiments_dir: str | Location, study_id: str) -> StudyLayout:
+        root = Path(experiments_dir) if isinstance(experiments_dir, str) else experiments_dir
+        return cls(root / study_dir_name(study_id))
 
     @property
     def study_id(self) -> str:
-        return study_id_of(self.path)
+        return self.path.name.removeprefix(STUDY_PREFIX)
 
     @property
-    def result(self) -> Path:
+    def folder(self) -> Path:
+        """The study's folder on a filesystem: where the steps that only a filesystem has
+        (disk pressure, the stat-checked retention index, logs, outage buffers) live."""
+        return local_folder_of(self.path)
+
+    @property
+    def result(self) -> Location:
         """The complete study's result record, written once by the worker that completes it."""
         return self.path / STUDY_RESULT_NAME
 
     def mlflow_buffer(self, worker_id: str) -> Path:
         """One worker's metrics outage buffer (workers share the study folder, never a buffer)."""
-        return self.path / MLFLOW_BUFFERS_DIRNAME / f"{worker_id}.jsonl"
+        return self.folder / MLFLOW_BUFFERS_DIRNAME / f"{worker_id}.jsonl"
 
     @property
-    def experiments_dir(self) -> Path:
+    def experiments_dir(self) -> Location:
         return self.path.parent
 
     @property
     def pressure_marker(self) -> Path:
-        return self.path / PRESSURE_MARKER_NAME
+        return self.folder / PRESSURE_MARKER_NAME
 
     @property
     def retention_index(self) -> Path:
         """The study's ranking of finished trials, rebuilt from the manifests when stale."""
-        return self.path / RETENTION_INDEX_NAME
+        return self.folder / RETENTION_INDEX_NAME
 
     @property
     def logs(self) -> Path:
-        return self.path / LOGS_DIRNAME
+        return self.folder / LOGS_DIRNAME
 
     def trial(self, number: int) -> TrialLayout:
         return TrialLayout(self.path / trial_id(number))
 
     def trials(self) -> list[TrialLayout]:
         """Every trial folder of the study (``trial_*``), by name."""
-        if not self.path.is_dir():
+        folder = self.folder
+        if not folder.is_dir():
             return []
-        found = (p for p in self.path.iterdir() if p.is_dir() and p.name.startswith(TRIAL_PREFIX))
+        found = (p for p in folder.iterdir() if p.is_dir() and p.name.startswith(TRIAL_PREFIX))
         return [TrialLayout(p) for p in sorted(found)]
 
     def checkpoint_dirs(self) -> list[Path]:
         """Checkpoints folders of every trial that has committed a manifest."""
-        return [t.checkpoints for t in self.trials() if t.manifest.exists()]
+        return [
+            t.folder / CHECKPOINTS_DIRNAME
+            for t in self.trials()
+            if t.folder.joinpath(CHECKPOINTS_DIRNAME, MANIFEST_NAME).exists()
+        ]
+
+
+def local_folder_of(location: Location) -> Path:
+    """``location`` as a folder; a bucket prefix raises (a step that needs a filesystem was
+    asked of a bucket: a bug, never silently a local folder named ``s3:``)."""
+    if not isinstance(location, Path):
+        raise TypeError(f"{location} is a bucket prefix: this step needs a folder")
+    return location
 
 
 def checkpoints_dir_of(path: Path) -> Path:

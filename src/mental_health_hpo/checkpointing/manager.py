@@ -186,7 +186,7 @@ class CheckpointManager(CommittedCheckpoints, ContextManaged):
         return commit.failing_save(self.storage, ckpt, needed, scan, discard)
 
     def _scan_root(self) -> Path:
-        return self.study.path if self.study else self.directory
+        return self.study.folder if self.study else self.directory
 
     def _commit_journal(self, entry: MetricRecord) -> None:
         with self._commit_lock:

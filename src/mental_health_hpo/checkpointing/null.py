@@ -35,6 +35,7 @@ from mental_health_hpo.checkpointing.protocol import (
     validate_metric_name,
 )
 from mental_health_hpo.checkpointing.retention import apply_plan, plan_retention
+from mental_health_hpo.checkpointing.storage import Storage
 from mental_health_hpo.checkpointing.verify import LoadedCheckpoint, load_newest_full
 
 logger = logging.getLogger(__name__)
@@ -111,12 +112,12 @@ class DryRunCheckpoints(_InMemoryJournal):
 
     def __init__(
         self,
-        directory: str | Path,
+        directory: str | Path | Storage,
         options: CheckpointOptions,
         on_commit: Callable[[MetricRecord], None] | None = None,
     ) -> None:
         super().__init__(options, on_commit)
-        self.directory = Path(directory)
+        self.directory = Path(directory) if isinstance(directory, str) else directory
         self._committed = Manifest(metric_name=self.metric_name)
         with contextlib.suppress(CheckpointError):
             self._committed = read_manifest(self.directory) or self._committed

@@ -62,7 +62,7 @@ def leave_emergency_if_relieved(study: StudyLayout, threshold_percent: float) ->
     """Remove the marker once free space is back above the threshold; True when it did."""
     if not study.pressure_marker.exists():
         return False
-    if disk_usage(study.path).free_percent <= threshold_percent:
+    if disk_usage(study.folder).free_percent <= threshold_percent:
         return False
     remove_durably(study.pressure_marker)
     logger.info(
@@ -108,8 +108,8 @@ class DiskWatch:
         if emergency:
             enter_emergency(self.study)
         if not fits:
-            scan = [self.study.path] if self.study else [self.directory]
-            experiments = self.study.experiments_dir if self.study else self.directory.parent
+            scan = [self.study.folder] if self.study else [self.directory]
+            experiments = self.study.folder.parent if self.study else self.directory.parent
             raise insufficient_space_error(self.directory, needed, scan, experiments)
         if emergency:
             logger.warning("saving below the free-space threshold (%s)", self.directory)

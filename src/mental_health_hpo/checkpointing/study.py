@@ -14,11 +14,7 @@ from pathlib import Path
 
 from mental_health_hpo.checkpointing.commit import commit_records
 from mental_health_hpo.checkpointing.errors import CheckpointError
-from mental_health_hpo.checkpointing.layout import (
-    MANIFEST_NAME,
-    STATE_FILE,
-    StudyLayout,
-)
+from mental_health_hpo.checkpointing.layout import CHECKPOINTS_DIRNAME, STATE_FILE
 from mental_health_hpo.checkpointing.layout import checkpoints_dir_of as checkpoints_dir_of
 from mental_health_hpo.checkpointing.manifest import (
     KIND_WEIGHTS,
@@ -27,22 +23,28 @@ from mental_health_hpo.checkpointing.manifest import (
     read_manifest,
 )
 from mental_health_hpo.checkpointing.retention import best_records
+from mental_health_hpo.checkpointing.study_storage import (
+    committed_checkpoint_dirs,
+    has_manifest,
+    storage_at,
+)
+from mental_health_hpo.ops.locations import Location, ObjectStoreUrl, as_location
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class CheckpointRef:
-    """Where one committed checkpoint lives, and its metric value."""
+    """Where one committed checkpoint lives (a folder, or a bucket prefix), and its value."""
 
-    trial_dir: Path
-    checkpoints_dir: Path
+    trial_dir: Location
+    checkpoints_dir: Location
     record: CheckpointRecord
     metric_name: str
     value: float
 
     @property
-    def path(self) -> Path:
+    def path(self) -> Location:
         return self.checkpoints_dir / self.record.id
 
 
@@ -56,20 +58,24 @@ class StudyRetentionReport:
     dry_run: bool = False
 
 
-def trial_checkpoint_dirs(study_dir: Path) -> list[Path]:
+def trial_checkpoint_dirs(study_dir: Location) -> list[Location]:
     """Checkpoints folders of every trial of a study that committed a manifest."""
-    return StudyLayout(Path(study_dir)).checkpoint_dirs()
+    return committed_checkpoint_dirs(study_dir)
 
 
-def _safe_read(directory: Path) -> Manifest | None:
+def _location(path: str | Location) -> Location:
+    return as_location(path) if isinstance(path, str) else path
+
+
+def _safe_read(directory: Location) -> Manifest | None:
     try:
-        return read_manifest(directory)
+        return read_manifest(storage_at(directory))
     except CheckpointError as exc:
         logger.warning("skipping %s: %s", directory, exc)
         return None
 
 
-def _refs(directory: Path, manifest: Manifest, metric_name: str | None) -> list[CheckpointRef]:
+def _refs(directory: Location, manifest: Manifest, metric_name: str | None) -> list[CheckpointRef]:
     name = metric_name or manifest.metric_name
     return [
         CheckpointRef(directory.parent, directory, r, name, r.metric(name))
@@ -77,26 +83,32 @@ def _refs(directory: Path, manifest: Manifest, metric_name: str | None) -> list[
     ]
 
 
-def _readable_manifests(path: Path) -> Iterator[tuple[Path, Manifest]]:
+def _readable_manifests(path: Location) -> Iterator[tuple[Location, Manifest]]:
     """(checkpoints folder, manifest) of a checkpoints, trial or study folder; unreadable ones
     are skipped (read-only queries never fail on a torn trial)."""
-    direct = checkpoints_dir_of(path)
-    dirs = [direct] if (direct / MANIFEST_NAME).exists() else trial_checkpoint_dirs(path)
+    if has_manifest(path):
+        dirs = [path]
+    elif has_manifest(path / CHECKPOINTS_DIRNAME):
+        dirs = [path / CHECKPOINTS_DIRNAME]
+    else:
+        dirs = trial_checkpoint_dirs(path)
     for directory in dirs:
         manifest = _safe_read(directory)
         if manifest is not None:
             yield directory, manifest
 
 
-def ranked_checkpoints(path: str | Path, metric_name: str | None = None) -> list[CheckpointRef]:
+def ranked_checkpoints(path: str | Location, metric_name: str | None = None) -> list[CheckpointRef]:
     """Every committed checkpoint under a study, trial or checkpoints folder, best first."""
     refs: list[CheckpointRef] = []
-    for directory, manifest in _readable_manifests(Path(path)):
+    for directory, manifest in _readable_manifests(_location(path)):
         refs.extend(_refs(directory, manifest, metric_name))
     return sorted(refs, key=lambda r: (-r.value, str(r.trial_dir), r.record.step))
 
 
-def find_best_checkpoints(path: str | Path, metric_name: str | None = None) -> list[CheckpointRef]:
+def find_best_checkpoints(
+    path: str | Location, metric_name: str | None = None
+) -> list[CheckpointRef]:
     """The best checkpoint(s) under a study, trial or checkpoints folder, by :func:`best_of_trial`.
 
     Each trial contributes what the one rule calls its best; across trials, every trial
@@ -104,7 +116,7 @@ def find_best_checkpoints(path: str | Path, metric_name: str | None = None) -> l
     nothing is written or verified here; load with ``load_checkpoint_ref``.
     """
     refs: list[CheckpointRef] = []
-    for directory, manifest in _readable_manifests(Path(path)):
+    for directory, manifest in _readable_manifests(_location(path)):
         name = metric_name or manifest.metric_name
         best = {r.id for r in best_of_trial(manifest, name)}
         refs.extend(r for r in _refs(directory, manifest, name) if r.record.id in best)
@@ -152,9 +164,10 @@ def _best_only(manifest: Manifest, metric_name: str) -> list[CheckpointRecord]:
     return result
 
 
-def finish_trial(checkpoints_dir: Path, metric_name: str | None = None) -> int:
+def finish_trial(checkpoints_dir: Location, metric_name: str | None = None) -> int:
     """Mark a trial finished: drop its resume state, keep only best/co-best weights."""
-    manifest = read_manifest(checkpoints_dir)
+    storage = storage_at(checkpoints_dir)
+    manifest = read_manifest(storage)
     if manifest is None:
         return 0
     name = metric_name or manifest.metric_name
@@ -162,11 +175,11 @@ def finish_trial(checkpoints_dir: Path, metric_name: str | None = None) -> int:
     if manifest.finished and records == manifest.checkpoints:
         return 0  # finished before: nothing to rewrite
     manifest.finished = True
-    return commit_records(checkpoints_dir, manifest, records)
+    return commit_records(storage, manifest, records)
 
 
 def apply_study_retention(
-    study_dir: str | Path,
+    study_dir: str | Location,
     keep_best_trials: int,
     metric_name: str | None = None,
     *,
@@ -181,11 +194,12 @@ def apply_study_retention(
     """
     if keep_best_trials < 1:
         raise ValueError(f"keep_best_trials must be >= 1, got {keep_best_trials}")
-    excluded = {Path(p).resolve() for p in exclude}
+    excluded = {_identity(p) for p in exclude}
     report = StudyRetentionReport(dry_run=dry_run)
-    finished: list[tuple[float, str, Path, Manifest]] = []
-    for directory in trial_checkpoint_dirs(Path(study_dir)):
-        if directory.resolve() in excluded or directory.parent.resolve() in excluded:
+    finished: list[tuple[float, str, Location, Manifest]] = []
+    study = _location(study_dir)
+    for directory in trial_checkpoint_dirs(study):
+        if _identity(directory) in excluded or _identity(directory.parent) in excluded:
             continue
         manifest = _safe_read(directory)
         if manifest is None or not manifest.finished:
@@ -206,12 +220,18 @@ def apply_study_retention(
         if dry_run:
             report.bytes_freed += manifest.total_size - kept_bytes
         elif records != manifest.checkpoints:
-            report.bytes_freed += commit_records(directory, manifest, records)
-    log_report(report, Path(study_dir))
+            report.bytes_freed += commit_records(storage_at(directory), manifest, records)
+    log_report(report, study)
     return report
 
 
-def log_report(report: StudyRetentionReport, study_dir: Path) -> None:
+def _identity(location: str | Location) -> str:
+    """What tells two names of one folder apart from two folders (a bucket key has one name)."""
+    found = _location(location)
+    return str(found) if isinstance(found, ObjectStoreUrl) else str(found.resolve())
+
+
+def log_report(report: StudyRetentionReport, study_dir: Location) -> None:
     """Counts and bytes at INFO (a line of constant size however many trials), names at DEBUG."""
     if not report.pruned_trials:
         return

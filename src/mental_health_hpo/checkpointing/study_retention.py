@@ -27,7 +27,7 @@ from typing import Any, Protocol
 from mental_health_hpo.checkpointing.atomic import atomic_write_bytes, make_dir_durable
 from mental_health_hpo.checkpointing.commit import commit_records
 from mental_health_hpo.checkpointing.errors import CheckpointError
-from mental_health_hpo.checkpointing.layout import StudyLayout, TrialLayout
+from mental_health_hpo.checkpointing.layout import CHECKPOINTS_DIRNAME, StudyLayout, TrialLayout
 from mental_health_hpo.checkpointing.manifest import Manifest, manifest_path, read_manifest
 from mental_health_hpo.checkpointing.policy import RetentionPolicy
 from mental_health_hpo.checkpointing.pressure import in_emergency, leave_emergency_if_relieved
@@ -37,6 +37,8 @@ from mental_health_hpo.checkpointing.study import (
     finish_trial,
     log_report,
 )
+from mental_health_hpo.checkpointing.study_storage import is_local, storage_at
+from mental_health_hpo.ops.locations import Location, as_location
 
 logger = logging.getLogger(__name__)
 
@@ -109,30 +111,41 @@ class StudyRetention:
     them (:func:`apply_study_retention`, a full scan) when it is missing, unreadable, for
     another metric, or names a manifest that changed since it last saw it. A crash between a
     manifest write and the index write leaves work that the next call repeats idempotently.
+
+    A study in a bucket has no index and no disk pressure: the index's staleness check is a
+    ``stat`` (a bucket has no inode), and the bucket's space is not this host's disk. There,
+    each trial end ranks the finished trials from their manifests (a full scan, one small
+    GET each) and the study lock must be one that holds across hosts (no default).
     """
 
     def __init__(
         self,
-        study_dir: str | Path,
+        study_dir: str | Location,
         policy: RetentionPolicy,
         metric_name: str,
         lock: StudyLock | None = None,
     ) -> None:
-        self.study = StudyLayout(Path(study_dir))
+        self.study = StudyLayout(Path(study_dir) if isinstance(study_dir, str) else study_dir)
         self.policy = policy
         self.metric_name = metric_name
-        self.lock: StudyLock = lock or FileStudyLock(self.study.path)
+        self.lock: StudyLock = lock or FileStudyLock(self.study.folder)
+        self._on_disk = is_local(self.study.path)
 
-    def trial_finished(self, trial_dir: str | Path) -> StudyRetentionReport:
+    def trial_finished(self, trial_dir: str | Location) -> StudyRetentionReport:
         """A trial ended (completed, pruned or failed): finish it, then apply study retention."""
         return self.reconcile([trial_dir])
 
-    def reconcile(self, finished_trial_dirs: Iterable[str | Path]) -> StudyRetentionReport:
+    def reconcile(self, finished_trial_dirs: Iterable[str | Location]) -> StudyRetentionReport:
         """Finish every listed trial not finished yet, then apply study retention once."""
         with self.lock.hold("retention"):
+            trials = [
+                TrialLayout(as_location(d) if isinstance(d, str) else d)
+                for d in finished_trial_dirs
+            ]
+            if not self._on_disk:
+                return self._rebuild(trials, self.policy.keep_best_trials)
             leave_emergency_if_relieved(self.study, self.policy.disk_space_threshold_percent)
             keep = 1 if in_emergency(self.study) else self.policy.keep_best_trials
-            trials = [TrialLayout(Path(d)) for d in finished_trial_dirs]
             index = self._read_index()
             if index is not None:
                 try:
@@ -183,10 +196,12 @@ class StudyRetention:
                 continue  # finished and ranked before (a repeat after a crash, or start-up)
             manifest = self._finish(trial)
             if manifest is not None:
-                index[name] = _Ranked.of(trial.checkpoints, manifest, self.metric_name)
+                index[name] = _Ranked.of(
+                    trial.folder / CHECKPOINTS_DIRNAME, manifest, self.metric_name
+                )
         ranking = sorted(index.items(), key=lambda item: (-item[1].best, item[0]))
         for name, entry in ranking[:keep]:  # what decides who is pruned: one stat each
-            if _seen(TrialLayout(self.study.path / name).checkpoints) != entry.seen:
+            if _seen(self.study.folder / name / CHECKPOINTS_DIRNAME) != entry.seen:
                 raise _StaleIndexError(f"the manifest of {name} changed since the index saw it")
         for rank, (name, entry) in enumerate(ranking):
             if rank < keep:
@@ -195,11 +210,11 @@ class StudyRetention:
                 report.pruned_trials.append(name)
                 report.bytes_freed += self._prune(name, entry)
         self._write_index(index)
-        log_report(report, self.study.path)
+        log_report(report, self.study.folder)
         return report
 
     def _prune(self, name: str, entry: _Ranked) -> int:
-        directory = TrialLayout(self.study.path / name).checkpoints
+        directory = self.study.folder / name / CHECKPOINTS_DIRNAME
         try:
             manifest = read_manifest(directory)
         except CheckpointError as exc:
@@ -215,6 +230,8 @@ class StudyRetention:
         for trial in trials:
             self._finish(trial)
         report = apply_study_retention(self.study.path, keep, self.metric_name)
+        if not self._on_disk:
+            return report
         index: dict[str, _Ranked] = {}
         for directory in self.study.checkpoint_dirs():
             manifest = _read_or_none(directory)
@@ -232,9 +249,9 @@ class StudyRetention:
         return _read_or_none(trial.checkpoints)
 
 
-def _read_or_none(directory: Path) -> Manifest | None:
+def _read_or_none(directory: Location) -> Manifest | None:
     try:
-        return read_manifest(directory)
+        return read_manifest(storage_at(directory))
     except CheckpointError as exc:
         logger.warning("trial folder %s is left as it is: %s", directory.parent, exc)
         return None

@@ -40,6 +40,7 @@ from mental_health_hpo.checkpointing.signature import (
     signature_differences,
 )
 from mental_health_hpo.checkpointing.storage import Storage, as_storage
+from mental_health_hpo.checkpointing.study_storage import storage_at
 
 logger = logging.getLogger(__name__)
 
@@ -209,4 +210,5 @@ def load_checkpoint_ref(
     ref: Any, architecture: Mapping[str, Any] | None = None
 ) -> LoadedCheckpoint:
     """Verify and load a :class:`~mental_health_hpo.checkpointing.study.CheckpointRef`."""
-    return load_record(ref.checkpoints_dir, ref.record, architecture, ref.record.is_full)
+    storage = storage_at(ref.checkpoints_dir)
+    return load_record(storage, ref.record, architecture, ref.record.is_full)

@@ -19,8 +19,14 @@ from typing import Any, ClassVar
 
 from kedro.io.core import AbstractDataset, DatasetError
 
-from mental_health_hpo.checkpointing import CheckpointError, CheckpointRef, ranked_checkpoints
-from mental_health_hpo.checkpointing.layout import PublishedLayout, StudyLayout, TrialLayout
+from mental_health_hpo.checkpointing import (
+    CheckpointError,
+    CheckpointRef,
+    publish_to_storage,
+    ranked_checkpoints,
+    storage_at,
+)
+from mental_health_hpo.checkpointing.layout import StudyLayout, TrialLayout
 from mental_health_hpo.checkpointing.publish import (
     clear_published,
     publish_checkpoints,
@@ -33,7 +39,7 @@ from mental_health_hpo.datasets.published_record import (
     read_record,
     record_of,
 )
-from mental_health_hpo.ops.locations import local_folder
+from mental_health_hpo.ops.locations import Location, ObjectStoreUrl, as_location, parse_location
 
 logger = logging.getLogger(__name__)
 
@@ -50,12 +56,12 @@ class BestCheckpoint:
     fallbacks: list[CheckpointRef]  # the trial's other retained checkpoints, best first
 
     @property
-    def trial_dir(self) -> Path:
-        return Path(self.record.trial_dir)
+    def trial_dir(self) -> Location:
+        return as_location(self.record.trial_dir)
 
     @property
-    def study_dir(self) -> Path:
-        return Path(self.record.study_dir)
+    def study_dir(self) -> Location:
+        return as_location(self.record.study_dir)
 
     @property
     def metric_name(self) -> str:
@@ -70,14 +76,15 @@ class BestCheckpoint:
 class CheckpointReference:
     """What hpo hands over: committed checkpoints of the best trial, to publish, not rewrite."""
 
-    checkpoints_dir: Path
+    checkpoints_dir: Location
     checkpoint_ids: list[str]
 
     @classmethod
     def of_study_result(cls, result: Mapping[str, Any]) -> CheckpointReference:
         """The best checkpoint(s) a complete study's result (``study_result.json``) names."""
         best = result["best"]["checkpoint"]
-        return cls(TrialLayout(Path(best["trial_dir"])).checkpoints, list(best["checkpoint_ids"]))
+        trial = TrialLayout(as_location(str(best["trial_dir"])))
+        return cls(trial.checkpoints, list(best["checkpoint_ids"]))
 
 
 def _by_epoch(refs: list[CheckpointRef]) -> list[CheckpointRef]:
@@ -137,11 +144,22 @@ class CheckpointDataset(AbstractDataset[CheckpointReference, BestCheckpoint]):
         self._load_args = {**self.DEFAULT_LOAD_ARGS, **(load_args or {})}
         self.metadata = metadata
         # At catalog load, before any node: a URL is never taken as a relative folder.
-        local_folder(str(self._load_args["experiments_dir"]), EXPERIMENTS_DIR_KEY)
+        self._experiments = parse_location(
+            str(self._load_args["experiments_dir"]), EXPERIMENTS_DIR_KEY
+        )
 
     @property
     def _path(self) -> Path:
         return Path(str(self._filepath))
+
+    @property
+    def _published(self) -> Location:
+        """The hand-off folder: ``filepath``; when the experiments tree is a bucket, the
+        folder of that name beside the studies in the bucket (a worker on any host publishes
+        there and evaluate on any host reads it; no local copy of the weights)."""
+        if isinstance(self._experiments, ObjectStoreUrl):
+            return self._experiments / self._path.name
+        return self._path
 
     def _describe(self) -> dict[str, Any]:
         return {
@@ -150,13 +168,15 @@ class CheckpointDataset(AbstractDataset[CheckpointReference, BestCheckpoint]):
             "load_args": self._load_args,
         }
 
-    def _source(self) -> Path:
+    def _source(self) -> Location:
         """Where to load from: the named study, else this dataset's folder."""
         name = self._load_args.get("study_name")
         if name:
-            return StudyLayout.of(str(self._load_args["experiments_dir"]), str(name)).path
-        recover_published(self._path)  # a publication killed between its renames
-        return self._path
+            return StudyLayout.of(self._experiments, str(name)).path
+        published = self._published
+        if isinstance(published, Path):
+            recover_published(published)  # a publication killed between its renames
+        return published
 
     def load(self) -> BestCheckpoint:
         source = self._source()
@@ -164,7 +184,7 @@ class CheckpointDataset(AbstractDataset[CheckpointReference, BestCheckpoint]):
         holder = source  # the folder that holds the record's checkpoints
         if record is None:  # a study or trial folder (evaluate.study_name), not a published one
             record = best_of_folder(source, self._metric_name)
-            holder = Path(record.trial_dir) if record else source
+            holder = as_location(record.trial_dir) if record else source
         if record is None:
             raise DatasetError(
                 f"no committed checkpoint with a metric value under {source}: run "
@@ -180,7 +200,7 @@ class CheckpointDataset(AbstractDataset[CheckpointReference, BestCheckpoint]):
         chosen = set(record.checkpoint_ids)
         fallbacks = [
             r
-            for r in ranked_checkpoints(Path(record.trial_dir), record.metric_name)
+            for r in ranked_checkpoints(as_location(record.trial_dir), record.metric_name)
             if r.record.id not in chosen and r.value > float("-inf")
         ]
         return BestCheckpoint(
@@ -194,11 +214,15 @@ class CheckpointDataset(AbstractDataset[CheckpointReference, BestCheckpoint]):
             raise DatasetError(
                 f"CheckpointDataset publishes a CheckpointReference, got {type(data).__name__}"
             )
+        target = self._published
         if not data.checkpoint_ids:  # a study without a completed trial: hand over nothing
-            logger.warning("no best checkpoint to publish; clearing %s", self._path)
-            clear_published(self._path)
+            logger.warning("no best checkpoint to publish; clearing %s", target)
+            if isinstance(target, Path):
+                clear_published(target)
+            else:
+                storage_at(target).delete_prefix("")
             return
-        checkpoints_dir = Path(data.checkpoints_dir)
+        checkpoints_dir = data.checkpoints_dir
         refs = {r.record.id: r for r in ranked_checkpoints(checkpoints_dir, self._metric_name)}
         missing = [i for i in data.checkpoint_ids if i not in refs]
         if missing:
@@ -208,19 +232,25 @@ class CheckpointDataset(AbstractDataset[CheckpointReference, BestCheckpoint]):
             )
         chosen = _by_epoch([refs[i] for i in data.checkpoint_ids])
         record = record_of(checkpoints_dir.parent, chosen)
+        extra = {RECORD_NAME: record.to_bytes()}
         try:  # the record goes inside the swap: never checkpoints without their record
-            publish_checkpoints(
-                checkpoints_dir,
-                data.checkpoint_ids,
-                self._path,
-                extra_files={RECORD_NAME: record.to_bytes()},
-            )
+            if isinstance(target, Path) and isinstance(checkpoints_dir, Path):
+                publish_checkpoints(checkpoints_dir, data.checkpoint_ids, target, extra)
+            else:
+                if isinstance(target, Path):
+                    logger.warning(
+                        "the study is in a bucket, the hand-off folder %s is local: its weights "
+                        "are copied here. Set evaluate.experiments_dir to the study's bucket "
+                        "(as hpo.study.experiments_dir) to publish in the bucket instead",
+                        target,
+                    )
+                publish_to_storage(checkpoints_dir, data.checkpoint_ids, target, extra)
         except CheckpointError as exc:
             raise DatasetError(f"cannot publish the best checkpoint: {exc}") from exc
 
     def _exists(self) -> bool:
         source = self._source()
         return (
-            PublishedLayout(source).record.is_file()
+            storage_at(source).exists(RECORD_NAME)
             or best_of_folder(source, self._metric_name) is not None
         )

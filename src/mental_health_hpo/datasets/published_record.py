@@ -12,16 +12,16 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
-from mental_health_hpo.checkpointing import CheckpointRef, find_best_checkpoints
+from mental_health_hpo.checkpointing import CheckpointRef, find_best_checkpoints, storage_at
 from mental_health_hpo.checkpointing.layout import (
     PUBLISHED_RECORD_NAME,
-    PublishedLayout,
+    TRIAL_RECORD_NAME,
     StudyLayout,
     TrialLayout,
 )
+from mental_health_hpo.ops.locations import Location
 
 RECORD_NAME = PUBLISHED_RECORD_NAME
 
@@ -67,22 +67,22 @@ class PublishedRecord:
         )
 
 
-def read_trial_record(trial_dir: Path) -> dict[str, Any]:
-    """A trial's ``trial.json``; empty when it is missing or unreadable."""
+def read_trial_record(trial_dir: Location) -> dict[str, Any]:
+    """A trial's ``trial.json`` (in a folder or a bucket); empty when missing or unreadable."""
     try:
-        return dict(json.loads(TrialLayout(trial_dir).record.read_text(encoding="utf-8")))
+        return dict(json.loads(storage_at(trial_dir).read(TRIAL_RECORD_NAME).decode("utf-8")))
     except (OSError, json.JSONDecodeError):
         return {}
 
 
-def _number(trial_dir: Path, record: Mapping[str, Any]) -> int:
+def _number(trial_dir: Location, record: Mapping[str, Any]) -> int:
     if "number" in record:
         return int(record["number"])
     number = TrialLayout(trial_dir).number
     return -1 if number is None else number
 
 
-def record_of(trial_dir: Path, refs: list[CheckpointRef]) -> PublishedRecord:
+def record_of(trial_dir: Location, refs: list[CheckpointRef]) -> PublishedRecord:
     """The record of ``refs`` (best and co-best checkpoints of one trial) and their trial."""
     trial = TrialLayout(trial_dir)
     trial_record = read_trial_record(trial_dir)
@@ -100,16 +100,16 @@ def record_of(trial_dir: Path, refs: list[CheckpointRef]) -> PublishedRecord:
     )
 
 
-def read_record(folder: Path) -> PublishedRecord | None:
+def read_record(folder: Location) -> PublishedRecord | None:
     """The record of a published folder; None when there is none (not a published folder)."""
     try:
-        data = json.loads(PublishedLayout(folder).record.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+        data = json.loads(storage_at(folder).read(PUBLISHED_RECORD_NAME).decode("utf-8"))
+    except (FileNotFoundError, NotADirectoryError):
         return None
     return PublishedRecord.from_json(data)
 
 
-def best_of_folder(path: Path, metric_name: str | None) -> PublishedRecord | None:
+def best_of_folder(path: Location, metric_name: str | None) -> PublishedRecord | None:
     """The record of the best trial under a study or trial folder (``evaluate.study_name``).
 
     :func:`find_best_checkpoints` (the one rule) decides; of co-best trials, the first folder.

@@ -36,6 +36,7 @@ from mental_health_hpo.evaluation.paper import paper_reference
 from mental_health_hpo.evaluation.run import CheckpointEvaluation
 from mental_health_hpo.evaluation.selection import Selection, study_id_of, trial_records
 from mental_health_hpo.metrics import flatten_metrics
+from mental_health_hpo.ops.locations import Location, as_location
 
 REPORT_NAME = "evaluation_report.json"
 SUMMARY_NAME = "summary_report.json"
@@ -97,12 +98,22 @@ def validate_report(report: Mapping[str, Any], schema: Mapping[str, Any] | None 
         raise ReportValidationError([(_json_path(list(e.path)), e.message) for e in errors])
 
 
+def json_bytes(payload: Mapping[str, Any]) -> bytes:
+    """``payload`` as the indented JSON the report and the summary are written as."""
+    return json.dumps(payload, indent=2, sort_keys=False, default=str).encode() + b"\n"
+
+
+def report_bytes(report: Mapping[str, Any]) -> bytes:
+    """The validated report's bytes (for a storage: a folder or the study's bucket prefix)."""
+    validate_report(report)
+    return json_bytes(report)
+
+
 def write_json(path: str | Path, payload: Mapping[str, Any]) -> Path:
     """Atomically write ``payload`` as indented JSON."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    data = json.dumps(payload, indent=2, sort_keys=False, default=str).encode() + b"\n"
-    atomic_write_bytes(target, data)
+    atomic_write_bytes(target, json_bytes(payload))
     return target
 
 
@@ -274,7 +285,7 @@ def build_report(
     dataset_fingerprint: Mapping[str, Any],
     *,
     baselines: BaselineResult,
-    report_path: str | Path | None = None,
+    report_path: str | Location | None = None,
     split: str = "test",
     generated_at: str | None = None,
 ) -> dict[str, Any]:
@@ -295,7 +306,7 @@ def build_report(
     trial = selection.trial
     co_best = len(evaluations) > 1
     config = resolved_config(trial.record, dataset_fingerprint)
-    path = Path(report_path) if report_path else trial.study_dir / REPORT_NAME
+    path = report_path if report_path else trial.study_dir / REPORT_NAME
     entries = comparison(evaluations[0].metrics, baselines, selection.metric_name)
     return {
         "schema_version": REPORT_SCHEMA_VERSION,
@@ -323,9 +334,9 @@ def build_report(
 
 
 def build_summary(
-    study_dir: str | Path,
+    study_dir: str | Location,
     metric_name: str,
-    report_path: str | Path,
+    report_path: str | Location,
     *,
     top_k: int = 5,
     report: Mapping[str, Any] | None = None,
@@ -335,7 +346,8 @@ def build_summary(
     With the ``report``: its model-versus-baseline comparison and a warning for each metric,
     the optimization metric first, where the model does not beat the baseline.
     """
-    records = trial_records(Path(study_dir))
+    study = as_location(study_dir) if isinstance(study_dir, str) else study_dir
+    records = trial_records(study)
     states = Counter(str(record.get("state", "unknown")) for _, record in records)
     scored = [
         (folder, record)
@@ -344,7 +356,7 @@ def build_summary(
     ]
     scored.sort(key=lambda item: (-float(item[1]["best_value"]), item[0].name))
     return {
-        "study_id": study_id_of(Path(study_dir)),
+        "study_id": study_id_of(study),
         "study_dir": str(study_dir),
         "optimization_metric_name": metric_name,
         "n_trials": len(records),

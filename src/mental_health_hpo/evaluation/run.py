@@ -9,8 +9,11 @@ not go through the training split guard.
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Mapping, Sequence
+import shutil
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +25,7 @@ from mental_health_hpo.checkpointing import (
     CheckpointRef,
     architecture_signature,
     load_checkpoint_ref,
+    storage_at,
 )
 from mental_health_hpo.checkpointing.manifest import WEIGHTS_FILE
 from mental_health_hpo.data.splits import require_rows
@@ -33,6 +37,7 @@ from mental_health_hpo.metrics.thresholds import (
     with_evidence_threshold,
 )
 from mental_health_hpo.model import DualAgentModel, ModelConfig, build_model
+from mental_health_hpo.ops.locations import Location
 from mental_health_hpo.training.inference import predict
 
 
@@ -52,9 +57,24 @@ class CheckpointEvaluation:
         return flatten_metrics(self.metrics, prefix=prefix)
 
     @property
-    def weights_file(self) -> Path:
-        """The verified ``model.safetensors`` of the checkpoint."""
+    def weights_file(self) -> Location:
+        """The verified ``model.safetensors`` of the checkpoint (a file, or a bucket key)."""
         return self.ref.checkpoints_dir / self.ref.record.files[WEIGHTS_FILE].path
+
+    @contextlib.contextmanager
+    def weights_on_disk(self) -> Iterator[Path]:
+        """The weights as a local file (what MLflow logs): the file itself, or, for a
+        checkpoint in a bucket, a temporary download of it, removed afterwards."""
+        weights = self.weights_file
+        if isinstance(weights, Path):
+            yield weights
+            return
+        key = self.ref.record.files[WEIGHTS_FILE].path
+        with tempfile.TemporaryDirectory(prefix="redsm5-weights-") as tmp:
+            target = Path(tmp) / WEIGHTS_FILE
+            with storage_at(self.ref.checkpoints_dir).open(key) as source, target.open("wb") as out:
+                shutil.copyfileobj(source, out, 16 * 2**20)
+            yield target
 
     @property
     def weights_sha256(self) -> str:

@@ -24,14 +24,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mental_health_hpo.checkpointing import CheckpointRef, find_best_checkpoints
+from mental_health_hpo.checkpointing import (
+    CheckpointRef,
+    find_best_checkpoints,
+    storage_at,
+    trial_layouts,
+)
 from mental_health_hpo.checkpointing.layout import (
+    TRIAL_RECORD_NAME,
     StudyLayout,
     TrialLayout,
     study_dirs,
 )
-from mental_health_hpo.checkpointing.layout import study_id_of as _study_id_of
-from mental_health_hpo.ops.locations import local_folder
+from mental_health_hpo.ops.locations import Location, local_folder
 
 COMPLETED = "completed"
 
@@ -44,8 +49,8 @@ class SelectionError(RuntimeError):
 class TrialSelection:
     """The best trial of a study, read from its ``trial.json``."""
 
-    study_dir: Path
-    trial_dir: Path
+    study_dir: Location
+    trial_dir: Location
     trial_id: str
     number: int
     best_value: float
@@ -70,9 +75,9 @@ class Selection:
         return self.checkpoints[0]
 
 
-def study_id_of(study_dir: Path) -> str:
-    """``experiments/study_<id>`` -> ``<id>``."""
-    return _study_id_of(study_dir)
+def study_id_of(study_dir: Location) -> str:
+    """``experiments/study_<id>`` -> ``<id>`` (a folder or a bucket prefix)."""
+    return StudyLayout(study_dir).study_id
 
 
 def find_study_dir(
@@ -83,7 +88,7 @@ def find_study_dir(
     """The folder of the study to evaluate (see the module docstring for the order)."""
     root = local_folder(experiments_dir, "evaluate.experiments_dir")
     if study_name:
-        candidate = StudyLayout.of(root, study_name).path
+        candidate = StudyLayout.of(root, study_name).folder
         if not candidate.is_dir():
             raise SelectionError(f"study '{study_name}' not found: {candidate} is no folder")
         return candidate
@@ -92,29 +97,30 @@ def find_study_dir(
         if named and Path(str(named)).is_dir():
             return Path(str(named))
         study_id = hpo_best_trial.get("study_id")
-        if study_id and StudyLayout.of(root, str(study_id)).path.is_dir():
-            return StudyLayout.of(root, str(study_id)).path
+        if study_id and StudyLayout.of(root, str(study_id)).folder.is_dir():
+            return StudyLayout.of(root, str(study_id)).folder
     studies = study_dirs(root)
     if not studies:
         raise SelectionError(f"no study folder under {root}; run `kedro run --pipeline hpo` first")
     return max(studies, key=lambda p: (p.stat().st_mtime, p.name))
 
 
-def read_trial(trial_dir: Path) -> dict[str, Any]:
+def read_trial(trial_dir: Location) -> dict[str, Any]:
     """A trial's ``trial.json``; empty when missing or unreadable (the trial never prepared)."""
     try:
-        return dict(json.loads(TrialLayout(trial_dir).record.read_text(encoding="utf-8")))
-    except (FileNotFoundError, json.JSONDecodeError):
+        return dict(json.loads(storage_at(trial_dir).read(TRIAL_RECORD_NAME).decode("utf-8")))
+    except (FileNotFoundError, NotADirectoryError, json.JSONDecodeError):
         return {}
 
 
-def trial_records(study_dir: Path) -> list[tuple[Path, dict[str, Any]]]:
-    """Every trial folder of a study with its record, in trial-number order."""
-    folders = [trial.path for trial in StudyLayout(Path(study_dir)).trials()]
+def trial_records(study_dir: Location) -> list[tuple[Location, dict[str, Any]]]:
+    """Every trial folder of a study with its record, in trial-number order (a folder or a
+    bucket prefix)."""
+    folders = [trial.path for trial in trial_layouts(study_dir)]
     return [(folder, read_trial(folder)) for folder in folders]
 
 
-def _number(folder: Path, record: Mapping[str, Any]) -> int:
+def _number(folder: Location, record: Mapping[str, Any]) -> int:
     if "number" in record:
         return int(record["number"])
     number = TrialLayout(folder).number
@@ -152,7 +158,9 @@ def select_best_trial(study_dir: str | Path) -> TrialSelection:
     )
 
 
-def best_checkpoints(trial_dir: str | Path, metric_name: str | None = None) -> list[CheckpointRef]:
+def best_checkpoints(
+    trial_dir: str | Location, metric_name: str | None = None
+) -> list[CheckpointRef]:
     """Best and co-best checkpoints of one trial, first by epoch (then step)."""
     refs = find_best_checkpoints(trial_dir, metric_name)
     if not refs:

@@ -17,7 +17,12 @@ from sqlalchemy.engine import Engine
 
 from mental_health_hpo.hpo.leases import LeaseStore, Worker
 from mental_health_hpo.hpo.locks import AdvisoryStudyLock, FileStudyLock
-from mental_health_hpo.hpo.study import StudyConfig, journal_path, resolve_storage_url
+from mental_health_hpo.hpo.study import (
+    StudyConfig,
+    journal_path,
+    resolve_storage_url,
+    storage_for_display,
+)
 
 #: Seconds SQLite waits on another process's write before "database is locked".
 SQLITE_BUSY_TIMEOUT_S = 60
@@ -39,9 +44,26 @@ def lease_engine(url: str) -> Engine:
     return sa.create_engine(url, pool_size=2, max_overflow=4, pool_pre_ping=True)
 
 
+class UnsafeCoordinationError(ValueError):
+    """The study's settings cannot keep its workers apart (a bucket study without PostgreSQL)."""
+
+
 def coordination_for(config: StudyConfig, project_root: Path) -> Coordination:
-    """Leases and locks for the study's storage."""
+    """Leases and locks for the study's storage.
+
+    A study in a bucket has workers that share no filesystem: a file lock beside a SQLite or
+    journal file would coordinate one host only, so only PostgreSQL is accepted there.
+    """
     url = resolve_storage_url(config.storage, project_root)
+    if config.in_bucket and not url.startswith("postgresql"):
+        raise UnsafeCoordinationError(
+            f"hpo.study.experiments_dir={config.experiments_dir!r} is a bucket, so the study's "
+            f"workers share no filesystem, and hpo.study.storage "
+            f"({storage_for_display(config.storage)}) coordinates with file locks that hold on "
+            f"one host only. Give a PostgreSQL study database "
+            f"(hpo.study.storage=postgresql+psycopg://user@host:5432/db, password in "
+            f"conf/local/credentials.yml), or a folder for experiments_dir"
+        )
     if url.startswith("journal:///"):
         journal = journal_path(url)
         journal.parent.mkdir(parents=True, exist_ok=True)  # before the study opens it
@@ -55,5 +77,5 @@ def coordination_for(config: StudyConfig, project_root: Path) -> Coordination:
     if engine.dialect.name == "postgresql":
         return Coordination(store, AdvisoryStudyLock(engine, config.name))
     database = engine.url.database
-    folder = Path(database).parent if database else Path(config.experiments_dir)
+    folder = Path(database).parent if database else config.work_dir(project_root).parent
     return Coordination(store, FileStudyLock(folder / ".locks", config.name))

@@ -15,21 +15,24 @@ import json
 import logging
 import time
 import warnings
-from pathlib import Path
 from typing import Any
 
 import optuna
 import pandas as pd
 
-from mental_health_hpo.checkpointing import atomic_write_bytes, find_best_checkpoints
-from mental_health_hpo.checkpointing.layout import STUDY_RESULT_NAME, StudyLayout
+from mental_health_hpo.checkpointing import Storage, find_best_checkpoints, storage_at
+from mental_health_hpo.checkpointing.layout import (
+    STUDY_RESULT_NAME,
+    TRIAL_RECORD_NAME,
+    StudyLayout,
+)
 from mental_health_hpo.checkpointing.layout import trial_id as trial_folder_name
 from mental_health_hpo.checkpointing.study_retention import StudyRetention
 from mental_health_hpo.hpo.coordination import Coordination
 from mental_health_hpo.hpo.study import StudyConfig, storage_for_display
 from mental_health_hpo.hpo.tally import FINISHED, Tally, best_of
-from mental_health_hpo.hpo.trial_folder import TrialFolder
 from mental_health_hpo.ops import mask_obj, mask_secrets
+from mental_health_hpo.ops.locations import Location, as_location
 
 RESULT_NAME = STUDY_RESULT_NAME
 
@@ -56,7 +59,7 @@ def check_complete(tally: Tally) -> None:
 def study_result(
     study: optuna.Study,
     config: StudyConfig,
-    study_dir: Path,
+    study_dir: Location,
     metric: str,
     coordination: Coordination,
     retention: StudyRetention,
@@ -70,22 +73,23 @@ def study_result(
     :func:`~mental_health_hpo.checkpointing.best_of_trial`). A result written before that
     rule held, or naming a checkpoint that is gone, is derived again, never failed on forever.
     """
-    path = StudyLayout(study_dir).result
+    layout = StudyLayout(study_dir)
+    storage = storage_at(study_dir)
     _wait_for_finishing(study, coordination, config.lease_s)
     with coordination.lock.hold("study-result"):
         trials = study.get_trials(deepcopy=False)
-        retention.reconcile(
-            TrialFolder.of(study_dir, t.number).path for t in trials if t.state in FINISHED
-        )
-        if path.exists():
-            record = dict(json.loads(path.read_text(encoding="utf-8")))
-            if record.get("n_trials") == len(trials) and _names_the_best(record, metric):
-                return record
+        retention.reconcile(layout.trial(t.number).path for t in trials if t.state in FINISHED)
+        try:
+            record = dict(json.loads(storage.read(STUDY_RESULT_NAME).decode("utf-8")))
+        except FileNotFoundError:
+            record = {}
+        if record.get("n_trials") == len(trials) and _names_the_best(record, metric):
+            return record
         best = best_of(study, trials)
         if best is None:
             raise NoCompletedTrialError(_why_nothing_completed(trials, config))
-        folder = TrialFolder.of(study_dir, best.number)
-        trial_record = folder.read()
+        folder = layout.trial(best.number)
+        trial_record = _trial_record(storage, folder.trial_id)
         refs = find_best_checkpoints(folder.path, metric)
         record = mask_obj(
             {
@@ -114,9 +118,16 @@ def study_result(
             }
         )
         payload = json.dumps(record, indent=2, sort_keys=True, default=str).encode()
-        atomic_write_bytes(path, payload)
+        storage.put(STUDY_RESULT_NAME, payload)
         study.set_user_attr("result", {"best_trial": best.number, "value": best.value})
         return record
+
+
+def _trial_record(storage: Storage, trial_id: str) -> dict[str, Any]:
+    try:
+        return dict(json.loads(storage.read(f"{trial_id}/{TRIAL_RECORD_NAME}").decode("utf-8")))
+    except FileNotFoundError:
+        return {}
 
 
 def _names_the_best(record: dict[str, Any], metric: str) -> bool:
@@ -130,7 +141,7 @@ def _names_the_best(record: dict[str, Any], metric: str) -> bool:
     trial_dir = checkpoint.get("trial_dir")
     if not trial_dir:
         return False
-    kept = [ref.record.id for ref in find_best_checkpoints(Path(trial_dir), metric)]
+    kept = [ref.record.id for ref in find_best_checkpoints(as_location(trial_dir), metric)]
     if named == kept:
         return True
     logger.warning(

@@ -26,6 +26,7 @@ import optuna
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import FrozenTrial, TrialState
 
+from mental_health_hpo.checkpointing import StudyLayout
 from mental_health_hpo.crash_points import crash_point
 from mental_health_hpo.hpo.coordination import Coordination
 from mental_health_hpo.hpo.leases import Heartbeat, Lease, trial_resource, worker_resource
@@ -44,6 +45,7 @@ from mental_health_hpo.hpo.trial_context import (
 from mental_health_hpo.hpo.trial_folder import TrialFolder
 from mental_health_hpo.hpo.trial_outcome import FOLDER_STATE, call_objective, storage_exhausted
 from mental_health_hpo.ops import HubAuthGate, is_auth_error, study_logging, trial_logging
+from mental_health_hpo.ops.locations import Location
 
 logger = logging.getLogger(__name__)
 
@@ -65,16 +67,27 @@ class StudyRunner:
     space: SearchSpace
     base: dict[str, Any]
     objective: Objective
-    study_dir: Path
+    #: The study's shared files: a folder, or a bucket prefix.
+    study_dir: Location
     coordination: Coordination
     hooks: StudyHooks = field(default_factory=StudyHooks)
     auth_gate: HubAuthGate | None = None
     worker_info: dict[str, Any] = field(default_factory=dict)
     #: What trial deadlines are measured on (tests pass a clock of their own).
     clock: Callable[[], float] = time.monotonic
+    #: This worker's local folder of the study (logs, checkpoint cache); default: the study
+    #: folder (which must then be a folder).
+    work_dir: Path | None = None
     _heartbeat: Heartbeat | None = field(default=None, init=False, repr=False)
     _started: float = field(default_factory=time.monotonic, init=False, repr=False)
     _durations: list[float] = field(default_factory=list, init=False, repr=False)
+
+    @property
+    def local_dir(self) -> Path:
+        return self.work_dir if self.work_dir is not None else StudyLayout(self.study_dir).folder
+
+    def _folder(self, number: int) -> TrialFolder:
+        return TrialFolder.of(self.study_dir, number, self.local_dir)
 
     @property
     def poll_s(self) -> float:
@@ -88,7 +101,7 @@ class StudyRunner:
         nothing is left to claim). The result's tally says which."""
         leases, worker = self.coordination.leases, self.coordination.worker
         result = StudyRun(self.study, self.study_dir)
-        with study_logging(self.study_dir, self.config.study_id), Heartbeat(leases) as beat:
+        with study_logging(self.local_dir, self.config.study_id), Heartbeat(leases) as beat:
             self._heartbeat = beat
             crash_point("before_worker_lease")
             me = leases.acquire(worker_resource(worker.owner), worker, self.worker_info)
@@ -209,7 +222,7 @@ class StudyRunner:
         trial, lease = claim.trial, claim.lease
         assert self._heartbeat is not None
         beat = self._heartbeat
-        folder = TrialFolder.of(self.study_dir, trial.number)
+        folder = self._folder(trial.number)
         with trial_logging(folder.logs, self.config.study_id, folder.trial_id):
             if lease.previous_owner:
                 logger.warning(
@@ -281,7 +294,7 @@ class StudyRunner:
         """The trial's folder state, its run, its retention, then the lease. Idempotent: a
         worker killed anywhere in here leaves its lease to expire, and another worker repeats
         this step (:meth:`_finish_abandoned`)."""
-        folder = TrialFolder.of(self.study_dir, frozen.number)
+        folder = self._folder(frozen.number)
         final = FOLDER_STATE.get(frozen.state, "failed")
         if folder.read().get("state") != final:
             folder.transition(final, value=frozen.value, error=frozen.user_attrs.get("error"))  # type: ignore[arg-type]

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from optuna.storages import RDBStorage
 from optuna.trial import FrozenTrial
 
-from mental_health_hpo.checkpointing import CheckpointSettings, load_policy
+from mental_health_hpo.checkpointing import CheckpointSettings, StudyLayout, load_policy
 from mental_health_hpo.checkpointing.study_retention import StudyRetention
 from mental_health_hpo.hpo.coordination import Coordination, coordination_for
 from mental_health_hpo.hpo.leases import LeaseStore
@@ -32,6 +32,7 @@ from mental_health_hpo.hpo.tally import FINISHED, Progress
 from mental_health_hpo.hpo.trial_folder import TrialFolder
 from mental_health_hpo.ops import HubAuthGate, check_hub_token, hub_offline, needs_hub
 from mental_health_hpo.ops.credentials import password_in_url_warning
+from mental_health_hpo.ops.locations import Location
 
 logger = logging.getLogger(__name__)
 
@@ -132,9 +133,17 @@ class StudySetup:
     base: dict[str, Any]
     checkpointing: CheckpointSettings
     metric: str
-    study_dir: Path
+    #: The study's shared files: a folder, or a bucket prefix.
+    study_dir: Location
     coordination: Coordination
     hub: dict[str, Any] = field(default_factory=dict)
+    #: This worker's local folder of the study (logs, outage buffers, checkpoint cache); the
+    #: study folder itself when that is a folder.
+    work_dir: Path | None = None
+
+    @property
+    def local_dir(self) -> Path:
+        return self.work_dir if self.work_dir is not None else StudyLayout(self.study_dir).folder
 
     @classmethod
     def from_params(cls, hpo: Mapping[str, Any], project_root: Path) -> StudySetup:
@@ -146,11 +155,14 @@ class StudySetup:
         metric = validate_before_first_trial(base)  # before any trial can fail on it
         checkpointing = checkpoint_settings(hpo.get("checkpointing", {}))
         study_dir = config.study_dir(project_root)
-        study_dir.mkdir(parents=True, exist_ok=True)
+        coordination = coordination_for(config, project_root)  # refuses what is unsafe first
+        work_dir = config.work_dir(project_root)
+        work_dir.mkdir(parents=True, exist_ok=True)
         space = SearchSpace.from_params(hpo.get("search_space", {}))
-        coordination = coordination_for(config, project_root)
         hub = dict(hpo.get("hub", {}))
-        return cls(config, space, base, checkpointing, metric, study_dir, coordination, hub)
+        return cls(
+            config, space, base, checkpointing, metric, study_dir, coordination, hub, work_dir
+        )
 
     def open(self, dataset_fingerprint: Mapping[str, Any], project_root: Path) -> optuna.Study:
         study = open_study(self.config, self.space, project_root, self.metric)
@@ -191,7 +203,7 @@ class StudySetup:
         info = {"session_run_id": tracked.session_run_id}
         return StudyRunner(
             study, self.config, self.space, self.base, objective, self.study_dir,
-            self.coordination, hooks, gate, info,
+            self.coordination, hooks, gate, info, work_dir=self.local_dir,
         )  # fmt: skip
 
     @property
@@ -202,9 +214,9 @@ class StudySetup:
         )
 
     def _start(self, tracking: StudyTracking, study: optuna.Study) -> None:
-        tracking.started(self.coordination, self.study_dir)
+        tracking.started(self.coordination, self.local_dir)
         finished = study.get_trials(deepcopy=False, states=FINISHED)
-        self.retention.reconcile(TrialFolder.of(self.study_dir, t.number).path for t in finished)
+        self.retention.reconcile(StudyLayout(self.study_dir).trial(t.number).path for t in finished)
 
     def _trial_end(self, tracking: StudyTracking, frozen: FrozenTrial, folder: TrialFolder) -> None:
         """Idempotent: run again by a worker that takes over a trial killed while finishing."""

@@ -22,11 +22,12 @@ from optuna.storages.journal import JournalFileBackend, JournalStorage
 
 from mental_health_hpo.checkpointing.layout import StudyLayout
 from mental_health_hpo.hpo.search_space import SearchSpace
-from mental_health_hpo.ops.locations import local_folder
+from mental_health_hpo.ops.locations import Location, ObjectStoreUrl, local_folder, parse_location
 
 SamplerName = Literal["tpe", "random", "grid"]
 PrunerName = Literal["none", "median", "percentile", "hyperband"]
 EXPERIMENTS_DIR_KEY = "hpo.study.experiments_dir"
+CACHE_DIR_KEY = "hpo.study.cache_dir"
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,12 @@ class StudyConfig:
     n_startup_trials: int = 2
     n_warmup_steps: int = 1
     percentile: float = 50.0
+    #: A folder (local, or shared by every host: NFS, a ReadWriteMany volume), or a bucket
+    #: prefix ``s3://bucket/prefix`` (endpoint and keys from the environment or credentials.yml).
     experiments_dir: str = "experiments"
+    #: This worker's local folder for a study in a bucket: the running trial's checkpoint
+    #: before its upload, the logs and the tracking outage buffers. Never shared.
+    cache_dir: str = "data/cache"
     #: Seconds a trial's lease lasts without a heartbeat; a killed worker's trial is taken over
     #: by another worker after this (within two periods). Renewed every third of it.
     lease_s: float = 60.0
@@ -85,16 +91,34 @@ class StudyConfig:
                 f"hpo.study.torch_threads must be >= 1 or null, got {self.torch_threads}"
             )
         # Before anything is written: a URL is never taken as a relative folder ("s3:").
-        local_folder(self.experiments_dir, EXPERIMENTS_DIR_KEY)
+        parse_location(self.experiments_dir, EXPERIMENTS_DIR_KEY)
+        local_folder(self.cache_dir, CACHE_DIR_KEY)
 
     @property
     def study_id(self) -> str:
         """The folder-safe id of the study: ``experiments/study_<id>/``."""
         return self.name
 
-    def study_dir(self, project_root: Path) -> Path:
-        folder = local_folder(self.experiments_dir, EXPERIMENTS_DIR_KEY)
-        return StudyLayout.of(_absolute(str(folder), project_root), self.study_id).path
+    @property
+    def in_bucket(self) -> bool:
+        """The experiments tree is a bucket prefix, not a folder."""
+        return isinstance(parse_location(self.experiments_dir, EXPERIMENTS_DIR_KEY), ObjectStoreUrl)
+
+    def study_dir(self, project_root: Path) -> Location:
+        """Where the study's shared files live: a folder, or a bucket prefix."""
+        location = parse_location(self.experiments_dir, EXPERIMENTS_DIR_KEY)
+        if isinstance(location, Path):
+            location = _absolute(str(location), project_root)
+        return StudyLayout.of(location, self.study_id).path
+
+    def work_dir(self, project_root: Path) -> Path:
+        """This worker's local folder of the study (logs, outage buffers, the checkpoint
+        cache): the study folder itself on a filesystem, under ``cache_dir`` for a bucket."""
+        study = self.study_dir(project_root)
+        if isinstance(study, Path):
+            return study
+        cache = _absolute(str(local_folder(self.cache_dir, CACHE_DIR_KEY)), project_root)
+        return StudyLayout.of(cache, self.study_id).folder
 
 
 def _absolute(path: str, root: Path) -> Path:

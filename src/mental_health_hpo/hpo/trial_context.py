@@ -6,7 +6,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Protocol
 
 import optuna
@@ -14,6 +13,7 @@ from optuna.trial import FrozenTrial
 
 from mental_health_hpo.hpo.tally import Progress, Tally
 from mental_health_hpo.hpo.trial_folder import TrialFolder
+from mental_health_hpo.ops.locations import Location
 
 
 class TrialStopped(Exception):  # noqa: N818  (a signal, like StopIteration)
@@ -102,7 +102,7 @@ class StudyRun:
     """What one worker's :meth:`StudyRunner.run` did, and the study as it left it."""
 
     study: optuna.Study
-    study_dir: Path
+    study_dir: Location
     ran: list[int] = field(default_factory=list)
     resumed: list[int] = field(default_factory=list)
     tally: Tally | None = None

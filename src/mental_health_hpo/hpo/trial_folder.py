@@ -4,8 +4,12 @@
 lifecycle: queued, preparing, running, finishing, then completed, failed or pruned, with times,
 the MLflow run id and the error of a failed trial) and ``logs/work.jsonl`` (which process trained
 which epoch). Who owns a running trial is not recorded here but in the study database (a lease,
-see :mod:`mental_health_hpo.hpo.leases`), which holds across hosts; ``lock()`` is a same-host
-``flock`` kept for tools that look at one folder.
+see :mod:`mental_health_hpo.hpo.leases`), which holds across hosts.
+
+In a study whose experiments tree is a bucket, ``trial.json`` and ``checkpoints/`` are keys of
+the bucket (read and written through the storage seam), while ``logs/`` stay on the worker's
+local disk (``local_dir``: under ``hpo.study.cache_dir``), as does the cache of the running trial's
+checkpoint before its upload.
 """
 
 from __future__ import annotations
@@ -19,8 +23,20 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from mental_health_hpo.checkpointing.atomic import atomic_write_bytes
-from mental_health_hpo.checkpointing.layout import StudyLayout, TrialLayout
+from mental_health_hpo.checkpointing import (
+    Storage,
+    StudyLayout,
+    TrialLayout,
+    open_checkpoint_store,
+    storage_at,
+)
+from mental_health_hpo.checkpointing.layout import (
+    CHECKPOINTS_DIRNAME,
+    LOGS_DIRNAME,
+    TRIAL_RECORD_NAME,
+    WORK_LOG_NAME,
+)
+from mental_health_hpo.ops.locations import Location
 
 LifecycleState = Literal[
     "queued", "preparing", "running", "finishing", "completed", "failed", "pruned"
@@ -30,15 +46,21 @@ FINAL_STATES: frozenset[str] = frozenset({"completed", "failed", "pruned"})
 
 @dataclass(frozen=True)
 class TrialFolder:
-    """Paths and lifecycle of one trial."""
+    """Paths and lifecycle of one trial: its shared files at ``path`` (a folder or a bucket
+    prefix), its local ones (logs, the checkpoint cache) under ``local_dir``."""
 
-    path: Path
+    path: Location
     number: int
+    local_dir: Path
 
     @classmethod
-    def of(cls, study_dir: Path, number: int) -> TrialFolder:
-        folder = cls(StudyLayout(study_dir).trial(number).path, number)
-        folder.checkpoints.mkdir(parents=True, exist_ok=True)
+    def of(cls, study_dir: Location, number: int, work_dir: Path | None = None) -> TrialFolder:
+        """``work_dir``: this worker's local folder of the study (default: the study folder)."""
+        layout = StudyLayout(study_dir).trial(number)
+        local = work_dir if work_dir is not None else StudyLayout(study_dir).folder
+        folder = cls(layout.path, number, local / layout.trial_id)
+        if isinstance(folder.path, Path):
+            (folder.path / CHECKPOINTS_DIRNAME).mkdir(parents=True, exist_ok=True)
         folder.logs.mkdir(parents=True, exist_ok=True)
         return folder
 
@@ -51,28 +73,41 @@ class TrialFolder:
         return self.layout.trial_id
 
     @property
-    def checkpoints(self) -> Path:
+    def checkpoints(self) -> Location:
         return self.layout.checkpoints
 
     @property
     def logs(self) -> Path:
-        return self.layout.logs
+        return self.local_dir / LOGS_DIRNAME
 
     @property
-    def record_path(self) -> Path:
+    def record_path(self) -> Location:
         return self.layout.record
+
+    @property
+    def storage(self) -> Storage:
+        """The trial's shared files (``trial.json``, ``checkpoints/``) through the seam."""
+        return storage_at(self.path)
+
+    def open_checkpoints(self) -> Path | Storage:
+        """What the trial's checkpoint manager writes to: the checkpoints folder, or, in a
+        bucket, an object store cached under ``local_dir`` (close it with
+        ``close_checkpoint_store`` once training ended: it waits for the uploads)."""
+        return open_checkpoint_store(self.checkpoints, self.local_dir / "checkpoints-cache")
 
     def read(self) -> dict[str, Any]:
         """The lifecycle record; empty before the trial was first prepared."""
-        if not self.record_path.exists():
+        try:
+            data = self.storage.read(TRIAL_RECORD_NAME)
+        except FileNotFoundError:
             return {}
-        return dict(json.loads(self.record_path.read_text(encoding="utf-8")))
+        return dict(json.loads(data.decode("utf-8")))
 
     def update(self, **fields: Any) -> dict[str, Any]:
-        """Merge ``fields`` into the record, durably."""
+        """Merge ``fields`` into the record, durably (one atomic write, on either backend)."""
         record = {**self.read(), **fields, "number": self.number, "trial_id": self.trial_id}
         payload = json.dumps(record, indent=2, sort_keys=True, default=str).encode()
-        atomic_write_bytes(self.record_path, payload)
+        self.storage.put(TRIAL_RECORD_NAME, payload)
         return record
 
     def transition(self, state: LifecycleState, **fields: Any) -> dict[str, Any]:
@@ -84,7 +119,7 @@ class TrialFolder:
 
     @property
     def work_log(self) -> Path:
-        return self.layout.work_log
+        return self.logs / WORK_LOG_NAME
 
     def note_work(self, event: str, **fields: Any) -> None:
         """Append who worked on the trial, where and when: ``logs/work.jsonl``.

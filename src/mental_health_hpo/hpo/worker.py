@@ -20,7 +20,8 @@ from mental_health_hpo.hpo.objective import TrainingObjective
 from mental_health_hpo.hpo.results import check_complete, plots, study_result, trials_table
 from mental_health_hpo.hpo.setup import StudySetup, StudyTracking
 
-#: Opens the study's tracking for this worker: (study name, coordination, study folder).
+#: Opens the study's tracking for this worker: (study name, coordination, this worker's local
+#: folder of the study, where its outage buffer lives).
 OpenTracking = Callable[[str, Coordination, Path], StudyTracking]
 
 
@@ -49,7 +50,7 @@ def run_worker(
     setup = StudySetup.from_params(params, project_root)
     study = setup.open(dataset_fingerprint, project_root)
     gate = setup.hub_gate()
-    tracking = open_tracking(setup.config.name, setup.coordination, setup.study_dir)
+    tracking = open_tracking(setup.config.name, setup.coordination, setup.local_dir)
     objective = TrainingObjective(
         train_df=train,
         validation_df=validation,
@@ -72,7 +73,7 @@ def run_worker(
     result = study_result(
         study, setup.config, setup.study_dir, setup.metric, setup.coordination, setup.retention
     )
-    tracking.study_complete(setup.coordination, setup.study_dir, result["best"]["value"])
+    tracking.study_complete(setup.coordination, setup.local_dir, result["best"]["value"])
     return StudyOutputs(result, trials_table(study), plots(study))
 
 

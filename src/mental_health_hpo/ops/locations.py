@@ -45,6 +45,24 @@ class ObjectStoreUrl:
         prefix = "/".join(p.strip("/") for p in (self.prefix, *parts) if p.strip("/"))
         return ObjectStoreUrl(self.scheme, self.bucket, prefix)
 
+    # The few path operations the layouts use (``/``, ``name``, ``parent``), so a study's layout
+    # names its keys in a bucket as it names its files in a folder. No ``__fspath__``: ``open``
+    # or ``Path`` of a URL fails loudly instead of making a local folder named ``s3:``.
+    def __truediv__(self, part: str) -> ObjectStoreUrl:
+        return self.child(str(part))
+
+    @property
+    def name(self) -> str:
+        return self.prefix.rsplit("/", 1)[-1] if self.prefix else self.bucket
+
+    @property
+    def parent(self) -> ObjectStoreUrl:
+        return ObjectStoreUrl(self.scheme, self.bucket, self.prefix.rpartition("/")[0])
+
+
+#: Where a study's shared files live: a folder, or a prefix of a bucket.
+Location = Path | ObjectStoreUrl
+
 
 def is_url(value: str | Path) -> bool:
     """``value`` has the form ``<scheme>://...``."""
@@ -87,6 +105,13 @@ def parse_location(value: str | Path, key: str) -> Path | ObjectStoreUrl:
             f"{key}={value!r} names no bucket; give {scheme}://bucket/prefix"
         )
     return ObjectStoreUrl(scheme, bucket, prefix.strip("/"))
+
+
+def as_location(value: str | Path | ObjectStoreUrl, key: str = "location") -> Location:
+    """A recorded location (a path or a URL, as ``str`` writes it) back as a :data:`Location`."""
+    if isinstance(value, ObjectStoreUrl):
+        return value
+    return parse_location(value, key)
 
 
 def local_folder(value: str | Path, key: str) -> Path:

@@ -28,7 +28,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from optuna.trial import FrozenTrial, TrialState
 
-from mental_health_hpo.checkpointing import read_manifest
+from mental_health_hpo.checkpointing import read_manifest, storage_at
 from mental_health_hpo.checkpointing.layout import StudyLayout
 from mental_health_hpo.hpo.coordination import Coordination
 from mental_health_hpo.hpo.objective import with_epoch_series
@@ -91,7 +91,7 @@ class StudyTracking:
         """Publish the trial's whole journal once more (idempotent), tag its end, close its run."""
         record = folder.read()
         run_id = record.get("mlflow_run_id")
-        manifest = read_manifest(folder.checkpoints)
+        manifest = read_manifest(storage_at(folder.checkpoints))
         if run_id and manifest is not None:
             self.tracker.publish(run_id, with_epoch_series(manifest.history))
         tags = {"state": frozen.state.name.lower()}

@@ -17,6 +17,7 @@ from typing import Any
 from mental_health_hpo.checkpointing import (
     CheckpointRecord,
     MetricRecord,
+    Storage,
     TrialLayout,
     architecture_signature,
 )
@@ -78,10 +79,12 @@ def check_same_config(record: CheckpointRecord, expected: str, directory: object
         )
 
 
-def trial_label(checkpoint_dir: str | Path | None) -> str:
+def trial_label(checkpoint_dir: str | Path | Storage | None) -> str:
     """``trial_0002`` for a study's trial, the folder name otherwise, ``run`` without one."""
     if checkpoint_dir is None:
         return "run"
+    if not isinstance(checkpoint_dir, str | Path):  # a storage: its folder or URL names it
+        checkpoint_dir = checkpoint_dir.describe("").rstrip("/").rsplit("://", 1)[-1]
     return TrialLayout(Path(checkpoint_dir).parent).trial_id
 
 

@@ -41,6 +41,7 @@ from mental_health_hpo.checkpointing import (
     Checkpointer,
     CheckpointError,
     RunCheckpoints,
+    Storage,
 )
 from mental_health_hpo.model import DualAgentModel, ModelConfig
 from mental_health_hpo.training.batching import DynamicPaddingCollator, LengthGroupedSampler
@@ -99,7 +100,7 @@ class TrainResult:
     seeds: SeedRecord
     last_logged_step: int | None
     resumed_from: dict[str, int] | None
-    checkpoint_dir: Path | None
+    checkpoint_dir: Path | Storage | None
     epochs_completed: int
     stopped_early: bool
     history: list[dict[str, float]] = field(default_factory=list)
@@ -261,7 +262,7 @@ def _resume_finished(
     state: RunState,
     config: TrainerConfig,
     expected_hash: str,
-    directory: Path | None,
+    directory: Path | Storage | None,
     replay: MetricsCallback | None,
 ) -> dict[str, int] | None:
     """A run killed after its last epoch was committed (before its caller learnt of it): the
@@ -293,7 +294,7 @@ def _resume(
     loop: EpochLoop,
     state: RunState,
     expected_hash: str,
-    directory: Path | None,
+    directory: Path | Storage | None,
     replay: MetricsCallback | None,
 ) -> dict[str, int] | None:
     """Continue from the newest full checkpoint: weights, ``state``, sampler, optimization,

@@ -17,6 +17,7 @@ import mlflow
 import pandas as pd
 from matplotlib.figure import Figure
 
+from mental_health_hpo.checkpointing import storage_at
 from mental_health_hpo.datasets import BestCheckpoint
 from mental_health_hpo.evaluation import (
     REPORT_NAME,
@@ -25,9 +26,9 @@ from mental_health_hpo.evaluation import (
     TrialSelection,
     build_report,
     build_summary,
+    json_bytes,
     model_config_of,
-    write_json,
-    write_report,
+    report_bytes,
 )
 from mental_health_hpo.evaluation.baselines import BaselineConfig, BaselineResult, fit_baselines
 from mental_health_hpo.evaluation.paper import paper_table
@@ -140,13 +141,14 @@ def _write_reports(
         selection, evaluations, dataset_fingerprint, baselines=baselines, report_path=report_path
     )
     report["skipped_checkpoints"] = [entry.to_json() for entry in skipped]
-    write_report(report)
+    study = storage_at(best_checkpoint.study_dir)  # a folder, or the study's bucket prefix
+    study.put(REPORT_NAME, report_bytes(report))
     logger.info("%s", paper_table(report["paper_reference"]))
     for warning in report["warnings"]:
         logger.warning("%s", warning)
     metric = best_checkpoint.record.metric_name
     summary = build_summary(best_checkpoint.study_dir, metric, report_path, report=report)
-    write_json(best_checkpoint.study_dir / SUMMARY_NAME, summary)
+    study.put(SUMMARY_NAME, json_bytes(summary))
     return report, summary
 
 
@@ -204,10 +206,11 @@ def _track(
     if options["log_model"] and primary.model is not None:
         from mental_health_hpo.evaluation.mlflow_model import log_model
 
-        info = log_model(
-            primary.model,
-            primary.weights_file,
-            threshold=float(options["threshold"]),
-            batch_size=int(options["batch_size"]),
-        )
+        with primary.weights_on_disk() as weights:
+            info = log_model(
+                primary.model,
+                weights,
+                threshold=float(options["threshold"]),
+                batch_size=int(options["batch_size"]),
+            )
         mlflow.set_tag("model_uri", info.model_uri)

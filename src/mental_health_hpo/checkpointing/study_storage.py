@@ -1,0 +1,284 @@
+"""A study's shared files through the storage seam, in a folder or in a bucket.
+
+Why: a study is read and written by workers that share nothing but the database and the
+experiments tree, and that tree may be a bucket (``s3://bucket/prefix``, see
+``ops/locations.py``). Everything the study keeps there (trial records, manifests, checkpoints,
+the study result, the retention index, the published best checkpoint, the evaluation report)
+is named by a :data:`~mental_health_hpo.ops.locations.Location` (a ``Path`` or an
+``ObjectStoreUrl``: the layouts join both the same way) and read or written through the
+:class:`Storage` that :func:`storage_at` opens there. So no study code branches on "bucket or
+folder": it asks a ``Storage``.
+
+Two backends serve a bucket: a running trial's checkpoints go through
+:class:`~.object_storage.ObjectStorage` (write-behind local cache, conditional commits, one
+uploader in commit order: :func:`open_checkpoint_store`); everything else is small, written
+whole by the holder of a lease or of the study lock, and read by any worker, so it goes straight
+to the bucket (:class:`BucketFolder`: a PUT is atomic on S3, a reader sees the old object or the
+new one).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, BinaryIO, cast
+
+from mental_health_hpo.checkpointing.bucket_preconditions import is_precondition_failure
+from mental_health_hpo.checkpointing.errors import CheckpointError
+from mental_health_hpo.checkpointing.layout import (
+    CHECKPOINTS_DIRNAME,
+    MANIFEST_NAME,
+    TRIAL_PREFIX,
+    TrialLayout,
+)
+from mental_health_hpo.checkpointing.manifest import read_manifest, write_manifest
+from mental_health_hpo.checkpointing.object_storage import ObjectStorage, _filesystem
+from mental_health_hpo.checkpointing.storage import Entry, LocalStorage, Storage, put_staged
+from mental_health_hpo.ops.locations import Location, ObjectStoreUrl
+
+
+class _BufferedObject:
+    """A staged object of a :class:`BucketFolder`: bytes in memory, one PUT on commit."""
+
+    def __init__(self, folder: BucketFolder, key: str) -> None:
+        self.key = key
+        self._folder = folder
+        self._buffer: io.BytesIO | None = io.BytesIO()
+
+    def write(self, data: bytes | memoryview) -> int:
+        if self._buffer is None:
+            raise ValueError(f"{self._folder.describe(self.key)} is closed")
+        return self._buffer.write(data)
+
+    def commit(self, *, if_absent: bool = False) -> int:
+        if self._buffer is None:
+            raise ValueError(f"{self._folder.describe(self.key)} is closed")
+        data, self._buffer = self._buffer.getvalue(), None
+        self._folder._put(self.key, data, if_absent)
+        return len(data)
+
+    def discard(self) -> None:
+        self._buffer = None
+
+
+class BucketFolder:
+    """A :class:`Storage` straight on a bucket prefix, for a study's small shared objects.
+
+    No cache and no queue: a write returns once the bucket holds the object (another worker
+    reads it next), a read asks the bucket. ``if_absent`` is ``If-None-Match: *``.
+    """
+
+    def __init__(self, url: ObjectStoreUrl, filesystem: Any = None) -> None:
+        self.url = url
+        self.fs = filesystem if filesystem is not None else _filesystem(url.scheme)
+        self.root = f"{url.bucket}/{url.prefix}".rstrip("/")
+
+    def _remote(self, key: str) -> str:
+        if key.startswith("/") or ".." in key.split("/"):
+            raise ValueError(f"storage key {key!r} must be relative and stay under {self.url}")
+        return f"{self.root}/{key}" if key else self.root
+
+    def _put(self, key: str, data: bytes, if_absent: bool) -> None:
+        try:
+            self.fs.pipe_file(self._remote(key), data, mode="create" if if_absent else "overwrite")
+        except Exception as error:
+            if if_absent and is_precondition_failure(error):
+                raise FileExistsError(self.describe(key)) from error
+            raise
+
+    def stage(self, key: str) -> _BufferedObject:
+        self._remote(key)
+        return _BufferedObject(self, key)
+
+    def put(self, key: str, data: bytes | memoryview, *, if_absent: bool = False) -> None:
+        put_staged(self, key, data, if_absent=if_absent)
+
+    def read(self, key: str) -> bytes:
+        with self.open(key) as stream:
+            return stream.read()
+
+    def open(self, key: str) -> BinaryIO:
+        return cast(BinaryIO, self.fs.open(self._remote(key), "rb"))
+
+    def exists(self, key: str) -> bool:
+        return bool(self._keys_under(key))
+
+    def size(self, key: str) -> int:
+        info = self.fs.info(self._remote(key))
+        if info.get("type") != "file":
+            raise FileNotFoundError(self.describe(key))
+        return int(info["size"])
+
+    def _keys_under(self, prefix: str) -> list[str]:
+        remote = self._remote(prefix)
+        try:
+            found = self.fs.find(remote, withdirs=False, detail=True)
+        except FileNotFoundError:
+            return []
+        return sorted(
+            name
+            for name, info in found.items()
+            if info.get("type") == "file"
+            and not name.endswith("/")
+            and (name == remote or name.startswith(remote + "/"))
+        )
+
+    def list(self, prefix: str = "") -> list[Entry]:
+        """Children derived from the objects under ``prefix`` (folder markers are not)."""
+        remote = self._remote(prefix)
+        children: dict[str, bool] = {}
+        for key in self._keys_under(prefix):
+            if key == remote:
+                continue
+            name, _, deeper = key[len(remote) + 1 :].partition("/")
+            children[name] = children.get(name, False) or bool(deeper)
+        return [Entry(name, is_prefix) for name, is_prefix in sorted(children.items())]
+
+    def delete(self, key: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.fs.rm_file(self._remote(key))
+
+    def delete_prefix(self, prefix: str) -> None:
+        keys = self._keys_under(prefix)
+        if keys:
+            self.fs.rm(keys)
+
+    def copy(self, source: str, target: str) -> None:
+        """A server-side copy: no byte passes through this host."""
+        self.size(source)  # FileNotFoundError when absent, as on a filesystem
+        self.fs.copy(self._remote(source), self._remote(target))
+
+    def move(self, source: str, target: str) -> None:
+        keys = self._keys_under(source)
+        if not keys:
+            raise FileNotFoundError(self.describe(source))
+        remote_source = self._remote(source)
+        for key in keys:
+            self.fs.copy(key, self._remote(target) + key[len(remote_source) :])
+        self.fs.rm(keys)
+
+    def local_path(self, key: str) -> Path | None:
+        return None
+
+    def describe(self, key: str) -> str:
+        return str(self.url / key) if key else str(self.url)
+
+
+def storage_at(location: Location | Storage) -> Storage:
+    """The :class:`Storage` whose root is ``location`` (a folder, or a bucket prefix)."""
+    if isinstance(location, ObjectStoreUrl):
+        return BucketFolder(location)
+    if isinstance(location, Path):
+        return LocalStorage(location)
+    return location
+
+
+def is_local(location: Location) -> bool:
+    """True for a folder (a local or shared filesystem), False for a bucket prefix."""
+    return isinstance(location, Path)
+
+
+def open_checkpoint_store(checkpoints: Location, cache_dir: Path) -> Path | Storage:
+    """What a trial's checkpoint manager writes to: its folder, or, in a bucket, an
+    :class:`ObjectStorage` cached in ``cache_dir`` (wiped now; :meth:`ObjectStorage.close`
+    uploads what is left and removes it)."""
+    if isinstance(checkpoints, ObjectStoreUrl):
+        return ObjectStorage(str(checkpoints), cache_dir)
+    return checkpoints
+
+
+def close_checkpoint_store(store: Path | Storage | None) -> None:
+    """Wait for a bucket store's uploads (raising a failed one) and drop its cache."""
+    if isinstance(store, ObjectStorage):
+        store.close()
+
+
+def trial_layouts(study: Location) -> list[TrialLayout]:
+    """Every trial (``trial_*``) of a study, by name, in a folder or a bucket."""
+    storage = storage_at(study)
+    return [
+        TrialLayout(study / entry.name)
+        for entry in storage.list("")
+        if entry.is_prefix and entry.name.startswith(TRIAL_PREFIX)
+    ]
+
+
+def committed_checkpoint_dirs(study: Location) -> list[Location]:
+    """The checkpoints folder of every trial of a study that committed a manifest."""
+    storage = storage_at(study)
+    return [
+        trial.checkpoints
+        for trial in trial_layouts(study)
+        if storage.exists(f"{trial.path.name}/{CHECKPOINTS_DIRNAME}/{MANIFEST_NAME}")
+    ]
+
+
+def has_manifest(location: Location) -> bool:
+    return storage_at(location).exists(MANIFEST_NAME)
+
+
+def _copy_across(origin: Storage, key: str, target: Storage) -> None:
+    """``origin``'s ``key`` to ``target``'s same key: a server-side copy between two prefixes
+    of one object store, else streamed in chunks (never whole in memory)."""
+    if isinstance(origin, BucketFolder) and isinstance(target, BucketFolder):
+        origin.size(key)  # FileNotFoundError when absent
+        target.fs.copy(origin._remote(key), target._remote(key))
+        return
+    staged = target.stage(key)
+    try:
+        with origin.open(key) as stream:
+            while chunk := stream.read(16 * 2**20):
+                staged.write(chunk)
+        staged.commit()
+    except BaseException:
+        staged.discard()
+        raise
+
+
+def publish_to_storage(
+    source: Location,
+    checkpoint_ids: Sequence[str],
+    target: Location,
+    extra_files: Mapping[str, bytes] | None = None,
+) -> Location:
+    """Make ``target/checkpoints`` hold exactly ``checkpoint_ids`` of the trial checkpoints
+    at ``source``: the bucket's twin of ``publish.publish_checkpoints``.
+
+    A bucket has no rename to swap a folder in, so a publication commits the way a checkpoint
+    does: the data objects first (server-side copies: no byte passes through this host, whose
+    disk holds none of them), then the manifest naming them, then ``extra_files`` (the
+    record); last, the objects of the previous publication that the new manifest does not
+    name are deleted. Each copy's size is checked against the manifest here; a load verifies
+    its SHA-256, so a reader racing a republication falls back past what it cannot verify.
+    """
+    origin = storage_at(source)
+    published = storage_at(target / CHECKPOINTS_DIRNAME)
+    manifest = read_manifest(origin)
+    if manifest is None:
+        raise CheckpointError(f"nothing committed in {origin.describe('')}")
+    wanted = [r for r in manifest.checkpoints if r.id in set(checkpoint_ids)]
+    missing = sorted(set(checkpoint_ids) - {r.id for r in wanted})
+    if missing or not wanted:
+        raise CheckpointError(
+            f"checkpoint(s) {missing or list(checkpoint_ids)} not in {origin.describe('')}"
+        )
+    for record in wanted:
+        for entry in record.files.values():
+            _copy_across(origin, entry.path, published)
+            if published.size(entry.path) != entry.size:
+                raise CheckpointError(
+                    f"{published.describe(entry.path)} differs in size from its manifest "
+                    "entry: not published"
+                )
+    manifest.checkpoints = wanted
+    write_manifest(published, manifest)
+    folder = storage_at(target)
+    for name, data in (extra_files or {}).items():
+        folder.put(name, data)
+    kept = {r.id for r in wanted}
+    for child in published.list(""):
+        if child.is_prefix and child.name not in kept:
+            published.delete_prefix(child.name)
+    return target / CHECKPOINTS_DIRNAME
