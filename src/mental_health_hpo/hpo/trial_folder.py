@@ -19,8 +19,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from mental_health_hpo.checkpointing.atomic import atomic_write_bytes
-from mental_health_hpo.checkpointing.layout import StudyLayout, TrialLayout
+from mental_health_hpo.workspace.atomic import atomic_write_bytes
+from mental_health_hpo.workspace.layout import StudyLayout, TrialLayout
 
 LifecycleState = Literal[
     "queued", "preparing", "running", "finishing", "completed", "failed", "pruned"
