@@ -22,24 +22,22 @@ from kedro.io.core import AbstractDataset, DatasetError
 from mental_health_hpo.checkpointing import (
     CheckpointError,
     CheckpointRef,
-    publish_to_storage,
     ranked_checkpoints,
     storage_at,
 )
-from mental_health_hpo.checkpointing.layout import StudyLayout, TrialLayout
 from mental_health_hpo.checkpointing.publish import (
-    clear_published,
-    publish_checkpoints,
-    recover_published,
-)
-from mental_health_hpo.datasets.published_record import (
     RECORD_NAME,
     PublishedRecord,
     best_of_folder,
+    clear_published,
+    publish_checkpoints,
+    publish_to_storage,
     read_record,
     record_of,
+    recover_published,
 )
 from mental_health_hpo.ops.locations import Location, ObjectStoreUrl, as_location, parse_location
+from mental_health_hpo.workspace.layout import StudyLayout, TrialLayout
 
 logger = logging.getLogger(__name__)
 

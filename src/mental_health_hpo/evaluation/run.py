@@ -27,7 +27,6 @@ from mental_health_hpo.checkpointing import (
     load_checkpoint_ref,
     storage_at,
 )
-from mental_health_hpo.checkpointing.manifest import WEIGHTS_FILE
 from mental_health_hpo.data.splits import require_rows
 from mental_health_hpo.metrics import flatten_metrics, validation_metrics
 from mental_health_hpo.metrics.thresholds import (
@@ -39,6 +38,7 @@ from mental_health_hpo.metrics.thresholds import (
 from mental_health_hpo.model import DualAgentModel, ModelConfig, build_model
 from mental_health_hpo.ops.locations import Location
 from mental_health_hpo.training.inference import predict
+from mental_health_hpo.workspace.layout import WEIGHTS_FILE
 
 
 @dataclass

@@ -30,13 +30,13 @@ from mental_health_hpo.checkpointing import (
     storage_at,
     trial_layouts,
 )
-from mental_health_hpo.checkpointing.layout import (
+from mental_health_hpo.ops.locations import Location, local_folder
+from mental_health_hpo.workspace.layout import (
     TRIAL_RECORD_NAME,
     StudyLayout,
     TrialLayout,
     study_dirs,
 )
-from mental_health_hpo.ops.locations import Location, local_folder
 
 COMPLETED = "completed"
 

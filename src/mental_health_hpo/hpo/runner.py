@@ -26,7 +26,6 @@ import optuna
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import FrozenTrial, TrialState
 
-from mental_health_hpo.checkpointing import StudyLayout
 from mental_health_hpo.crash_points import crash_point
 from mental_health_hpo.hpo.coordination import Coordination
 from mental_health_hpo.hpo.leases import Heartbeat, Lease, trial_resource, worker_resource
@@ -46,6 +45,7 @@ from mental_health_hpo.hpo.trial_folder import TrialFolder
 from mental_health_hpo.hpo.trial_outcome import FOLDER_STATE, call_objective, storage_exhausted
 from mental_health_hpo.ops import HubAuthGate, is_auth_error, study_logging, trial_logging
 from mental_health_hpo.ops.locations import Location
+from mental_health_hpo.workspace.layout import StudyLayout
 
 logger = logging.getLogger(__name__)
 

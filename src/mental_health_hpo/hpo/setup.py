@@ -19,8 +19,7 @@ import sqlalchemy as sa
 from optuna.storages import RDBStorage
 from optuna.trial import FrozenTrial
 
-from mental_health_hpo.checkpointing import CheckpointSettings, StudyLayout, load_policy
-from mental_health_hpo.checkpointing.study_retention import StudyRetention
+from mental_health_hpo.checkpointing import CheckpointSettings, StudyRetention, load_policy
 from mental_health_hpo.hpo.coordination import Coordination, coordination_for
 from mental_health_hpo.hpo.leases import LeaseStore
 from mental_health_hpo.hpo.objective import TrialPublisher
@@ -33,6 +32,7 @@ from mental_health_hpo.hpo.trial_folder import TrialFolder
 from mental_health_hpo.ops import HubAuthGate, check_hub_token, hub_offline, needs_hub
 from mental_health_hpo.ops.credentials import password_in_url_warning
 from mental_health_hpo.ops.locations import Location
+from mental_health_hpo.workspace.layout import StudyLayout
 
 logger = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""One folder per trial, its lifecycle record, and the lock that tells a live trial from a dead one.
+"""One folder per trial and its lifecycle record.
 
 ``experiments/study_<id>/trial_<number>/`` holds ``checkpoints/``, ``logs/``, ``trial.json`` (the
 lifecycle: queued, preparing, running, finishing, then completed, failed or pruned, with times,
@@ -23,20 +23,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from mental_health_hpo.checkpointing import (
-    Storage,
-    StudyLayout,
-    TrialLayout,
-    open_checkpoint_store,
-    storage_at,
-)
-from mental_health_hpo.checkpointing.layout import (
+from mental_health_hpo.checkpointing import Storage, open_checkpoint_store, storage_at
+from mental_health_hpo.ops.locations import Location
+from mental_health_hpo.workspace.layout import (
     CHECKPOINTS_DIRNAME,
     LOGS_DIRNAME,
     TRIAL_RECORD_NAME,
     WORK_LOG_NAME,
+    StudyLayout,
+    TrialLayout,
 )
-from mental_health_hpo.ops.locations import Location
 
 LifecycleState = Literal[
     "queued", "preparing", "running", "finishing", "completed", "failed", "pruned"

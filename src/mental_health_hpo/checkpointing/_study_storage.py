@@ -10,7 +10,7 @@ is named by a :data:`~mental_health_hpo.ops.locations.Location` (a ``Path`` or a
 folder": it asks a ``Storage``.
 
 Two backends serve a bucket: a running trial's checkpoints go through
-:class:`~.object_storage.ObjectStorage` (write-behind local cache, conditional commits, one
+:class:`~._object_storage.ObjectStorage` (write-behind local cache, conditional commits, one
 uploader in commit order: :func:`open_checkpoint_store`); everything else is small, written
 whole by the holder of a lease or of the study lock, and read by any worker, so it goes straight
 to the bucket (:class:`BucketFolder`: a PUT is atomic on S3, a reader sees the old object or the
@@ -21,22 +21,19 @@ from __future__ import annotations
 
 import contextlib
 import io
-from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
-from mental_health_hpo.checkpointing.bucket_preconditions import is_precondition_failure
-from mental_health_hpo.checkpointing.errors import CheckpointError
-from mental_health_hpo.checkpointing.layout import (
+from mental_health_hpo.checkpointing._bucket_preconditions import is_precondition_failure
+from mental_health_hpo.checkpointing._object_storage import ObjectStorage, _filesystem
+from mental_health_hpo.checkpointing._storage import Entry, LocalStorage, Storage, put_staged
+from mental_health_hpo.ops.locations import Location, ObjectStoreUrl
+from mental_health_hpo.workspace.layout import (
     CHECKPOINTS_DIRNAME,
     MANIFEST_NAME,
     TRIAL_PREFIX,
     TrialLayout,
 )
-from mental_health_hpo.checkpointing.manifest import read_manifest, write_manifest
-from mental_health_hpo.checkpointing.object_storage import ObjectStorage, _filesystem
-from mental_health_hpo.checkpointing.storage import Entry, LocalStorage, Storage, put_staged
-from mental_health_hpo.ops.locations import Location, ObjectStoreUrl
 
 
 class _BufferedObject:
@@ -217,68 +214,3 @@ def committed_checkpoint_dirs(study: Location) -> list[Location]:
 
 def has_manifest(location: Location) -> bool:
     return storage_at(location).exists(MANIFEST_NAME)
-
-
-def _copy_across(origin: Storage, key: str, target: Storage) -> None:
-    """``origin``'s ``key`` to ``target``'s same key: a server-side copy between two prefixes
-    of one object store, else streamed in chunks (never whole in memory)."""
-    if isinstance(origin, BucketFolder) and isinstance(target, BucketFolder):
-        origin.size(key)  # FileNotFoundError when absent
-        target.fs.copy(origin._remote(key), target._remote(key))
-        return
-    staged = target.stage(key)
-    try:
-        with origin.open(key) as stream:
-            while chunk := stream.read(16 * 2**20):
-                staged.write(chunk)
-        staged.commit()
-    except BaseException:
-        staged.discard()
-        raise
-
-
-def publish_to_storage(
-    source: Location,
-    checkpoint_ids: Sequence[str],
-    target: Location,
-    extra_files: Mapping[str, bytes] | None = None,
-) -> Location:
-    """Make ``target/checkpoints`` hold exactly ``checkpoint_ids`` of the trial checkpoints
-    at ``source``: the bucket's twin of ``publish.publish_checkpoints``.
-
-    A bucket has no rename to swap a folder in, so a publication commits the way a checkpoint
-    does: the data objects first (server-side copies: no byte passes through this host, whose
-    disk holds none of them), then the manifest naming them, then ``extra_files`` (the
-    record); last, the objects of the previous publication that the new manifest does not
-    name are deleted. Each copy's size is checked against the manifest here; a load verifies
-    its SHA-256, so a reader racing a republication falls back past what it cannot verify.
-    """
-    origin = storage_at(source)
-    published = storage_at(target / CHECKPOINTS_DIRNAME)
-    manifest = read_manifest(origin)
-    if manifest is None:
-        raise CheckpointError(f"nothing committed in {origin.describe('')}")
-    wanted = [r for r in manifest.checkpoints if r.id in set(checkpoint_ids)]
-    missing = sorted(set(checkpoint_ids) - {r.id for r in wanted})
-    if missing or not wanted:
-        raise CheckpointError(
-            f"checkpoint(s) {missing or list(checkpoint_ids)} not in {origin.describe('')}"
-        )
-    for record in wanted:
-        for entry in record.files.values():
-            _copy_across(origin, entry.path, published)
-            if published.size(entry.path) != entry.size:
-                raise CheckpointError(
-                    f"{published.describe(entry.path)} differs in size from its manifest "
-                    "entry: not published"
-                )
-    manifest.checkpoints = wanted
-    write_manifest(published, manifest)
-    folder = storage_at(target)
-    for name, data in (extra_files or {}).items():
-        folder.put(name, data)
-    kept = {r.id for r in wanted}
-    for child in published.list(""):
-        if child.is_prefix and child.name not in kept:
-            published.delete_prefix(child.name)
-    return target / CHECKPOINTS_DIRNAME
