@@ -13,9 +13,9 @@ command). Paths, atomic writes, hashing and the study lock are project-wide and 
 - Reading: :func:`read_manifest` (its :class:`MetricRecord` journal), :func:`load_checkpoint_ref`
   into a :class:`LoadedCheckpoint`, refused unless :func:`architecture_signature` matches.
 - Where a study lives: :func:`storage_at` opens the :class:`Storage` of a folder or a bucket
-  prefix (every study file goes through it), :func:`trial_layouts` lists a study's trials
-  there; a running trial's checkpoints go to :func:`open_checkpoint_store` (in a bucket: a
-  write-behind local cache, emptied by :func:`close_checkpoint_store`).
+  prefix (every study file goes through it); a running trial's checkpoints go to
+  :func:`checkpoint_store` (in a bucket: a write-behind local cache, uploaded and removed when
+  the trial ends).
 - A study: :class:`StudyRetention` when a trial ends; :func:`ranked_checkpoints` and
   :func:`find_best_checkpoints` pick its best (:class:`CheckpointRef`); :func:`study_peak_bytes`
   sizes it before it starts.
@@ -47,12 +47,7 @@ from mental_health_hpo.checkpointing._study import (
     ranked_checkpoints,
 )
 from mental_health_hpo.checkpointing._study_retention import StudyRetention
-from mental_health_hpo.checkpointing._study_storage import (
-    close_checkpoint_store,
-    open_checkpoint_store,
-    storage_at,
-    trial_layouts,
-)
+from mental_health_hpo.checkpointing._study_storage import checkpoint_store, storage_at
 from mental_health_hpo.checkpointing._verify import (
     LoadedCheckpoint,
     architecture_signature,
@@ -76,15 +71,13 @@ __all__ = [
     "Storage",
     "StudyRetention",
     "architecture_signature",
-    "close_checkpoint_store",
+    "checkpoint_store",
     "find_best_checkpoints",
     "load_checkpoint_ref",
     "load_policy",
-    "open_checkpoint_store",
     "open_checkpoints",
     "ranked_checkpoints",
     "read_manifest",
     "storage_at",
     "study_peak_bytes",
-    "trial_layouts",
 ]

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
@@ -177,19 +178,27 @@ def is_local(location: Location) -> bool:
     return isinstance(location, Path)
 
 
-def open_checkpoint_store(checkpoints: Location, cache_dir: Path) -> Path | Storage:
-    """What a trial's checkpoint manager writes to: its folder, or, in a bucket, an
-    :class:`ObjectStorage` cached in ``cache_dir`` (wiped now; :meth:`ObjectStorage.close`
-    uploads what is left and removes it)."""
-    if isinstance(checkpoints, ObjectStoreUrl):
-        return ObjectStorage(str(checkpoints), cache_dir)
-    return checkpoints
+@contextlib.contextmanager
+def checkpoint_store(checkpoints: Location, cache_dir: Path) -> Iterator[Path | Storage]:
+    """What a trial's checkpoint manager writes to while the trial trains: its folder, or, in a
+    bucket, an :class:`ObjectStorage` cached in ``cache_dir`` (wiped first).
 
-
-def close_checkpoint_store(store: Path | Storage | None) -> None:
-    """Wait for a bucket store's uploads (raising a failed one) and drop its cache."""
-    if isinstance(store, ObjectStorage):
-        store.close()
+    On leaving, a bucket store waits for its uploads and removes its cache, so the trial is
+    told finished only once the bucket holds what it committed (a failed upload fails the
+    trial), and a worker's disk holds no trial it no longer runs. When the block raised, that
+    error is the one raised; what was committed is still uploaded, for whoever resumes.
+    """
+    if not isinstance(checkpoints, ObjectStoreUrl):
+        yield checkpoints
+        return
+    store = ObjectStorage(str(checkpoints), cache_dir)
+    try:
+        yield store
+    except BaseException:
+        with contextlib.suppress(Exception):
+            store.close()
+        raise
+    store.close()
 
 
 def trial_layouts(study: Location) -> list[TrialLayout]:

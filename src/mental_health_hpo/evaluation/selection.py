@@ -28,7 +28,6 @@ from mental_health_hpo.checkpointing import (
     CheckpointRef,
     find_best_checkpoints,
     storage_at,
-    trial_layouts,
 )
 from mental_health_hpo.ops.locations import Location, local_folder
 from mental_health_hpo.workspace.layout import (
@@ -36,6 +35,7 @@ from mental_health_hpo.workspace.layout import (
     StudyLayout,
     TrialLayout,
     study_dirs,
+    trial_number,
 )
 
 COMPLETED = "completed"
@@ -116,7 +116,8 @@ def read_trial(trial_dir: Location) -> dict[str, Any]:
 def trial_records(study_dir: Location) -> list[tuple[Location, dict[str, Any]]]:
     """Every trial folder of a study with its record, in trial-number order (a folder or a
     bucket prefix)."""
-    folders = [trial.path for trial in trial_layouts(study_dir)]
+    trials = [e.name for e in storage_at(study_dir).list("") if e.is_prefix]
+    folders = [study_dir / name for name in trials if trial_number(name) is not None]
     return [(folder, read_trial(folder)) for folder in folders]
 
 

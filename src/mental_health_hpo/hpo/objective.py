@@ -6,7 +6,6 @@ module never imports kedro or mlflow.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
@@ -15,11 +14,7 @@ from typing import Any, Protocol
 import pandas as pd
 import torch
 
-from mental_health_hpo.checkpointing import (
-    CheckpointSettings,
-    RunCheckpoints,
-    close_checkpoint_store,
-)
+from mental_health_hpo.checkpointing import CheckpointSettings, RunCheckpoints
 from mental_health_hpo.crash_points import crash_point
 from mental_health_hpo.hpo.runner import TrialContext, TrialStopped
 from mental_health_hpo.hpo.search_space import merge
@@ -143,8 +138,9 @@ class TrainingObjective:
             if self.publisher is not None:
                 self.publisher.publish(run_id, with_epoch_series(records))
 
-        store = folder.open_checkpoints()
-        try:
+        # In a bucket, the block's end waits for the uploads: the trial is told finished
+        # only once the bucket holds what it committed.
+        with folder.open_checkpoints() as store:
             result = train(
                 model_config,
                 trainer_config,
@@ -157,15 +153,6 @@ class TrainingObjective:
                 feature_cache=self.feature_cache,
                 stop_check=_deadline_check(context),
             )
-        except BaseException:
-            # Upload what was committed (a resume elsewhere starts from it); the training
-            # error is the one to raise, not a failed upload after it.
-            with contextlib.suppress(Exception):
-                close_checkpoint_store(store)
-            raise
-        # In a bucket: wait for the uploads before the trial is told finished (a failed upload
-        # fails the trial instead of leaving a result that names missing objects).
-        close_checkpoint_store(store)
         seeds = {f"seed.{k}": v for k, v in asdict(result.seeds).items()}
         has_value = result.epochs_completed > 0
         folder.update(

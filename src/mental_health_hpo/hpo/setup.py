@@ -155,9 +155,9 @@ class StudySetup:
         metric = validate_before_first_trial(base)  # before any trial can fail on it
         checkpointing = checkpoint_settings(hpo.get("checkpointing", {}))
         study_dir = config.study_dir(project_root)
-        coordination = coordination_for(config, project_root)  # refuses what is unsafe first
         work_dir = config.work_dir(project_root)
         work_dir.mkdir(parents=True, exist_ok=True)
+        coordination = coordination_for(config, project_root)
         space = SearchSpace.from_params(hpo.get("search_space", {}))
         hub = dict(hpo.get("hub", {}))
         return cls(

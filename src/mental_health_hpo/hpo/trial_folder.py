@@ -18,12 +18,13 @@ import json
 import os
 import socket
 import time
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from mental_health_hpo.checkpointing import Storage, open_checkpoint_store, storage_at
+from mental_health_hpo.checkpointing import Storage, checkpoint_store, storage_at
 from mental_health_hpo.ops.locations import Location
 from mental_health_hpo.workspace.layout import (
     CHECKPOINTS_DIRNAME,
@@ -85,11 +86,11 @@ class TrialFolder:
         """The trial's shared files (``trial.json``, ``checkpoints/``) through the seam."""
         return storage_at(self.path)
 
-    def open_checkpoints(self) -> Path | Storage:
-        """What the trial's checkpoint manager writes to: the checkpoints folder, or, in a
-        bucket, an object store cached under ``local_dir`` (close it with
-        ``close_checkpoint_store`` once training ended: it waits for the uploads)."""
-        return open_checkpoint_store(self.checkpoints, self.local_dir / "checkpoints-cache")
+    def open_checkpoints(self) -> AbstractContextManager[Path | Storage]:
+        """What the trial's checkpoint manager writes to while it trains: the checkpoints
+        folder, or, in a bucket, an object store cached under ``local_dir``, uploaded and
+        removed when the block ends (see ``checkpoint_store``)."""
+        return checkpoint_store(self.checkpoints, self.local_dir / "checkpoints-cache")
 
     def read(self) -> dict[str, Any]:
         """The lifecycle record; empty before the trial was first prepared."""
