@@ -90,7 +90,7 @@ class CredentialsHooks:
             credentials = {}
         exported = export_driver_variables(credentials or {})
         if exported:
-            logger.info("study database credentials from credentials.yml: %s", ", ".join(exported))
+            logger.info("driver credentials from credentials.yml: %s", ", ".join(exported))
 
     @hook_impl
     def before_pipeline_run(self) -> None:

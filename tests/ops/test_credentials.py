@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from servers import PostgresServer
 
 from mental_health_hpo.ops.credentials import (
+    OBJECT_STORE_CREDENTIALS,
     STUDY_STORAGE_CREDENTIALS,
     CredentialsConfigError,
     driver_variables,
@@ -94,6 +95,30 @@ def test_libpq_variables_are_exported_and_a_null_leaves_the_environment_alone(
     assert (os.environ["PGPASSWORD"], os.environ["PGPORT"]) == ("s3", "5433")
     assert os.environ["PGSSLMODE"] == "prefer"
     assert export_driver_variables({"other": {"PGPASSWORD": "no"}}) == []
+
+
+def test_the_object_store_entry_is_exported_and_a_wrong_name_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL"):
+        monkeypatch.setenv(name, "before")  # recorded, so the test's exports are undone
+        monkeypatch.delenv(name)
+    exported = export_driver_variables(
+        {
+            OBJECT_STORE_CREDENTIALS: {
+                "AWS_ACCESS_KEY_ID": "key",
+                "AWS_SECRET_ACCESS_KEY": "secret",
+                "AWS_ENDPOINT_URL": "http://127.0.0.1:9",
+            }
+        }
+    )
+    assert exported == ["AWS_ACCESS_KEY_ID", "AWS_ENDPOINT_URL", "AWS_SECRET_ACCESS_KEY"]
+    assert os.environ["AWS_SECRET_ACCESS_KEY"] == "secret"
+    with pytest.raises(
+        CredentialsConfigError,
+        match=r"experiments_object_store\.PGPASSWORD is not an object-store variable",
+    ):
+        export_driver_variables({OBJECT_STORE_CREDENTIALS: {"PGPASSWORD": "no"}})
 
 
 @pytest.fixture

@@ -9,6 +9,10 @@ their secrets from their own environment variables, so the project only has to h
   :data:`STUDY_STORAGE_CREDENTIALS` (values as ``${oc.env:...}`` or literal), and the project
   hook exports them before any node runs (:func:`export_driver_variables`), as kedro-mlflow
   exports ``server.credentials`` for MLflow;
+- the object store of a study in a bucket (``hpo.study.experiments_dir=s3://...``): botocore
+  (under s3fs) reads ``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``,
+  ``AWS_SESSION_TOKEN``, ``AWS_PROFILE``...; ``credentials.yml`` may hold them under
+  :data:`OBJECT_STORE_CREDENTIALS`, exported by the same hook;
 - the tracking server: MLflow reads ``MLFLOW_TRACKING_USERNAME``/``MLFLOW_TRACKING_PASSWORD`` or
   ``MLFLOW_TRACKING_TOKEN`` (kedro-mlflow: ``server.credentials`` in ``mlflow.yml``).
 
@@ -26,8 +30,31 @@ from typing import Any
 #: The ``conf/local/credentials.yml`` key holding the study database's libpq variables.
 STUDY_STORAGE_CREDENTIALS = "hpo_study_storage"
 
+#: The ``conf/local/credentials.yml`` key holding the object store's botocore variables.
+OBJECT_STORE_CREDENTIALS = "experiments_object_store"
+
 #: libpq's environment variables (PGPASSWORD, PGPASSFILE, PGUSER, PGSSLMODE, PGSSLROOTCERT...).
 _LIBPQ_VARIABLE = re.compile(r"PG[A-Z_]+")
+#: botocore's (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_PROFILE...).
+_AWS_VARIABLE = re.compile(r"AWS_[A-Z0-9_]+")
+#: Per credentials entry: the variables it may hold, and what to say when a name is not one.
+_ENTRIES = {
+    STUDY_STORAGE_CREDENTIALS: (
+        _LIBPQ_VARIABLE,
+        "libpq",
+        "PGPASSWORD: ${oc.env:POSTGRES_PASSWORD}",
+        "a libpq environment variable: use PGPASSWORD, PGPASSFILE, PGUSER, PGSSLMODE... (the "
+        "names libpq reads, https://www.postgresql.org/docs/current/libpq-envars.html)",
+    ),
+    OBJECT_STORE_CREDENTIALS: (
+        _AWS_VARIABLE,
+        "botocore",
+        "AWS_SECRET_ACCESS_KEY: ${oc.env:AWS_SECRET_ACCESS_KEY}",
+        "an object-store variable: use AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, "
+        "AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_DEFAULT_REGION, AWS_PROFILE... (the "
+        "names botocore reads, under s3fs)",
+    ),
+}
 _URL_PASSWORD = re.compile(r"(?i)^[a-z][a-z0-9+.\-]*://[^\s:/@]*:[^\s@/]+@")
 
 #: Where each kind of URL's password belongs, for the warning.
@@ -69,26 +96,23 @@ def password_in_url_warning(url: str, setting: str, kind: str) -> str | None:
 
 
 def driver_variables(entry: Any, key: str = STUDY_STORAGE_CREDENTIALS) -> dict[str, str]:
-    """The libpq variables of a credentials entry, checked: names ``PG...``, values scalars.
+    """The driver variables of a credentials entry, checked: names ``PG...`` (the study
+    database) or ``AWS_...`` (the object store), values scalars.
 
     Raises :class:`CredentialsConfigError` naming the entry, the bad name and what is expected.
     """
+    pattern, kind, example, expected = _ENTRIES.get(key, _ENTRIES[STUDY_STORAGE_CREDENTIALS])
     if entry is None:
         return {}
     if not isinstance(entry, Mapping):
         raise CredentialsConfigError(
-            f"credentials.yml: {key} must be a mapping of libpq environment variables "
-            f"(e.g. {key}: {{PGPASSWORD: ${{oc.env:POSTGRES_PASSWORD}}}}), got "
-            f"{type(entry).__name__}"
+            f"credentials.yml: {key} must be a mapping of {kind} environment variables "
+            f"(e.g. {key}: {{{example}}}), got {type(entry).__name__}"
         )
     variables: dict[str, str] = {}
     for name, value in entry.items():
-        if not isinstance(name, str) or not _LIBPQ_VARIABLE.fullmatch(name):
-            raise CredentialsConfigError(
-                f"credentials.yml: {key}.{name} is not a libpq environment variable: use "
-                "PGPASSWORD, PGPASSFILE, PGUSER, PGSSLMODE... (the names libpq reads, "
-                "https://www.postgresql.org/docs/current/libpq-envars.html)"
-            )
+        if not isinstance(name, str) or not pattern.fullmatch(name):
+            raise CredentialsConfigError(f"credentials.yml: {key}.{name} is not {expected}")
         if value is None:
             continue  # ${oc.env:VAR,null}: not set here, the environment decides
         if isinstance(value, Mapping | list):
@@ -100,11 +124,14 @@ def driver_variables(entry: Any, key: str = STUDY_STORAGE_CREDENTIALS) -> dict[s
 
 
 def export_driver_variables(credentials: Mapping[str, Any]) -> list[str]:
-    """Export the study database's entry of ``credentials`` into this process's environment.
+    """Export the study database's and the object store's entries of ``credentials`` into
+    this process's environment (both checked before either is exported).
 
     The names exported (never the values), for a log line. The process's children (trial
     processes, DataLoader workers) inherit them, like the variables of the shell.
     """
-    variables = driver_variables(credentials.get(STUDY_STORAGE_CREDENTIALS))
+    variables: dict[str, str] = {}
+    for key in _ENTRIES:
+        variables.update(driver_variables(credentials.get(key), key))
     os.environ.update(variables)
     return sorted(variables)
