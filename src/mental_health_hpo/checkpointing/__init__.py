@@ -24,6 +24,7 @@ from mental_health_hpo.checkpointing.errors import (
     InsufficientDiskSpaceError,
     MetricNotFoundError,
     PolicyError,
+    TrialTakenOverError,
     UnsafeCheckpointError,
 )
 from mental_health_hpo.checkpointing.layout import StudyLayout, TrialLayout
@@ -100,6 +101,7 @@ __all__ = [
     "StudyRetention",
     "StudyRetentionReport",
     "TrialLayout",
+    "TrialTakenOverError",
     "UnsafeCheckpointError",
     "apply_study_retention",
     "architecture_signature",
