@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from mental_health_hpo.checkpointing import TrialTakenOverError
-from mental_health_hpo.checkpointing.storage import LocalStorage
+from mental_health_hpo.checkpointing._storage import LocalStorage
 
 MANIFEST = "manifest.json"
 ROUNDS = 40

@@ -32,8 +32,9 @@ import optuna
 import pytest
 from servers import stop_process_group
 
-from mental_health_hpo.checkpointing import find_orphans, read_manifest
-from mental_health_hpo.checkpointing.verify import load_record
+from mental_health_hpo.checkpointing import read_manifest
+from mental_health_hpo.checkpointing._recovery import find_orphans
+from mental_health_hpo.checkpointing._verify import load_record
 from mental_health_hpo.crash_points import LOG_ENV, PAUSE_ENV, PAUSE_FILE_ENV
 
 WORKER = Path(__file__).with_name("stale_worker.py")

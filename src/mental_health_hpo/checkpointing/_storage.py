@@ -13,17 +13,11 @@ The contract is what both a filesystem and an object store can keep:
   bytes survive a crash. ``if_absent=True`` turns the write into a conditional create that fails
   with :class:`FileExistsError` when the key exists (POSIX: ``link(2)``, S3: ``If-None-Match: *``),
   so two writers racing for one key cannot both win.
-* **A checkpoint's objects are written once.** A key under a prefix (``<ckpt>/...``) that this
-  storage did not write itself is created, never replaced: its commit fails with
-  :class:`FileExistsError` when the key exists, as with ``if_absent`` (POSIX: ``link(2)``; S3:
-  ``If-None-Match: *`` for a key never seen). A second writer of the same checkpoint id, a
-  stalled worker whose trial was taken over above all, never replaces its successor's bytes.
-* **The manifest is fenced.** A storage replaces the manifest only while it is still the version
-  this storage first saw or last wrote (S3: ``If-Match`` its ETag; POSIX: the same inode, size
-  and mtime, checked just before the rename), creates it only if absent when it saw none, and
-  copies it only under the same condition; otherwise :class:`~.errors.TrialTakenOverError`.
-  Later reads never move that knowledge on, only its own commits do: a worker that stalled
-  while another committed reads the newer manifest, but cannot replace it.
+* **Another writer's commits are never clobbered.** A key under a prefix that this storage did
+  not write is only created (:class:`FileExistsError` when it exists; S3: ``If-None-Match``), and
+  the manifest is replaced or copied only while it is the version this storage first saw or last
+  wrote (S3: ``If-Match``; POSIX: :mod:`._fence`), else :class:`TrialTakenOverError`: a worker
+  whose trial was taken over while it stalled cannot touch its successor's checkpoints.
 * **Writing is two phases** (:meth:`Storage.stage`): ``write`` streams the bytes (the caller hashes
   them on their way through, so nothing is read back), ``commit`` makes them durable and visible.
   The deferred writer runs the first phase in the training thread and the second on its own
@@ -55,7 +49,6 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
-import fcntl
 import os
 import shutil
 import uuid
@@ -64,9 +57,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
-from mental_health_hpo.checkpointing.atomic import fsync_dir, make_dir_durable
-from mental_health_hpo.checkpointing.errors import TrialTakenOverError
-from mental_health_hpo.checkpointing.layout import MANIFEST_NAME, TEMP_PREFIX
+from mental_health_hpo.checkpointing._fence import (
+    ABSENT,
+    Fence,
+    folder_locked,
+    publish,
+    signature,
+)
+from mental_health_hpo.workspace.atomic import fsync_dir, make_dir_durable
+from mental_health_hpo.workspace.layout import MANIFEST_NAME, TEMP_PREFIX
 
 
 @dataclass(frozen=True)
@@ -185,60 +184,6 @@ def _temp_beside(target: Path) -> Path:
     return target.parent / f"{TEMP_PREFIX}{target.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
 
 
-#: What a :class:`LocalStorage` knows of its fence key: (device, inode, size, mtime) of the
-#: version it first saw or last wrote; :data:`_ABSENT` when it saw none. A rename keeps all four
-#: (a link or a rename changes a file's ctime, not its mtime).
-_Signature = tuple[int, int, int, int]
-_ABSENT: _Signature = (0, 0, -1, 0)
-
-
-def _signature(stat: os.stat_result) -> _Signature:
-    return (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
-
-
-class _Fence:
-    """The POSIX stand-in for the bucket's ETag preconditions on the manifest (see the module
-    docstring): what one storage knows of the fence key, and the check before it changes it."""
-
-    def __init__(self, key: str) -> None:
-        self.key = key
-        self.known: _Signature | None = None
-
-    def saw(self, signature: _Signature) -> None:
-        """A read found ``signature``; only the first read counts (see the module docstring)."""
-        if self.known is None:
-            self.known = signature
-
-    def check(self, path: Path, what: str) -> None:
-        """Raise :class:`TrialTakenOverError` unless ``path`` is still the version known."""
-        if self.known is None:
-            return
-        try:
-            current = _signature(path.stat())
-        except FileNotFoundError:
-            current = _ABSENT
-        if current != self.known:
-            raise TrialTakenOverError(
-                f"{path} changed since this worker last read or committed it: another worker "
-                f"commits to this trial now (its lease expired and it was taken over); not "
-                f"applying {what}"
-            )
-
-
-@contextlib.contextmanager
-def _folder_locked(folder: Path) -> Iterator[None]:
-    """An exclusive ``flock`` on the folder itself while a fenced commit checks and renames, so
-    two writers that both pass the check cannot both rename (POSIX has no conditional rename).
-    A filesystem without locks keeps the check, unlocked; across hosts the lease decides."""
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        with contextlib.suppress(OSError):
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # drops the lock
-
-
 class LocalFile:
     """A :class:`StagedObject` on a filesystem: a temp file beside its target (same filesystem,
     so the rename is atomic), fsynced, renamed into place, the folder fsynced.
@@ -249,7 +194,7 @@ class LocalFile:
     """
 
     def __init__(
-        self, key: str, target: Path, fence: _Fence | None = None, written: set[str] | None = None
+        self, key: str, target: Path, fence: Fence | None = None, written: set[str] | None = None
     ) -> None:
         self.key = key
         self.target = target
@@ -280,41 +225,24 @@ class LocalFile:
             raise ValueError(f"{self.tmp} is closed")
         try:
             os.fsync(self._fd)
-            signature = _signature(os.fstat(self._fd))
+            version = signature(os.fstat(self._fd))
         finally:
             fd, self._fd = self._fd, None
             os.close(fd)
         fence = self._fence
-        with _folder_locked(self.target.parent) if fence is not None else contextlib.nullcontext():
+        with folder_locked(self.target.parent) if fence is not None else contextlib.nullcontext():
             if fence is not None:
                 fence.check(self.target, f"a commit of {self.key}")
-                if_absent = if_absent or fence.known == _ABSENT
+                if_absent = if_absent or fence.known == ABSENT
             own = self._written_keys
-            self._publish(
-                if_absent or ("/" in self.key and own is not None and self.key not in own)
-            )
+            no_clobber = if_absent or ("/" in self.key and own is not None and self.key not in own)
+            publish(self.tmp, self.target, no_clobber, fenced=fence is not None)
         fsync_dir(self.target.parent)
         if fence is not None:
-            fence.known = signature
+            fence.known = version
         if self._written_keys is not None:
             self._written_keys.add(self.key)
         return self._written
-
-    def _publish(self, no_clobber: bool) -> None:
-        """Rename the temp file into place or, ``no_clobber``, link it (EEXIST: the key exists)."""
-        if no_clobber:
-            try:
-                os.link(self.tmp, self.target)  # EEXIST when the key exists: the race is lost
-            except FileExistsError:
-                if self._fence is not None:
-                    raise TrialTakenOverError(
-                        f"{self.target} was created by another worker since this one saw none: "
-                        "the trial was taken over; not replacing it"
-                    ) from None
-                raise
-            self.tmp.unlink()
-        else:
-            self.tmp.replace(self.target)
 
     def discard(self) -> None:
         if self._fd is not None:
@@ -331,7 +259,7 @@ class LocalStorage:
 
     def __init__(self, root: str | Path, fence_key: str = MANIFEST_NAME) -> None:
         self.root = Path(root)
-        self._fence = _Fence(fence_key)
+        self._fence = Fence(fence_key)
         #: Keys under a prefix this storage committed: only those may it replace.
         self._own: set[str] = set()
 
@@ -350,23 +278,12 @@ class LocalStorage:
     def read(self, key: str) -> bytes:
         if key != self._fence.key:
             return self._path(key).read_bytes()
-        with self._open_fence_key() as stream:
+        with self._fence.open(self._path(key)) as stream:
             return stream.read()
 
     def open(self, key: str) -> BinaryIO:
-        if key != self._fence.key:
-            return self._path(key).open("rb")
-        return self._open_fence_key()
-
-    def _open_fence_key(self) -> BinaryIO:
-        key = self._fence.key
-        try:
-            stream = self._path(key).open("rb")
-        except FileNotFoundError:
-            self._fence.saw(_ABSENT)
-            raise
-        self._fence.saw(_signature(os.fstat(stream.fileno())))  # what was read, not a later one
-        return stream
+        path = self._path(key)
+        return self._fence.open(path) if key == self._fence.key else path.open("rb")
 
     def exists(self, key: str) -> bool:
         path = self._path(key)
@@ -392,7 +309,7 @@ class LocalStorage:
         fsync_dir(path.parent)
         self._own.discard(key)
         if key == self._fence.key:
-            self._fence.known = _ABSENT  # removed by this storage itself
+            self._fence.known = ABSENT  # removed by this storage itself
 
     def delete_prefix(self, prefix: str) -> None:
         path = self._path(prefix)
@@ -440,7 +357,7 @@ class LocalStorage:
         fsync_dir(src.parent)
         fsync_dir(dst.parent)
         if source == self._fence.key:
-            self._fence.known = _ABSENT  # set aside by this storage itself
+            self._fence.known = ABSENT  # set aside by this storage itself
 
     def local_path(self, key: str) -> Path:
         return self._path(key)
