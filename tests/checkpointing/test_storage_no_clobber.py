@@ -15,8 +15,15 @@ from multiprocessing.synchronize import Barrier
 from pathlib import Path
 
 import pytest
+import torch
 
-from mental_health_hpo.checkpointing import TrialTakenOverError
+from mental_health_hpo.checkpointing import (
+    CheckpointManager,
+    CheckpointOptions,
+    RetentionPolicy,
+    TrialTakenOverError,
+    read_manifest,
+)
 from mental_health_hpo.checkpointing._storage import LocalStorage
 
 MANIFEST = "manifest.json"
@@ -132,3 +139,25 @@ def test_two_racing_processes_never_both_commit(tmp_path: Path, key: str, seeded
         folder = tmp_path / f"round_{round_:03d}"
         assert (folder / key).read_bytes() == f"{winners[0]} {round_}".encode()
     assert _temp_files(tmp_path) == []
+
+
+@pytest.mark.parametrize("writer", ["sync", "deferred"])
+def test_a_manager_that_lost_its_lease_writes_nothing(tmp_path: Path, writer: str) -> None:
+    """``still_owner`` is asked before a save writes: a worker told it lost the trial leaves
+    no file behind, and the checkpoints it committed while it held the lease stay as they were."""
+    directory = tmp_path / "study_1" / "trial_0000" / "checkpoints"
+    owner = [True]
+    options = CheckpointOptions(
+        metric_name="f1", writer=writer, watch_disk=False, policy=RetentionPolicy(keep_last_n=3)
+    )
+    weights = {"w": torch.ones(4)}
+    with CheckpointManager(directory, options, still_owner=lambda: owner[0]) as manager:
+        manager.save(epoch=0, step=1, metrics={"f1": 0.1}, weights=weights, training_state={})
+        manager.flush()
+        before = read_manifest(directory)
+        owner[0] = False
+        with pytest.raises(TrialTakenOverError, match="lease"):
+            manager.save(epoch=1, step=2, metrics={"f1": 0.2}, weights=weights, training_state={})
+            manager.flush()
+    assert before is not None and read_manifest(directory) == before
+    assert sorted(p.name for p in directory.iterdir()) == [before.checkpoints[0].id, MANIFEST]
