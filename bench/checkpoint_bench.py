@@ -39,6 +39,7 @@ from mental_health_hpo.checkpointing import (
     open_checkpoints,
     read_manifest,
 )
+from mental_health_hpo.workspace.locks import FileStudyLock
 
 PROBE = Path(__file__).with_name("rss_probe.py")
 MB = 1e6
@@ -175,7 +176,7 @@ def study_disk(scratch: Path, trials: int, epochs: int) -> tuple[list[float], li
                     training_state=training_state,
                 )  # fmt: skip
                 total += sum(t.numel() * t.element_size() for t in weights.values()) * 3
-        StudyRetention(study, policy, "f1").trial_finished(folder)
+        StudyRetention(study, policy, "f1", FileStudyLock(study)).trial_finished(folder)
         retained.append(sum(p.stat().st_size for p in study.rglob("*") if p.is_file()) / MB)
         keep_all.append(total / MB)
     return retained, keep_all

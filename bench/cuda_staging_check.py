@@ -31,12 +31,8 @@ from pathlib import Path
 
 import torch
 
-from mental_health_hpo.checkpointing import (
-    CheckpointOptions,
-    RetentionPolicy,
-    SnapshotPool,
-    open_checkpoints,
-)
+from mental_health_hpo.checkpointing import CheckpointOptions, RetentionPolicy, open_checkpoints
+from mental_health_hpo.checkpointing._writers import SnapshotPool
 
 
 def make_state(megabytes: int, device: str) -> tuple[dict[str, torch.Tensor], dict[str, object]]:

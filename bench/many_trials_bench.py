@@ -59,12 +59,12 @@ def child(arm: str, n_trials: int, sampler: str, workdir: Path, out: Path) -> No
         load_policy,
         open_checkpoints,
     )
-    from mental_health_hpo.checkpointing.layout import StudyLayout
     from mental_health_hpo.hpo.coordination import coordination_for
     from mental_health_hpo.hpo.runner import StudyHooks, StudyRunner, TrialContext
     from mental_health_hpo.hpo.search_space import SearchSpace
     from mental_health_hpo.hpo.study import StudyConfig, open_study
     from mental_health_hpo.ops.logs import install_project_logging
+    from mental_health_hpo.workspace.layout import StudyLayout
 
     logging.config.dictConfig(yaml.safe_load((ROOT / "conf" / "logging.yml").read_text()))
     install_project_logging()

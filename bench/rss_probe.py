@@ -23,7 +23,8 @@ from pathlib import Path
 
 import torch
 
-from mental_health_hpo.checkpointing import CheckpointOptions, SnapshotPool, open_checkpoints
+from mental_health_hpo.checkpointing import CheckpointOptions, open_checkpoints
+from mental_health_hpo.checkpointing._writers import SnapshotPool
 
 
 def _status() -> dict[str, int]:

@@ -114,7 +114,9 @@ def instrument(arm: str) -> CheckpointClock:
         clock.wrap(Trainer, "_save_checkpoint")
         clock.wrap(Trainer, "_load_best_model")  # load_best_model_at_end, once a trial
         return clock
-    from mental_health_hpo.checkpointing import StudyRetention, manager, serialize
+    from mental_health_hpo.checkpointing import StudyRetention
+    from mental_health_hpo.checkpointing import _manager as manager
+    from mental_health_hpo.checkpointing import _serialize as serialize
 
     for name in ("save", "close"):
         clock.wrap(manager.CheckpointManager, name)
@@ -147,6 +149,7 @@ def study_arm(args: argparse.Namespace) -> None:
     )
     from mental_health_hpo.model import PACKAGED_MINILM, ModelConfig, build_model
     from mental_health_hpo.training import FeatureCache, TrainerConfig, train
+    from mental_health_hpo.workspace.locks import FileStudyLock
 
     train_df, val_df = corpus(args.posts)
     config = ModelConfig(encoder=PACKAGED_MINILM, max_length=args.max_length, stride=32)
@@ -175,7 +178,9 @@ def study_arm(args: argparse.Namespace) -> None:
             model=build_model(config),
         )  # fmt: skip
         if args.child != "off":  # what the study runner does when a trial ends
-            StudyRetention(study, policy, trainer.optimization_metric).trial_finished(folder)
+            StudyRetention(
+                study, policy, trainer.optimization_metric, FileStudyLock(study)
+            ).trial_finished(folder)
 
 
 def hf_trial(

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from mental_health_hpo.checkpointing.manifest import (
+from mental_health_hpo.checkpointing._manifest import (
     CheckpointRecord,
     Manifest,
     write_manifest,

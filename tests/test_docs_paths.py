@@ -14,7 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from mental_health_hpo.checkpointing.layout import (
+from mental_health_hpo.ops.logs import study_log_path, trial_log_path
+from mental_health_hpo.tracking.mlflow_tracker import _pending_path
+from mental_health_hpo.workspace.layout import (
     PREVIOUS_MANIFEST_NAME,
     RECORD_NAME,
     STATE_FILE,
@@ -22,8 +24,6 @@ from mental_health_hpo.checkpointing.layout import (
     StudyLayout,
     checkpoint_id,
 )
-from mental_health_hpo.ops.logs import study_log_path, trial_log_path
-from mental_health_hpo.tracking.mlflow_tracker import _pending_path
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE = REPO / "src" / "mental_health_hpo"

@@ -11,9 +11,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from mental_health_hpo.checkpointing.errors import CheckpointError
-from mental_health_hpo.checkpointing.layout import StudyLayout, TrialLayout, study_dirs
-from mental_health_hpo.checkpointing.manifest import read_manifest
+from mental_health_hpo.checkpointing import CheckpointError, read_manifest
+from mental_health_hpo.workspace.layout import StudyLayout, TrialLayout, study_dirs
 
 FINISHED_STATES = ("completed", "pruned", "failed")
 

@@ -13,6 +13,7 @@ import argparse
 import base64
 import json
 import os
+import shutil
 import sqlite3
 import sys
 import urllib.error
@@ -180,16 +181,16 @@ def check_store(url: str, project: Path) -> tuple[bool, str]:
 # --- disk -----------------------------------------------------------------------------------
 
 
+def _existing_parent(path: Path) -> Path:
+    """``path``, or its nearest existing parent: the experiments folder may not exist yet."""
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
 def check_disk(parameters: dict[str, Any], project: Path) -> Check:
     """Free space where experiments go against the retention policy's peak for a study."""
-    import torch
-
-    from mental_health_hpo.checkpointing import (
-        disk_usage,
-        estimate_checkpoint_bytes,
-        estimate_retained_bytes,
-        load_policy,
-    )
+    from mental_health_hpo.checkpointing import load_policy, study_peak_bytes
     from mental_health_hpo.model.config import PACKAGED_MINILM
     from mental_health_hpo.model.encoder_size import encoder_size
 
@@ -199,7 +200,7 @@ def check_disk(parameters: dict[str, Any], project: Path) -> Check:
     model = hpo.get("base", {}).get("model", {}) or {}
     experiments = hpo.get("study", {}).get("experiments_dir", "experiments")
     target = _relative_to(str(local_folder(str(experiments), "hpo.study.experiments_dir")), project)
-    free = disk_usage(target).free
+    free = shutil.disk_usage(_existing_parent(target)).free
     size = encoder_size(
         str(model.get("encoder", PACKAGED_MINILM)),
         revision=model.get("revision"),
@@ -209,13 +210,7 @@ def check_disk(parameters: dict[str, Any], project: Path) -> Check:
         detail = f"{free / 1e9:.1f} GB free at {target}; encoder size {size.source}"
         return Check("disk", False, detail, required=False)
     n_params = size.n_params
-    weights = {"encoder": torch.empty(n_params, dtype=torch.float32, device="meta")}
-    weights_bytes = n_params * 4
-    optimizer_bytes = 2 * weights_bytes  # AdamW moments, before the first step
-    full = estimate_checkpoint_bytes(weights) + optimizer_bytes
-    per_trial = estimate_retained_bytes(full, weights_bytes, policy)
-    # The kept best trials plus the one running now.
-    needed = min(per_trial * (policy.keep_best_trials + 1), max(policy.max_total_size, per_trial))
+    needed = study_peak_bytes(n_params, policy)
     detail = (
         f"{free / 1e9:.1f} GB free at {target}; policy {checkpointing.get('policy', 'default')} "
         f"needs ~{needed / 1e9:.2f} GB ({n_params / 1e6:.1f}M params of {size.encoder}, from "

@@ -10,12 +10,13 @@ from mental_health_hpo.checkpointing import (
     Checkpointer,
     CheckpointOptions,
     RetentionPolicy,
-    SnapshotPool,
     StudyRetention,
     open_checkpoints,
 )
-from mental_health_hpo.checkpointing.layout import study_of
-from mental_health_hpo.checkpointing.study import finish_trial
+from mental_health_hpo.checkpointing._study import finish_trial
+from mental_health_hpo.checkpointing._writers import SnapshotPool
+from mental_health_hpo.workspace.layout import study_of
+from mental_health_hpo.workspace.locks import FileStudyLock
 
 
 def open_manager(
@@ -62,4 +63,6 @@ def finish(manager: Checkpointer, keep_best_trials: int | None = None) -> None:
         import dataclasses
 
         policy = dataclasses.replace(policy, keep_best_trials=keep_best_trials)
-    StudyRetention(study.path, policy, manager.metric_name).trial_finished(directory.parent)  # type: ignore[attr-defined]
+    StudyRetention(
+        study.path, policy, manager.metric_name, FileStudyLock(study.path)
+    ).trial_finished(directory.parent)  # type: ignore[attr-defined]

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from mental_health_hpo.checkpointing import atomic
-from mental_health_hpo.checkpointing.atomic import atomic_write_bytes, atomic_write_file
+from mental_health_hpo.workspace import atomic
+from mental_health_hpo.workspace.atomic import atomic_write_bytes, atomic_write_file
 
 
 def test_replaces_content_and_leaves_no_temp(tmp_path: Path) -> None:
@@ -59,8 +59,8 @@ def test_a_manifest_write_killed_after_keeping_the_previous_leaves_no_temp(
     """Killed between linking ``manifest.prev.json`` and renaming the new manifest, the two are
     links of one file; the next write must not leave its staged link behind (a rename of a
     link over another link of the same file does nothing)."""
-    from mental_health_hpo.checkpointing.manifest import Manifest, write_manifest
-    from mental_health_hpo.checkpointing.storage import LocalStorage
+    from mental_health_hpo.checkpointing._manifest import Manifest, write_manifest
+    from mental_health_hpo.checkpointing._storage import LocalStorage
 
     write_manifest(tmp_path, Manifest(metric_name="f1"))
     # what the killed write had done before it died: the previous manifest kept

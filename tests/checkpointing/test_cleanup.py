@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from mental_health_hpo.checkpointing import find_orphans
+from mental_health_hpo.checkpointing._recovery import find_orphans
 from mental_health_hpo.checkpointing.cleanup import main
 from tests.checkpointing.conftest import TinyNet, save_epochs
 from tests.checkpointing.support import open_manager

@@ -14,10 +14,11 @@ import sys
 import time
 from pathlib import Path
 
-from mental_health_hpo.checkpointing import find_orphans, read_manifest, remove_orphans
-from mental_health_hpo.checkpointing.atomic import is_temp_name
-from mental_health_hpo.checkpointing.hashing import sha256_file
-from mental_health_hpo.checkpointing.verify import load_record
+from mental_health_hpo.checkpointing import read_manifest
+from mental_health_hpo.checkpointing._recovery import find_orphans, remove_orphans
+from mental_health_hpo.checkpointing._verify import load_record
+from mental_health_hpo.workspace.atomic import is_temp_name
+from mental_health_hpo.workspace.hashing import sha256_file
 
 KILLS = 50
 SERVER = Path(__file__).with_name("crash_writer.py")
@@ -64,7 +65,7 @@ def test_sigkill_at_random_moments_never_tears_a_checkpoint(tmp_path: Path) -> N
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
-        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])},
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
     )
     assert server.stdin is not None and server.stdout is not None
     last_step, leftovers, started = 0, 0, time.monotonic()

@@ -14,13 +14,17 @@ from mental_health_hpo.checkpointing import (
     InsufficientDiskSpaceError,
     RetentionPolicy,
     StudyRetention,
-    estimate_checkpoint_bytes,
-    preflight_check,
     read_manifest,
 )
-from mental_health_hpo.checkpointing import disk as disk_module
-from mental_health_hpo.checkpointing import pressure as pressure_module
-from mental_health_hpo.checkpointing.disk import DiskUsage, estimate_retained_bytes
+from mental_health_hpo.checkpointing import _pressure as disk_module
+from mental_health_hpo.checkpointing import _pressure as pressure_module
+from mental_health_hpo.checkpointing._pressure import (
+    DiskUsage,
+    estimate_checkpoint_bytes,
+    estimate_retained_bytes,
+    preflight_check,
+)
+from mental_health_hpo.workspace.locks import FileStudyLock
 from tests.checkpointing.conftest import TinyNet, save_epochs, train_step
 from tests.checkpointing.support import finish, open_manager
 
@@ -102,7 +106,7 @@ def test_low_free_space_triggers_the_three_aggressive_steps(tmp_path, monkeypatc
     manager.close()
     # Step 3 belongs to the study-retention service, which the runner calls when a trial ends:
     # under emergency retention only the single best trial of the study keeps its weights.
-    retention = StudyRetention(study, RetentionPolicy(), "f1")
+    retention = StudyRetention(study, RetentionPolicy(), "f1", FileStudyLock(study))
     retention.trial_finished(study / "trial_d")
     survivors = [
         t

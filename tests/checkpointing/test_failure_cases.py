@@ -8,7 +8,8 @@ from typing import Any
 
 import torch
 
-from mental_health_hpo.checkpointing import RetentionPolicy, find_orphans
+from mental_health_hpo.checkpointing import RetentionPolicy
+from mental_health_hpo.checkpointing._recovery import find_orphans
 from tests.checkpointing.conftest import TinyNet, save_epochs, train_step, training_state
 from tests.checkpointing.support import open_manager
 
@@ -122,7 +123,7 @@ def test_saves_hash_on_the_way_in_and_the_deferred_writer_commits_beside_trainin
     writer before ``save`` returns, in the caller."""
     import threading
 
-    from mental_health_hpo.checkpointing.storage import LocalFile, LocalStorage
+    from mental_health_hpo.checkpointing._storage import LocalFile, LocalStorage
 
     committed_on: list[str] = []
     read_back: list[str] = []

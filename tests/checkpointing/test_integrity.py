@@ -13,15 +13,14 @@ import pytest
 import torch
 
 from mental_health_hpo.checkpointing import (
-    CheckpointIntegrityError,
     IncompatibleCheckpointError,
     RetentionPolicy,
     architecture_signature,
-    find_orphans,
     read_manifest,
-    remove_orphans,
 )
-from mental_health_hpo.checkpointing.hashing import sha256_bytes
+from mental_health_hpo.checkpointing._errors import CheckpointIntegrityError
+from mental_health_hpo.checkpointing._recovery import find_orphans, remove_orphans
+from mental_health_hpo.workspace.hashing import sha256_bytes
 from tests.checkpointing.conftest import HEADS, TinyNet, save_epochs
 
 LATEST = "ckpt-e0002-s000030"

@@ -1,4 +1,4 @@
-"""checkpointing/layout.py is the only module that spells study, trial and checkpoint paths.
+"""workspace/layout.py is the only module that spells study, trial and checkpoint paths.
 
 Every other module asks it (``StudyLayout``, ``TrialLayout``, ``PublishedLayout``, ``trial_id``,
 ``checkpoint_id``...). The check reads the source (code, not docstrings): a string that is one of
@@ -12,7 +12,7 @@ import ast
 from pathlib import Path
 
 import mental_health_hpo
-from mental_health_hpo.checkpointing import layout
+from mental_health_hpo.workspace import layout
 
 PACKAGE = Path(mental_health_hpo.__file__).parent
 NAMES = {

@@ -10,18 +10,16 @@ from pathlib import Path
 import pytest
 import torch
 
-from mental_health_hpo.checkpointing import (
+from mental_health_hpo.checkpointing import CheckpointError, RetentionPolicy, read_manifest
+from mental_health_hpo.checkpointing import _serialize as serialize
+from mental_health_hpo.checkpointing._errors import (
     AsyncSaveError,
-    CheckpointError,
     MetricNotFoundError,
-    RetentionPolicy,
     UnsafeCheckpointError,
-    read_manifest,
-    serialize,
-    validate_metric_name,
 )
-from mental_health_hpo.checkpointing.hashing import sha256_file
+from mental_health_hpo.checkpointing._protocol import validate_metric_name
 from mental_health_hpo.training.seeds import restore_rng_state
+from mental_health_hpo.workspace.hashing import sha256_file
 from tests.checkpointing.conftest import save_epochs, train_step, training_state
 from tests.checkpointing.support import finish, open_manager
 
@@ -344,7 +342,7 @@ def test_tied_weights_are_saved(make_manager, async_save: bool) -> None:
 def test_failure_before_commit_discards_files_and_keeps_old_state(
     make_manager, tiny, monkeypatch
 ) -> None:
-    from mental_health_hpo.checkpointing import commit as commit_module
+    from mental_health_hpo.checkpointing import _commit as commit_module
 
     model, opt = tiny
     manager = make_manager()
@@ -365,7 +363,7 @@ def test_failure_before_commit_discards_files_and_keeps_old_state(
 def test_failure_after_commit_keeps_the_committed_checkpoint(
     make_manager, tiny, monkeypatch
 ) -> None:
-    from mental_health_hpo.checkpointing.storage import LocalStorage
+    from mental_health_hpo.checkpointing._storage import LocalStorage
 
     model, opt = tiny
     manager = make_manager()
@@ -397,7 +395,7 @@ def test_dry_run_loads_the_committed_state(make_manager, tiny) -> None:
 def test_shared_snapshot_pool_is_reused_across_trials_but_never_by_two_open_managers(
     tmp_path,
 ) -> None:
-    from mental_health_hpo.checkpointing import SnapshotPool
+    from mental_health_hpo.checkpointing._writers import SnapshotPool
 
     pool = SnapshotPool()
     weights = {"w": torch.ones(32)}

@@ -7,13 +7,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mental_health_hpo.checkpointing import (
-    NAMED_POLICIES,
-    PolicyError,
-    RetentionPolicy,
-    load_policy,
-    parse_size,
-)
+from mental_health_hpo.checkpointing import RetentionPolicy, load_policy
+from mental_health_hpo.checkpointing._errors import PolicyError
+from mental_health_hpo.checkpointing._retention import NAMED_POLICIES, parse_size
 
 PACKAGED = Path(__file__).parents[2] / "src" / "mental_health_hpo" / "checkpointing" / "policies"
 

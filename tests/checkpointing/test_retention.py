@@ -5,15 +5,15 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mental_health_hpo.checkpointing.manifest import (
+from mental_health_hpo.checkpointing._manifest import (
     KIND_FULL,
     STATE_FILE,
     WEIGHTS_FILE,
     CheckpointRecord,
     FileEntry,
 )
-from mental_health_hpo.checkpointing.policy import RetentionPolicy
-from mental_health_hpo.checkpointing.retention import (
+from mental_health_hpo.checkpointing._retention import (
+    RetentionPolicy,
     apply_plan,
     plan_emergency,
     plan_retention,

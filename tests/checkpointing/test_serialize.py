@@ -14,9 +14,9 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from mental_health_hpo.checkpointing import serialize
-from mental_health_hpo.checkpointing.serialize import HashingStream, write_safetensors
-from mental_health_hpo.checkpointing.storage import LocalStorage
+from mental_health_hpo.checkpointing import _serialize as serialize
+from mental_health_hpo.checkpointing._serialize import HashingStream, write_safetensors
+from mental_health_hpo.checkpointing._storage import LocalStorage
 
 
 def stored_digest(path: Path) -> str:

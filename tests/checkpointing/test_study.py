@@ -9,15 +9,13 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mental_health_hpo.checkpointing import (
-    RetentionPolicy,
+from mental_health_hpo.checkpointing import RetentionPolicy, find_best_checkpoints, read_manifest
+from mental_health_hpo.checkpointing._manifest import write_manifest
+from mental_health_hpo.checkpointing._study import (
     apply_study_retention,
     best_of_trial,
-    find_best_checkpoints,
-    read_manifest,
+    finish_trial,
 )
-from mental_health_hpo.checkpointing.manifest import write_manifest
-from mental_health_hpo.checkpointing.study import finish_trial
 from tests.checkpointing.conftest import TinyNet, save_epochs
 from tests.checkpointing.support import finish, open_manager
 
@@ -127,8 +125,8 @@ def test_one_rule_names_what_finishing_keeps(tmp_path: Path) -> None:
 
 def _count_manifest_reads(monkeypatch) -> list[Path]:  # type: ignore[no-untyped-def]
     """Record every manifest the study-level code reads (the real reader does the reading)."""
-    from mental_health_hpo.checkpointing import study as study_module
-    from mental_health_hpo.checkpointing import study_retention
+    from mental_health_hpo.checkpointing import _study as study_module
+    from mental_health_hpo.checkpointing import _study_retention as study_retention
 
     reads: list[Path] = []
 

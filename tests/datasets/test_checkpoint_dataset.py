@@ -55,7 +55,7 @@ def test_publish_then_load_reads_the_record_not_the_weights(
     trial = write_trial(study, "trial_0001", [0.9, 0.4])
     handoff = _publish(tmp_path, trial)
 
-    import mental_health_hpo.checkpointing.verify as verify
+    import mental_health_hpo.checkpointing._verify as verify
 
     def no_weights(*args: object, **kwargs: object) -> None:
         raise AssertionError("loading best_checkpoint must not read weights")
@@ -154,7 +154,7 @@ def _dead_pid() -> int:
 def test_a_publication_killed_between_its_renames_leaves_the_old_hand_off(tmp_path: Path) -> None:
     """Killed after moving the old folder away and before swapping the new one in: the next
     load finds the old hand-off again, and nothing the dead process left stays."""
-    from mental_health_hpo.checkpointing.layout import PublishedLayout
+    from mental_health_hpo.workspace.layout import PublishedLayout
 
     study = tmp_path / "study_demo"
     old = write_trial(study, "trial_0000", [0.6])

@@ -8,7 +8,7 @@ from typing import Any
 import pandas as pd
 
 from mental_health_hpo.checkpointing import CheckpointRef
-from mental_health_hpo.checkpointing.manifest import WEIGHTS_FILE, CheckpointRecord, FileEntry
+from mental_health_hpo.checkpointing._manifest import WEIGHTS_FILE, CheckpointRecord, FileEntry
 from mental_health_hpo.evaluation.baselines import BaselineResult, split_ids
 from mental_health_hpo.evaluation.run import CheckpointEvaluation
 from mental_health_hpo.evaluation.selection import Selection, TrialSelection

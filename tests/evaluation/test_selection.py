@@ -166,7 +166,7 @@ def test_co_best_checkpoints_are_all_evaluated(tie_study: Path) -> None:
 
 
 def test_a_corrupted_checkpoint_is_refused(tie_study: Path, tmp_path: Path) -> None:
-    from mental_health_hpo.checkpointing import CheckpointIntegrityError
+    from mental_health_hpo.checkpointing._errors import CheckpointIntegrityError
 
     study = tmp_path / "study_tie"
     shutil.copytree(tie_study, study)

@@ -21,6 +21,7 @@ from mental_health_hpo.hpo.preflight import StudyConfigError, validate_before_fi
 from mental_health_hpo.hpo.results import NoCompletedTrialError, study_result
 from mental_health_hpo.hpo.runner import StudyRunner, StudyStoppedError, TrialContext, TrialStopped
 from mental_health_hpo.hpo.trial_folder import TrialFolder
+from mental_health_hpo.workspace.locks import FileStudyLock
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "training"))
 from data_helpers import make_model_input
@@ -180,6 +181,11 @@ def test_a_study_without_a_completed_trial_has_no_result(tmp_path: Path) -> None
             setup.study_dir,
             "val_f1_macro",
             coordination_for(config, tmp_path),
-            StudyRetention(tmp_path / "study_none", RetentionPolicy(), "val_f1_macro"),
+            StudyRetention(
+                tmp_path / "study_none",
+                RetentionPolicy(),
+                "val_f1_macro",
+                FileStudyLock(tmp_path / "study_none"),
+            ),
         )
     assert not (setup.study_dir / "study_result.json").exists()

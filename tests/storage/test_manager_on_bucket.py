@@ -22,9 +22,9 @@ from mental_health_hpo.checkpointing import (
     RetentionPolicy,
     read_manifest,
 )
-from mental_health_hpo.checkpointing.bucket_sweep import uncommitted_objects
-from mental_health_hpo.checkpointing.object_storage import ObjectStorage, UploadFailedError
-from mental_health_hpo.checkpointing.storage import walk
+from mental_health_hpo.checkpointing._bucket_sweep import uncommitted_objects
+from mental_health_hpo.checkpointing._object_storage import ObjectStorage, UploadFailedError
+from mental_health_hpo.checkpointing._storage import walk
 from tests.checkpointing.conftest import TinyNet, save_epochs
 
 WRITER = Path(__file__).with_name("manager_writer.py")

@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 import s3fs
 
-from mental_health_hpo.checkpointing.object_storage import (
+from mental_health_hpo.checkpointing._object_storage import (
     ObjectStorage,
     UploadFailedError,
     open_storage,
 )
-from mental_health_hpo.checkpointing.storage import Entry, LocalStorage, walk
+from mental_health_hpo.checkpointing._storage import Entry, LocalStorage, walk
 
 
 @pytest.fixture

@@ -1,128 +1,74 @@
 """Framework-free checkpoint core: atomic, verified, retention-managed checkpoints.
 
+This is the package's face; every other module here is private (``_``-prefixed; an
+import-linter contract keeps code outside the package off them), except two that are public by
+job: ``publish`` (publication of the best checkpoint) and ``cleanup`` (the orphan-cleanup
+command). Paths, atomic writes, hashing and the study lock are project-wide and live in
+``mental_health_hpo.workspace``.
+
+- A trial: :class:`RunCheckpoints` (a folder and the study's :class:`CheckpointSettings`) opens a
+  :class:`Checkpointer` once the model is built; :func:`open_checkpoints` picks the
+  implementation for :class:`CheckpointOptions` (the :class:`CheckpointManager`, or the disabled
+  or dry-run one). :class:`RetentionPolicy` (:func:`load_policy`) says what a trial keeps.
+- Reading: :func:`read_manifest` (its :class:`MetricRecord` journal), :func:`load_checkpoint_ref`
+  into a :class:`LoadedCheckpoint`, refused unless :func:`architecture_signature` matches.
+- A study: :class:`StudyRetention` when a trial ends; :func:`ranked_checkpoints` and
+  :func:`find_best_checkpoints` pick its best (:class:`CheckpointRef`); :func:`study_peak_bytes`
+  sizes it before it starts.
+- The errors callers handle: :class:`CheckpointError` and the two they tell apart.
+
 Never imports kedro or mlflow; the Kedro dataset lives in ``mental_health_hpo.datasets``.
 """
 
-from mental_health_hpo.checkpointing.atomic import atomic_write_bytes, atomic_write_file, fsync_dir
-from mental_health_hpo.checkpointing.checkpointer import (
+from mental_health_hpo.checkpointing._checkpointer import (
     NO_CHECKPOINTS,
     RunCheckpoints,
     open_checkpoints,
 )
-from mental_health_hpo.checkpointing.disk import (
-    DiskUsage,
-    disk_usage,
-    estimate_checkpoint_bytes,
-    estimate_retained_bytes,
-    preflight_check,
-)
-from mental_health_hpo.checkpointing.errors import (
-    AsyncSaveError,
+from mental_health_hpo.checkpointing._errors import (
     CheckpointError,
-    CheckpointIntegrityError,
     IncompatibleCheckpointError,
     InsufficientDiskSpaceError,
-    MetricNotFoundError,
-    PolicyError,
-    UnsafeCheckpointError,
 )
-from mental_health_hpo.checkpointing.layout import StudyLayout, TrialLayout
-from mental_health_hpo.checkpointing.manager import CheckpointManager
-from mental_health_hpo.checkpointing.manifest import (
-    CheckpointRecord,
-    FileEntry,
-    Manifest,
-    MetricRecord,
-    read_manifest,
-)
-from mental_health_hpo.checkpointing.null import DisabledCheckpoints, DryRunCheckpoints
-from mental_health_hpo.checkpointing.options import (
-    CheckpointOptions,
-    CheckpointSettings,
-    code_version,
-)
-from mental_health_hpo.checkpointing.orphans import Orphan, find_orphans, remove_orphans
-from mental_health_hpo.checkpointing.policy import (
-    NAMED_POLICIES,
-    RetentionPolicy,
-    load_policy,
-    parse_size,
-    policy_from_dict,
-)
-from mental_health_hpo.checkpointing.protocol import Checkpointer, SaveResult, validate_metric_name
-from mental_health_hpo.checkpointing.retention import RetentionPlan, plan_retention
-from mental_health_hpo.checkpointing.serialize import check_weights_only_safe
-from mental_health_hpo.checkpointing.signature import architecture_signature
-from mental_health_hpo.checkpointing.snapshot import SnapshotPool
-from mental_health_hpo.checkpointing.study import (
+from mental_health_hpo.checkpointing._manager import CheckpointManager
+from mental_health_hpo.checkpointing._manifest import MetricRecord, read_manifest
+from mental_health_hpo.checkpointing._options import CheckpointOptions, CheckpointSettings
+from mental_health_hpo.checkpointing._pressure import study_peak_bytes
+from mental_health_hpo.checkpointing._protocol import Checkpointer
+from mental_health_hpo.checkpointing._retention import RetentionPolicy, load_policy
+from mental_health_hpo.checkpointing._study import (
     CheckpointRef,
-    StudyRetentionReport,
-    apply_study_retention,
-    best_of_trial,
     find_best_checkpoints,
     ranked_checkpoints,
 )
-from mental_health_hpo.checkpointing.study_retention import FileStudyLock, StudyLock, StudyRetention
-from mental_health_hpo.checkpointing.verify import LoadedCheckpoint, load_checkpoint_ref
+from mental_health_hpo.checkpointing._study_retention import StudyRetention
+from mental_health_hpo.checkpointing._verify import (
+    LoadedCheckpoint,
+    architecture_signature,
+    load_checkpoint_ref,
+)
 
 __all__ = [
-    "NAMED_POLICIES",
     "NO_CHECKPOINTS",
-    "AsyncSaveError",
     "CheckpointError",
-    "CheckpointIntegrityError",
     "CheckpointManager",
     "CheckpointOptions",
-    "CheckpointRecord",
     "CheckpointRef",
     "CheckpointSettings",
     "Checkpointer",
-    "DisabledCheckpoints",
-    "DiskUsage",
-    "DryRunCheckpoints",
-    "FileEntry",
-    "FileStudyLock",
     "IncompatibleCheckpointError",
     "InsufficientDiskSpaceError",
     "LoadedCheckpoint",
-    "Manifest",
-    "MetricNotFoundError",
     "MetricRecord",
-    "Orphan",
-    "PolicyError",
-    "RetentionPlan",
     "RetentionPolicy",
     "RunCheckpoints",
-    "SaveResult",
-    "SnapshotPool",
-    "StudyLayout",
-    "StudyLock",
     "StudyRetention",
-    "StudyRetentionReport",
-    "TrialLayout",
-    "UnsafeCheckpointError",
-    "apply_study_retention",
     "architecture_signature",
-    "atomic_write_bytes",
-    "atomic_write_file",
-    "best_of_trial",
-    "check_weights_only_safe",
-    "code_version",
-    "disk_usage",
-    "estimate_checkpoint_bytes",
-    "estimate_retained_bytes",
     "find_best_checkpoints",
-    "find_orphans",
-    "fsync_dir",
     "load_checkpoint_ref",
     "load_policy",
     "open_checkpoints",
-    "parse_size",
-    "plan_retention",
-    "policy_from_dict",
-    "preflight_check",
     "ranked_checkpoints",
     "read_manifest",
-    "remove_orphans",
-    "validate_metric_name",
+    "study_peak_bytes",
 ]

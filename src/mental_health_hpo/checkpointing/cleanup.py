@@ -11,7 +11,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from mental_health_hpo.checkpointing.orphans import (
+from mental_health_hpo.checkpointing._recovery import (
     Orphan,
     find_orphans,
     remove_orphans,

@@ -1,5 +1,6 @@
 """Kedro datasets of the project (the only package here that imports kedro)."""
 
+from mental_health_hpo.checkpointing.publish import PublishedRecord
 from mental_health_hpo.datasets.checkpoint_dataset import (
     BestCheckpoint,
     CheckpointDataset,
@@ -7,7 +8,6 @@ from mental_health_hpo.datasets.checkpoint_dataset import (
 )
 from mental_health_hpo.datasets.outdated_dataset import OutdatedDataset
 from mental_health_hpo.datasets.plotly_html_dataset import PlotlyHTMLDataset
-from mental_health_hpo.datasets.published_record import PublishedRecord
 
 __all__ = [
     "BestCheckpoint",

@@ -20,20 +20,18 @@ from typing import Any, ClassVar
 from kedro.io.core import AbstractDataset, DatasetError
 
 from mental_health_hpo.checkpointing import CheckpointError, CheckpointRef, ranked_checkpoints
-from mental_health_hpo.checkpointing.layout import PublishedLayout, StudyLayout, TrialLayout
 from mental_health_hpo.checkpointing.publish import (
-    clear_published,
-    publish_checkpoints,
-    recover_published,
-)
-from mental_health_hpo.datasets.published_record import (
     RECORD_NAME,
     PublishedRecord,
     best_of_folder,
+    clear_published,
+    publish_checkpoints,
     read_record,
     record_of,
+    recover_published,
 )
 from mental_health_hpo.ops.locations import local_folder
+from mental_health_hpo.workspace.layout import PublishedLayout, StudyLayout, TrialLayout
 
 logger = logging.getLogger(__name__)
 

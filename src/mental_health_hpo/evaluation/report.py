@@ -29,13 +29,13 @@ from typing import Any
 
 from jsonschema import Draft7Validator, FormatChecker
 
-from mental_health_hpo.checkpointing import atomic_write_bytes
-from mental_health_hpo.checkpointing.layout import TrialLayout
 from mental_health_hpo.evaluation.baselines import BaselineResult, split_ids
 from mental_health_hpo.evaluation.paper import paper_reference
 from mental_health_hpo.evaluation.run import CheckpointEvaluation
 from mental_health_hpo.evaluation.selection import Selection, study_id_of, trial_records
 from mental_health_hpo.metrics import flatten_metrics
+from mental_health_hpo.workspace.atomic import atomic_write_bytes
+from mental_health_hpo.workspace.layout import TrialLayout
 
 REPORT_NAME = "evaluation_report.json"
 SUMMARY_NAME = "summary_report.json"

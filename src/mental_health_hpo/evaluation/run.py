@@ -23,7 +23,6 @@ from mental_health_hpo.checkpointing import (
     architecture_signature,
     load_checkpoint_ref,
 )
-from mental_health_hpo.checkpointing.manifest import WEIGHTS_FILE
 from mental_health_hpo.data.splits import require_rows
 from mental_health_hpo.metrics import flatten_metrics, validation_metrics
 from mental_health_hpo.metrics.thresholds import (
@@ -34,6 +33,7 @@ from mental_health_hpo.metrics.thresholds import (
 )
 from mental_health_hpo.model import DualAgentModel, ModelConfig, build_model
 from mental_health_hpo.training.inference import predict
+from mental_health_hpo.workspace.layout import WEIGHTS_FILE
 
 
 @dataclass

@@ -25,13 +25,13 @@ from pathlib import Path
 from typing import Any
 
 from mental_health_hpo.checkpointing import CheckpointRef, find_best_checkpoints
-from mental_health_hpo.checkpointing.layout import (
+from mental_health_hpo.ops.locations import local_folder
+from mental_health_hpo.workspace.layout import (
     StudyLayout,
     TrialLayout,
     study_dirs,
 )
-from mental_health_hpo.checkpointing.layout import study_id_of as _study_id_of
-from mental_health_hpo.ops.locations import local_folder
+from mental_health_hpo.workspace.layout import study_id_of as _study_id_of
 
 COMPLETED = "completed"
 

@@ -6,7 +6,6 @@ reaches the objective through a protocol.
 
 from mental_health_hpo.hpo.coordination import Coordination, coordination_for
 from mental_health_hpo.hpo.leases import Heartbeat, Lease, LeaseStore, Worker
-from mental_health_hpo.hpo.locks import AdvisoryStudyLock, FileStudyLock
 from mental_health_hpo.hpo.runner import (
     StudyHooks,
     StudyRunner,
@@ -21,7 +20,6 @@ from mental_health_hpo.hpo.tally import Progress, Tally
 __all__ = [
     "AdvisoryStudyLock",
     "Coordination",
-    "FileStudyLock",
     "Heartbeat",
     "Lease",
     "LeaseStore",

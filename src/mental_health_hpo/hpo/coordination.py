@@ -3,8 +3,10 @@
 Built from the study's storage URL, so every worker that reaches the database agrees:
 
 - ``postgresql://`` (many hosts): leases in a table of that database, PostgreSQL advisory locks;
-- ``sqlite:///`` (one host): leases in the same SQLite file, ``flock`` beside it;
-- ``journal:///`` (one host): leases in a SQLite file beside the journal, ``flock`` beside it.
+- ``sqlite:///`` (one host): leases in the same SQLite file, a file lock in the study folder;
+- ``journal:///`` (one host): leases in a SQLite file beside the journal, the same file lock.
+
+This is the one place that picks a ``workspace.locks.StudyLock`` implementation.
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from mental_health_hpo.hpo.leases import LeaseStore, Worker
-from mental_health_hpo.hpo.locks import AdvisoryStudyLock, FileStudyLock
+from mental_health_hpo.hpo.locks import AdvisoryStudyLock
 from mental_health_hpo.hpo.study import StudyConfig, journal_path, resolve_storage_url
+from mental_health_hpo.workspace.locks import FileStudyLock, StudyLock
 
 #: Seconds SQLite waits on another process's write before "database is locked".
 SQLITE_BUSY_TIMEOUT_S = 60
@@ -28,7 +31,7 @@ class Coordination:
     """The lease store, the study lock and this worker's identity."""
 
     leases: LeaseStore
-    lock: AdvisoryStudyLock | FileStudyLock
+    lock: StudyLock
     worker: Worker = field(default_factory=Worker)
 
 
@@ -48,12 +51,10 @@ def coordination_for(config: StudyConfig, project_root: Path) -> Coordination:
         engine = lease_engine(f"sqlite:///{journal}.leases.db")
         return Coordination(
             LeaseStore(engine, config.name, config.lease_s),
-            FileStudyLock(journal.parent / ".locks", config.name),
+            FileStudyLock(config.study_dir(project_root)),
         )
     engine = lease_engine(url)
     store = LeaseStore(engine, config.name, config.lease_s)
     if engine.dialect.name == "postgresql":
         return Coordination(store, AdvisoryStudyLock(engine, config.name))
-    database = engine.url.database
-    folder = Path(database).parent if database else Path(config.experiments_dir)
-    return Coordination(store, FileStudyLock(folder / ".locks", config.name))
+    return Coordination(store, FileStudyLock(config.study_dir(project_root)))

@@ -1,28 +1,19 @@
-"""Study-level locks that hold wherever the workers of a study run.
+"""The study lock for workers on many hosts: PostgreSQL advisory locks.
 
-A study's shared steps (claiming the next trial, study retention, publishing the best
-checkpoint, writing the study result, creating the study's MLflow parent run) must be done by
-one worker at a time, across hosts. ``flock`` on a shared folder is not that: NFS does not
-honour it reliably. So:
-
-- PostgreSQL (many hosts): a session-level advisory lock, on its own connection, keyed by the
-  study and the purpose. The server drops it when the holder's connection dies, even by SIGKILL.
-- SQLite and journal files are one host by definition (SQLite over NFS corrupts): an ``flock``
-  on a file beside the database is enough there, and it too dies with its process.
-
-Both satisfy the checkpoint core's ``StudyLock`` protocol: ``hold(purpose)`` is a context manager.
+``flock`` on a shared folder does not hold across hosts (NFS does not honour it reliably), so a
+study on PostgreSQL locks in its database: a session-level advisory lock, on its own connection,
+keyed by the study and the purpose. The server drops it when the holder's connection dies, even
+by SIGKILL. It is the second of the two ``workspace.locks.StudyLock`` implementations (the file
+lock, for one host, lives there); ``hpo.coordination`` picks one.
 """
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import logging
-import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -60,22 +51,3 @@ class AdvisoryStudyLock:
             finally:
                 connection.execute(sa.text("SELECT pg_advisory_unlock(:key)"), {"key": key})
                 connection.commit()
-
-
-class FileStudyLock:
-    """``flock`` on ``<folder>/.<study>.<purpose>.lock``: one host only (SQLite, journal)."""
-
-    def __init__(self, folder: Path, study: str) -> None:
-        self.folder = folder
-        self.study = study
-
-    @contextmanager
-    def hold(self, purpose: str) -> Iterator[None]:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        safe = re.sub(r"[^A-Za-z0-9_.-]", "_", f"{self.study}.{purpose}")
-        with (self.folder / f".{safe}.lock").open("a+") as handle:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)

@@ -21,15 +21,15 @@ from typing import Any
 import optuna
 import pandas as pd
 
-from mental_health_hpo.checkpointing import atomic_write_bytes, find_best_checkpoints
-from mental_health_hpo.checkpointing.layout import STUDY_RESULT_NAME, StudyLayout
-from mental_health_hpo.checkpointing.layout import trial_id as trial_folder_name
-from mental_health_hpo.checkpointing.study_retention import StudyRetention
+from mental_health_hpo.checkpointing import StudyRetention, find_best_checkpoints
 from mental_health_hpo.hpo.coordination import Coordination
 from mental_health_hpo.hpo.study import StudyConfig, storage_for_display
 from mental_health_hpo.hpo.tally import FINISHED, Tally, best_of
 from mental_health_hpo.hpo.trial_folder import TrialFolder
 from mental_health_hpo.ops import mask_obj, mask_secrets
+from mental_health_hpo.workspace.atomic import atomic_write_bytes
+from mental_health_hpo.workspace.layout import STUDY_RESULT_NAME, StudyLayout
+from mental_health_hpo.workspace.layout import trial_id as trial_folder_name
 
 RESULT_NAME = STUDY_RESULT_NAME
 

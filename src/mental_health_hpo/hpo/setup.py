@@ -19,8 +19,7 @@ import sqlalchemy as sa
 from optuna.storages import RDBStorage
 from optuna.trial import FrozenTrial
 
-from mental_health_hpo.checkpointing import CheckpointSettings, load_policy
-from mental_health_hpo.checkpointing.study_retention import StudyRetention
+from mental_health_hpo.checkpointing import CheckpointSettings, StudyRetention, load_policy
 from mental_health_hpo.hpo.coordination import Coordination, coordination_for
 from mental_health_hpo.hpo.leases import LeaseStore
 from mental_health_hpo.hpo.objective import TrialPublisher

@@ -20,9 +20,9 @@ import sqlalchemy
 from optuna.storages import BaseStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend, JournalStorage
 
-from mental_health_hpo.checkpointing.layout import StudyLayout
 from mental_health_hpo.hpo.search_space import SearchSpace
 from mental_health_hpo.ops.locations import local_folder
+from mental_health_hpo.workspace.layout import StudyLayout
 
 SamplerName = Literal["tpe", "random", "grid"]
 PrunerName = Literal["none", "median", "percentile", "hyperband"]

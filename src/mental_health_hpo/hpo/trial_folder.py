@@ -1,11 +1,10 @@
-"""One folder per trial, its lifecycle record, and the lock that tells a live trial from a dead one.
+"""One folder per trial and its lifecycle record.
 
 ``experiments/study_<id>/trial_<number>/`` holds ``checkpoints/``, ``logs/``, ``trial.json`` (the
 lifecycle: queued, preparing, running, finishing, then completed, failed or pruned, with times,
 the MLflow run id and the error of a failed trial) and ``logs/work.jsonl`` (which process trained
 which epoch). Who owns a running trial is not recorded here but in the study database (a lease,
-see :mod:`mental_health_hpo.hpo.leases`), which holds across hosts; ``lock()`` is a same-host
-``flock`` kept for tools that look at one folder.
+see :mod:`mental_health_hpo.hpo.leases`), which holds across hosts.
 """
 
 from __future__ import annotations
@@ -19,8 +18,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from mental_health_hpo.checkpointing.atomic import atomic_write_bytes
-from mental_health_hpo.checkpointing.layout import StudyLayout, TrialLayout
+from mental_health_hpo.workspace.atomic import atomic_write_bytes
+from mental_health_hpo.workspace.layout import StudyLayout, TrialLayout
 
 LifecycleState = Literal[
     "queued", "preparing", "running", "finishing", "completed", "failed", "pruned"

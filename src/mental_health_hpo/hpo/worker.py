@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from mental_health_hpo.checkpointing import code_version
+from mental_health_hpo import code_version
 from mental_health_hpo.hpo.coordination import Coordination
 from mental_health_hpo.hpo.objective import TrainingObjective
 from mental_health_hpo.hpo.results import check_complete, plots, study_result, trials_table

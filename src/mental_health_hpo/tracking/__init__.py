@@ -8,7 +8,8 @@ from mental_health_hpo.tracking.breaker import (
     TrackerUnavailableError,
 )
 from mental_health_hpo.tracking.buffer import MetricPoint, MetricsBuffer
-from mental_health_hpo.tracking.mlflow_tracker import TrialTracker, flatten_params
+from mental_health_hpo.tracking.masking import flatten_params
+from mental_health_hpo.tracking.mlflow_tracker import TrialTracker
 from mental_health_hpo.tracking.pending import PendingRuns, is_pending
 
 __all__ = [

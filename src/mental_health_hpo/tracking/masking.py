@@ -18,12 +18,16 @@ import contextlib
 import functools
 import io
 import sys
+from collections.abc import Mapping
 from typing import Any
 
 from mlflow.entities import Param, RunTag
 from mlflow.tracking import MlflowClient
 
+from mental_health_hpo.mappings import flatten
 from mental_health_hpo.ops import mask_named, mask_obj, mask_secrets
+
+MAX_PARAM_LENGTH = 6000
 
 _INSTALLED = False
 
@@ -97,3 +101,12 @@ def _mask_run_links() -> None:
                 sys.stdout.write(mask_secrets(captured.getvalue()))
 
     TrackingServiceClient._log_url = _log_url  # type: ignore[method-assign]
+
+
+def flatten_params(params: Mapping[str, Any]) -> dict[str, str]:
+    """``{"model": {"loss": "bce"}}`` -> ``{"model.loss": "bce"}``: masked strings, MLflow-sized.
+
+    A param named like a secret (``api_key``, ``hub.token``...) is masked whole, whatever its
+    value looks like (see ``ops.masking.mask_named``).
+    """
+    return {k: mask_named(k, str(v))[:MAX_PARAM_LENGTH] for k, v in flatten(params).items()}

@@ -28,18 +28,17 @@ from typing import Any, Protocol, TypeVar
 from mlflow.entities import Metric, Param, RunStatus, RunTag
 from mlflow.tracking import MlflowClient
 
-from mental_health_hpo.checkpointing.layout import MLFLOW_PENDING_NAME
 from mental_health_hpo.crash_points import crash_point
-from mental_health_hpo.mappings import flatten
 from mental_health_hpo.ops import mask_named, mask_obj
 from mental_health_hpo.tracking.abandoned import HEARTBEAT_TAG, OWNER_TAG, STUDY_TAG, owner_id
 from mental_health_hpo.tracking.breaker import CircuitBreaker, TrackerUnavailableError
 from mental_health_hpo.tracking.buffer import MetricPoint, MetricsBuffer
+from mental_health_hpo.tracking.masking import flatten_params
 from mental_health_hpo.tracking.pending import PendingRun, PendingRuns, is_pending
+from mental_health_hpo.workspace.layout import MLFLOW_PENDING_NAME
 
 logger = logging.getLogger(__name__)
 
-MAX_PARAM_LENGTH = 6000
 _BATCH = 500
 T = TypeVar("T")
 
@@ -61,15 +60,6 @@ class JournalRecord(Protocol):
 
     @property
     def timestamp_ms(self) -> int: ...
-
-
-def flatten_params(params: Mapping[str, Any]) -> dict[str, str]:
-    """``{"model": {"loss": "bce"}}`` -> ``{"model.loss": "bce"}``: masked strings, MLflow-sized.
-
-    A param named like a secret (``api_key``, ``hub.token``...) is masked whole, whatever its
-    value looks like (see ``ops.masking.mask_named``).
-    """
-    return {k: mask_named(k, str(v))[:MAX_PARAM_LENGTH] for k, v in flatten(params).items()}
 
 
 class TrialTracker:

@@ -25,7 +25,7 @@ from typing import Any
 
 from filelock import FileLock
 
-from mental_health_hpo.checkpointing.atomic import atomic_write_bytes
+from mental_health_hpo.workspace.atomic import atomic_write_bytes
 
 PENDING_PREFIX = "pending-"
 

@@ -15,14 +15,14 @@ from pathlib import Path
 from typing import Any
 
 from mental_health_hpo.checkpointing import (
-    CheckpointRecord,
+    IncompatibleCheckpointError,
+    LoadedCheckpoint,
     MetricRecord,
-    TrialLayout,
     architecture_signature,
 )
-from mental_health_hpo.checkpointing.errors import IncompatibleCheckpointError
 from mental_health_hpo.model import DualAgentModel, ModelConfig
 from mental_health_hpo.training.config import TrainerConfig
+from mental_health_hpo.workspace.layout import TrialLayout
 
 #: What ``on_metrics`` receives: committed records, in step order.
 MetricsCallback = Callable[[list[MetricRecord]], None]
@@ -66,9 +66,10 @@ def architecture_of(net: DualAgentModel) -> dict[str, Any]:
     return architecture_signature(net, heads)
 
 
-def check_same_config(record: CheckpointRecord, expected: str, directory: object) -> None:
+def check_same_config(loaded: LoadedCheckpoint, expected: str, directory: object) -> None:
     """Refuse to resume a checkpoint written by another configuration (the manager only records
     the hash): mixing two configurations' optimizer states and schedules is never intended."""
+    record = loaded.record
     found = str(getattr(record, "config_hash", "") or "")
     if found and found != expected:
         raise IncompatibleCheckpointError(

@@ -275,7 +275,7 @@ def _resume_finished(
         loaded = checkpoints.load(str(last.checkpoint_id))
     except CheckpointError:  # pruned or corrupt: resume from the newest full one instead
         return None
-    check_same_config(loaded.record, expected_hash, directory)
+    check_same_config(loaded, expected_hash, directory)
     logger.info(
         "%s: all %d epochs were committed; nothing left to train",
         trial_label(directory),
@@ -302,7 +302,7 @@ def _resume(
     loaded = checkpoints.load_latest()
     if loaded is None or loaded.training_state is None:
         return None
-    check_same_config(loaded.record, expected_hash, directory)
+    check_same_config(loaded, expected_hash, directory)
     loop.net.load_state_dict(loaded.weights)
     state.restore(loaded.training_state, loop.sampler, loop.optimization)
     journal = [r for r in checkpoints.history() if r.step <= state.global_step]

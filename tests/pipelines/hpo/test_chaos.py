@@ -42,15 +42,15 @@ from conftest import REPO_ROOT, copy_project
 from servers import MlflowServer, OutageProxy
 
 import mental_health_hpo
-from mental_health_hpo.checkpointing.layout import (
+from mental_health_hpo.crash_points import CRASH_ENV, LOG_ENV, PAUSE_ENV, PAUSE_FILE_ENV
+from mental_health_hpo.tracking.abandoned import OWNER_TAG
+from mental_health_hpo.tracking.pending import PendingRuns, is_pending
+from mental_health_hpo.workspace.layout import (
     MLFLOW_PENDING_NAME,
     PublishedLayout,
     StudyLayout,
     is_temp_name,
 )
-from mental_health_hpo.crash_points import CRASH_ENV, LOG_ENV, PAUSE_ENV, PAUSE_FILE_ENV
-from mental_health_hpo.tracking.abandoned import OWNER_TAG
-from mental_health_hpo.tracking.pending import PendingRuns, is_pending
 
 pytestmark = pytest.mark.slow
 

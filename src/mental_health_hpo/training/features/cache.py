@@ -18,11 +18,11 @@ from typing import Any
 
 import pandas as pd
 
-from mental_health_hpo.checkpointing.atomic import atomic_write_file, make_dir_durable
 from mental_health_hpo.model.config import InputFormat, ModelConfig
 from mental_health_hpo.training.features.gold_table import REQUIRED_COLUMNS
 from mental_health_hpo.training.features.tokenization import build_features
 from mental_health_hpo.training.features.window_features import FEATURES_VERSION, WindowFeatures
+from mental_health_hpo.workspace.atomic import atomic_write_file, make_dir_durable
 
 logger = logging.getLogger(__name__)
 

@@ -13,9 +13,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
-from mental_health_hpo.checkpointing.layout import TEMP_PREFIX as TMP_PREFIX
-from mental_health_hpo.checkpointing.layout import is_temp_name as is_temp_name
 from mental_health_hpo.crash_points import crash_point
+from mental_health_hpo.workspace.layout import TEMP_PREFIX as TMP_PREFIX
+from mental_health_hpo.workspace.layout import is_temp_name as is_temp_name
 
 
 def temp_path_for(target: Path) -> Path:

@@ -20,14 +20,14 @@ Why this shape:
   when the uploads lag a whole epoch), however many trials it runs and however many checkpoints
   retention keeps in the bucket; retention's deletes drop local copies at once and the bucket's
   in queue order.
-* **Commits are conditional, by the store's own means** (:mod:`.bucket_preconditions`):
-  ``if_absent`` is ``If-None-Match: *``, decided by the bucket at once (a lost race is told to
-  the caller); the manifest is replaced only ``If-Match`` the ETag this worker last saw; a
-  checkpoint's objects are created only if absent; deletes and copies are fenced by the
-  manifest's ETag. A worker that lost its trial (the study database's lease decides) fails
-  instead of overwriting or deleting its successor's checkpoints.
+* **Commits are conditional, by the store's own means** (``_bucket_preconditions``): ``if_absent``
+  is ``If-None-Match: *``, decided by the bucket at once (a lost race is told to the caller);
+  the manifest is replaced only ``If-Match`` the ETag this worker last saw; a checkpoint's
+  objects are created only if absent; deletes and copies are fenced by the manifest's ETag. A
+  worker that lost its trial (the lease decides) fails instead of overwriting or deleting its
+  successor's checkpoints.
 * **No hand-written S3 client:** fsspec with s3fs (``pip install '.[s3]'``); endpoint and keys
-  come the ecosystem's way (``AWS_ENDPOINT_URL``, ...). GCS (generation preconditions): not yet.
+  the ecosystem's way (``AWS_ENDPOINT_URL``, ...); GCS (generation preconditions) not yet.
 """
 
 from __future__ import annotations
@@ -40,10 +40,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
-from mental_health_hpo.checkpointing.bucket_preconditions import WriteConditions as Conditions
-from mental_health_hpo.checkpointing.bucket_preconditions import is_precondition_failure
-from mental_health_hpo.checkpointing.layout import MANIFEST_NAME
-from mental_health_hpo.checkpointing.storage import (
+from mental_health_hpo.checkpointing._bucket_preconditions import WriteConditions as Conditions
+from mental_health_hpo.checkpointing._bucket_preconditions import is_precondition_failure
+from mental_health_hpo.checkpointing._storage import (
     Entry,
     LocalFile,
     LocalStorage,
@@ -51,6 +50,7 @@ from mental_health_hpo.checkpointing.storage import (
     put_staged,
 )
 from mental_health_hpo.crash_points import crash_point
+from mental_health_hpo.workspace.layout import MANIFEST_NAME
 
 Keys = list[str]  # inside the class, ``list`` is :meth:`ObjectStorage.list`
 #: Objects up to this size are uploaded in one request, which carries the conditions.
@@ -384,8 +384,7 @@ class ObjectStorage:
 
     def local_path(self, key: str) -> Path | None:
         """The cached file of an object this storage committed (memory-mappable); None for the
-        root (there is no local folder of the trial) and for what only the bucket holds (loads
-        stream through :meth:`open`)."""
+        root (no local folder) and for what only the bucket holds (loads stream via ``open``)."""
         with self._own_lock:
             return self.cache.local_path(key) if key in self._own else None
 

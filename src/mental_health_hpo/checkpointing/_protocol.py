@@ -1,8 +1,8 @@
 """What the trainer sees of checkpointing: one protocol, three implementations.
 
-:class:`~mental_health_hpo.checkpointing.manager.CheckpointManager` writes for real;
-:class:`~mental_health_hpo.checkpointing.null.DisabledCheckpoints` and
-:class:`~mental_health_hpo.checkpointing.null.DryRunCheckpoints` write nothing. The trainer never
+:class:`~mental_health_hpo.checkpointing._manager.CheckpointManager` writes for real;
+:class:`~mental_health_hpo.checkpointing._null.DisabledCheckpoints` and
+:class:`~mental_health_hpo.checkpointing._null.DryRunCheckpoints` write nothing. The trainer never
 asks which one it holds.
 """
 
@@ -16,10 +16,10 @@ from typing import Any, Protocol
 
 import torch
 
-from mental_health_hpo.checkpointing.errors import MetricNotFoundError
-from mental_health_hpo.checkpointing.manifest import CheckpointRecord, MetricRecord
-from mental_health_hpo.checkpointing.retention import RetentionPlan
-from mental_health_hpo.checkpointing.verify import LoadedCheckpoint
+from mental_health_hpo.checkpointing._errors import MetricNotFoundError
+from mental_health_hpo.checkpointing._manifest import CheckpointRecord, MetricRecord
+from mental_health_hpo.checkpointing._retention import RetentionPlan
+from mental_health_hpo.checkpointing._verify import LoadedCheckpoint
 
 
 @dataclass

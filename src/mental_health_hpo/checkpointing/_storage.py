@@ -52,8 +52,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
-from mental_health_hpo.checkpointing.atomic import fsync_dir, make_dir_durable
-from mental_health_hpo.checkpointing.layout import TEMP_PREFIX
+from mental_health_hpo.workspace.atomic import fsync_dir, make_dir_durable
+from mental_health_hpo.workspace.layout import TEMP_PREFIX
 
 
 @dataclass(frozen=True)

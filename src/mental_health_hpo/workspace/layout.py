@@ -25,6 +25,7 @@ MLFLOW_BUFFERS_DIRNAME = "mlflow_buffers"  # one metrics outage buffer per worke
 MLFLOW_PENDING_NAME = "mlflow_pending_runs.json"  # beside the buffers: runs not created yet
 MANIFEST_NAME = "manifest.json"
 PREVIOUS_MANIFEST_NAME = "manifest.prev.json"
+LOCKS_DIRNAME = ".locks"  # in the study folder: one file lock per purpose (one host)
 RECORD_NAME = "record.json"  # each checkpoint folder's own copy of its manifest record
 PUBLISHED_RECORD_NAME = "published.json"  # the trial record beside published checkpoints
 WEIGHTS_FILE = "model.safetensors"

@@ -7,12 +7,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mental_health_hpo.checkpointing.manager import CheckpointManager
-from mental_health_hpo.checkpointing.manifest import MetricRecord
-from mental_health_hpo.checkpointing.null import DisabledCheckpoints, DryRunCheckpoints
-from mental_health_hpo.checkpointing.options import CheckpointOptions, CheckpointSettings
-from mental_health_hpo.checkpointing.protocol import Checkpointer
-from mental_health_hpo.checkpointing.snapshot import SnapshotPool
+from mental_health_hpo.checkpointing._manager import CheckpointManager
+from mental_health_hpo.checkpointing._manifest import MetricRecord
+from mental_health_hpo.checkpointing._null import DisabledCheckpoints, DryRunCheckpoints
+from mental_health_hpo.checkpointing._options import CheckpointOptions, CheckpointSettings
+from mental_health_hpo.checkpointing._protocol import Checkpointer
+from mental_health_hpo.checkpointing._writers import SnapshotPool
 
 
 def open_checkpoints(

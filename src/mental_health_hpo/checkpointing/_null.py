@@ -14,10 +14,8 @@ from typing import Any
 
 import torch
 
-from mental_health_hpo.checkpointing.disk import OVERHEAD_BYTES, human_bytes, tensor_bytes
-from mental_health_hpo.checkpointing.errors import CheckpointError
-from mental_health_hpo.checkpointing.layout import STATE_FILE, WEIGHTS_FILE, checkpoint_id
-from mental_health_hpo.checkpointing.manifest import (
+from mental_health_hpo.checkpointing._errors import CheckpointError
+from mental_health_hpo.checkpointing._manifest import (
     FLAG_BEST,
     KIND_FULL,
     KIND_WEIGHTS,
@@ -28,14 +26,16 @@ from mental_health_hpo.checkpointing.manifest import (
     read_manifest,
     utc_now,
 )
-from mental_health_hpo.checkpointing.options import CheckpointOptions
-from mental_health_hpo.checkpointing.protocol import (
+from mental_health_hpo.checkpointing._options import CheckpointOptions
+from mental_health_hpo.checkpointing._pressure import OVERHEAD_BYTES, human_bytes, tensor_bytes
+from mental_health_hpo.checkpointing._protocol import (
     ContextManaged,
     SaveResult,
     validate_metric_name,
 )
-from mental_health_hpo.checkpointing.retention import apply_plan, plan_retention
-from mental_health_hpo.checkpointing.verify import LoadedCheckpoint, load_newest_full
+from mental_health_hpo.checkpointing._retention import apply_plan, plan_retention
+from mental_health_hpo.checkpointing._verify import LoadedCheckpoint, load_newest_full
+from mental_health_hpo.workspace.layout import STATE_FILE, WEIGHTS_FILE, checkpoint_id
 
 logger = logging.getLogger(__name__)
 

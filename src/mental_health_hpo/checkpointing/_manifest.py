@@ -14,16 +14,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from mental_health_hpo.checkpointing.errors import CheckpointError
-from mental_health_hpo.checkpointing.layout import (
+from mental_health_hpo.checkpointing._errors import CheckpointError
+from mental_health_hpo.checkpointing._storage import Storage, as_storage
+from mental_health_hpo.crash_points import crash_point
+from mental_health_hpo.workspace.layout import (
     MANIFEST_NAME,
     PREVIOUS_MANIFEST_NAME,
     STATE_FILE,
 )
-from mental_health_hpo.checkpointing.layout import WEIGHTS_FILE as WEIGHTS_FILE
-from mental_health_hpo.checkpointing.layout import checkpoint_id as checkpoint_id
-from mental_health_hpo.checkpointing.storage import Storage, as_storage
-from mental_health_hpo.crash_points import crash_point
+from mental_health_hpo.workspace.layout import WEIGHTS_FILE as WEIGHTS_FILE
+from mental_health_hpo.workspace.layout import checkpoint_id as checkpoint_id
 
 logger = logging.getLogger(__name__)
 

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 import shutil
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 
-from mental_health_hpo.checkpointing.errors import InsufficientDiskSpaceError
-from mental_health_hpo.checkpointing.policy import RetentionPolicy
+from mental_health_hpo.checkpointing._errors import InsufficientDiskSpaceError
+from mental_health_hpo.checkpointing._manifest import utc_now
+from mental_health_hpo.checkpointing._retention import RetentionPolicy
+from mental_health_hpo.workspace.atomic import atomic_write_bytes, remove_durably
+from mental_health_hpo.workspace.layout import StudyLayout
 
 OVERHEAD_BYTES = 1024 * 1024  # manifest, safetensors header, pickle framing
 
@@ -77,6 +82,20 @@ def estimate_retained_bytes(full_bytes: int, weights_bytes: int, policy: Retenti
     """Peak bytes one trial needs: retained full + best copies + the new one before pruning."""
     full_kept = max(policy.keep_last_n, 1) + 1
     return full_kept * full_bytes + policy.keep_best_k_max * weights_bytes
+
+
+def study_peak_bytes(n_params: int, policy: RetentionPolicy) -> int:
+    """Peak disk of a study of a float32 model of ``n_params`` under ``policy``.
+
+    For the environment check before a study starts: the kept best trials plus the one running
+    now, each with its retained full checkpoints (weights and AdamW's two moments) and best
+    weights; capped by the policy's ``max_total_size``.
+    """
+    weights = {"model": torch.empty(n_params, dtype=torch.float32, device="meta")}
+    weights_bytes = n_params * 4
+    full = estimate_checkpoint_bytes(weights) + 2 * weights_bytes
+    per_trial = estimate_retained_bytes(full, weights_bytes, policy)
+    return min(per_trial * (policy.keep_best_trials + 1), max(policy.max_total_size, per_trial))
 
 
 def largest_artifacts(roots: Iterable[str | Path], limit: int = 5) -> list[tuple[str, int]]:
@@ -155,3 +174,106 @@ def preflight_check(
     if usage.free < needed:
         raise insufficient_space_error(directory, needed)
     return needed
+
+
+# Disk pressure: make room before a save, or fail with a message that says how.
+#
+# Before each save the controller checks that the checkpoint fits and leaves the free-space
+# threshold of the policy. When it does not, it escalates, each step only inside this trial:
+#
+# 1. wait for the save in flight, then measure again;
+# 2. drop every unprotected checkpoint of this trial (the newest resumable one and the best stay);
+# 3. enter emergency retention for the whole study: a marker file tells every trial that opens
+#    later, and the study-retention service, to keep one best checkpoint per trial and one best
+#    trial. Sibling trials are pruned by that service under the study lock, never from here.
+#
+# If the checkpoint still does not fit, the save fails with :class:`InsufficientDiskSpaceError`
+# and the checkpoints already written are kept. Emergency mode ends when the study-retention
+# service finds the free space back above the threshold.
+logger = logging.getLogger(__name__)
+
+
+class DiskGuard(Protocol):
+    def ensure_space(
+        self, needed: int, flush: Callable[[], None], prune: Callable[[], int]
+    ) -> bool:
+        """Make room for ``needed`` bytes; True when emergency retention is now in force."""
+        ...
+
+
+class UnwatchedDisk:
+    """No checks: for callers that manage space themselves (benchmarks, a scratch folder)."""
+
+    def ensure_space(
+        self, needed: int, flush: Callable[[], None], prune: Callable[[], int]
+    ) -> bool:
+        return False
+
+
+def in_emergency(study: StudyLayout | None) -> bool:
+    return study is not None and study.pressure_marker.exists()
+
+
+def enter_emergency(study: StudyLayout | None) -> None:
+    if study is not None and not study.pressure_marker.exists():
+        payload = json.dumps({"since": utc_now()}).encode() + b"\n"
+        atomic_write_bytes(study.pressure_marker, payload)
+        logger.warning("study %s enters emergency retention (disk pressure)", study.path)
+
+
+def leave_emergency_if_relieved(study: StudyLayout, threshold_percent: float) -> bool:
+    """Remove the marker once free space is back above the threshold; True when it did."""
+    if not study.pressure_marker.exists():
+        return False
+    if disk_usage(study.path).free_percent <= threshold_percent:
+        return False
+    remove_durably(study.pressure_marker)
+    logger.info(
+        "study %s: free space is back above %s%%; normal retention", study.path, threshold_percent
+    )
+    return True
+
+
+class DiskWatch:
+    """The escalation above, for one trial's checkpoints folder."""
+
+    def __init__(
+        self, directory: Path, threshold_percent: float, study: StudyLayout | None
+    ) -> None:
+        self.directory = directory
+        self.threshold_percent = threshold_percent
+        self.study = study
+
+    def _fits(self, needed: int) -> tuple[bool, bool]:
+        """(fits at all, fits and stays above the free-space threshold)."""
+        usage = disk_usage(self.directory)
+        threshold = usage.total * self.threshold_percent / 100
+        return usage.free >= needed, usage.free - needed >= threshold
+
+    def ensure_space(
+        self, needed: int, flush: Callable[[], None], prune: Callable[[], int]
+    ) -> bool:
+        fits, comfortable = self._fits(needed)
+        if comfortable:
+            return False
+        flush()  # measure without a save in flight
+        fits, comfortable = self._fits(needed)
+        if comfortable:
+            return False
+        logger.warning(
+            "free space below %s%% in %s: pruning this trial",
+            self.threshold_percent,
+            self.directory,
+        )
+        prune()
+        fits, comfortable = self._fits(needed)
+        emergency = not comfortable
+        if emergency:
+            enter_emergency(self.study)
+        if not fits:
+            scan = [self.study.path] if self.study else [self.directory]
+            experiments = self.study.experiments_dir if self.study else self.directory.parent
+            raise insufficient_space_error(self.directory, needed, scan, experiments)
+        if emergency:
+            logger.warning("saving below the free-space threshold (%s)", self.directory)
+        return emergency

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from mental_health_hpo.checkpointing.errors import MetricNotFoundError
-from mental_health_hpo.checkpointing.policy import RetentionPolicy
+from mental_health_hpo import code_version
+from mental_health_hpo.checkpointing._errors import MetricNotFoundError
+from mental_health_hpo.checkpointing._retention import RetentionPolicy
 
 #: ``write`` saves for real; ``disabled`` writes nothing and only journals metrics in memory;
 #: ``dry_run`` plans every save and logs what it would write and prune, writing nothing.
@@ -21,14 +21,6 @@ CheckpointMode = Literal["write", "disabled", "dry_run"]
 #: accelerator and deferred on CPU, where a serializing thread takes cores from training
 #: (measured in docs/benchmarks.md).
 WriterKind = Literal["auto", "sync", "deferred", "async"]
-
-
-def code_version() -> str:
-    """The package version, plus the git commit when one is recorded in the environment."""
-    from mental_health_hpo import __version__ as version
-
-    commit = os.environ.get("GIT_COMMIT", "")
-    return f"{version}+{commit[:12]}" if commit else str(version)
 
 
 @dataclass(frozen=True)

@@ -14,18 +14,22 @@ import logging
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
-from mental_health_hpo.checkpointing.disk import human_bytes, insufficient_space_error
-from mental_health_hpo.checkpointing.errors import CheckpointError
-from mental_health_hpo.checkpointing.layout import RECORD_NAME
-from mental_health_hpo.checkpointing.manifest import (
+from mental_health_hpo.checkpointing._errors import CheckpointError
+from mental_health_hpo.checkpointing._manifest import (
     CheckpointRecord,
     Manifest,
     read_manifest,
     write_manifest,
 )
-from mental_health_hpo.checkpointing.policy import RetentionPolicy
-from mental_health_hpo.checkpointing.retention import apply_plan, plan_emergency, plan_retention
-from mental_health_hpo.checkpointing.storage import Storage, as_storage
+from mental_health_hpo.checkpointing._pressure import human_bytes, insufficient_space_error
+from mental_health_hpo.checkpointing._retention import (
+    RetentionPolicy,
+    apply_plan,
+    plan_emergency,
+    plan_retention,
+)
+from mental_health_hpo.checkpointing._storage import Storage, as_storage
+from mental_health_hpo.workspace.layout import RECORD_NAME
 
 logger = logging.getLogger(__name__)
 

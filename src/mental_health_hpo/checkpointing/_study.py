@@ -12,21 +12,21 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mental_health_hpo.checkpointing.commit import commit_records
-from mental_health_hpo.checkpointing.errors import CheckpointError
-from mental_health_hpo.checkpointing.layout import (
-    MANIFEST_NAME,
-    STATE_FILE,
-    StudyLayout,
-)
-from mental_health_hpo.checkpointing.layout import checkpoints_dir_of as checkpoints_dir_of
-from mental_health_hpo.checkpointing.manifest import (
+from mental_health_hpo.checkpointing._commit import commit_records
+from mental_health_hpo.checkpointing._errors import CheckpointError
+from mental_health_hpo.checkpointing._manifest import (
     KIND_WEIGHTS,
     CheckpointRecord,
     Manifest,
     read_manifest,
 )
-from mental_health_hpo.checkpointing.retention import best_records
+from mental_health_hpo.checkpointing._retention import best_records
+from mental_health_hpo.workspace.layout import (
+    MANIFEST_NAME,
+    STATE_FILE,
+    StudyLayout,
+)
+from mental_health_hpo.workspace.layout import checkpoints_dir_of as checkpoints_dir_of
 
 logger = logging.getLogger(__name__)
 

@@ -35,10 +35,10 @@ from typing import IO, Any, cast
 
 import torch
 
-from mental_health_hpo.checkpointing.errors import UnsafeCheckpointError
-from mental_health_hpo.checkpointing.layout import STATE_FILE, WEIGHTS_FILE
-from mental_health_hpo.checkpointing.manifest import FileEntry
-from mental_health_hpo.checkpointing.storage import StagedObject, Storage
+from mental_health_hpo.checkpointing._errors import UnsafeCheckpointError
+from mental_health_hpo.checkpointing._manifest import FileEntry
+from mental_health_hpo.checkpointing._storage import StagedObject, Storage
+from mental_health_hpo.workspace.layout import STATE_FILE, WEIGHTS_FILE
 
 #: Writes at least this large are hashed beside the write, in slices of ``_SLICE`` bytes.
 _OVERLAP_MIN = 1 << 20

@@ -14,56 +14,31 @@ not reliable on NFS.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import logging
-from collections.abc import Iterable, Iterator
-from contextlib import AbstractContextManager
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-from mental_health_hpo.checkpointing.atomic import atomic_write_bytes, make_dir_durable
-from mental_health_hpo.checkpointing.commit import commit_records
-from mental_health_hpo.checkpointing.errors import CheckpointError
-from mental_health_hpo.checkpointing.layout import StudyLayout, TrialLayout
-from mental_health_hpo.checkpointing.manifest import Manifest, manifest_path, read_manifest
-from mental_health_hpo.checkpointing.policy import RetentionPolicy
-from mental_health_hpo.checkpointing.pressure import in_emergency, leave_emergency_if_relieved
-from mental_health_hpo.checkpointing.study import (
+from mental_health_hpo.checkpointing._commit import commit_records
+from mental_health_hpo.checkpointing._errors import CheckpointError
+from mental_health_hpo.checkpointing._manifest import Manifest, manifest_path, read_manifest
+from mental_health_hpo.checkpointing._pressure import in_emergency, leave_emergency_if_relieved
+from mental_health_hpo.checkpointing._retention import RetentionPolicy
+from mental_health_hpo.checkpointing._study import (
     StudyRetentionReport,
     apply_study_retention,
     finish_trial,
     log_report,
 )
+from mental_health_hpo.workspace.atomic import atomic_write_bytes
+from mental_health_hpo.workspace.layout import StudyLayout, TrialLayout
+from mental_health_hpo.workspace.locks import StudyLock
 
 logger = logging.getLogger(__name__)
 
 INDEX_VERSION = 1
-
-
-class StudyLock(Protocol):
-    """Mutual exclusion for study-wide steps (retention, publishing, the final outputs)."""
-
-    def hold(self, purpose: str) -> AbstractContextManager[None]: ...
-
-
-class FileStudyLock:
-    """``flock`` on ``<study>/.locks/<purpose>.lock``: workers on one host, not across hosts."""
-
-    def __init__(self, study_dir: Path) -> None:
-        self.directory = Path(study_dir) / ".locks"
-
-    @contextlib.contextmanager
-    def hold(self, purpose: str) -> Iterator[None]:
-        make_dir_durable(self.directory)
-        with (self.directory / f"{purpose}.lock").open("a+") as handle:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
 @dataclass
@@ -116,12 +91,12 @@ class StudyRetention:
         study_dir: str | Path,
         policy: RetentionPolicy,
         metric_name: str,
-        lock: StudyLock | None = None,
+        lock: StudyLock,
     ) -> None:
         self.study = StudyLayout(Path(study_dir))
         self.policy = policy
         self.metric_name = metric_name
-        self.lock: StudyLock = lock or FileStudyLock(self.study.path)
+        self.lock = lock
 
     def trial_finished(self, trial_dir: str | Path) -> StudyRetentionReport:
         """A trial ended (completed, pruned or failed): finish it, then apply study retention."""
