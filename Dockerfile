@@ -64,7 +64,8 @@ RUN if ! command -v python3.11 >/dev/null 2>&1; then \
 
 # ---- requirements: the runtime dependency list, and nothing else, out of pyproject.toml ------
 # [project].dependencies plus the extras the deployed services need (postgres: the driver of
-# every postgresql+psycopg:// in deploy/), printed by scripts/runtime_requirements.py, the same
+# every postgresql+psycopg:// in deploy/; s3: s3fs and boto3 for the s3:// of
+# deploy/compose.object-store.yml), printed by scripts/runtime_requirements.py, the same
 # script tests/distributed/test_deploy_commands.py builds its runtime-only virtualenv from.
 # A stage of its own so that the layers below are reused while only tool settings (ruff, mypy,
 # import-linter...) change in pyproject.toml: COPY --from compares the extracted list's content.

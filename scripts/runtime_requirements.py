@@ -1,11 +1,13 @@
 """Print the runtime image's requirement list, one a line: ``[project].dependencies`` plus the
 optional dependencies of the extras the deployed services need (``postgres``: the PostgreSQL
-driver of every worker, the init job and the MLflow server of deploy/).
+driver of every worker, the init job and the MLflow server of deploy/; ``s3``: s3fs for the
+workers' ``experiments_dir=s3://...`` and boto3 for the MLflow server whose artifacts go to a
+bucket, deploy/compose.object-store.yml).
 
     python3 scripts/runtime_requirements.py [pyproject.toml] > requirements.txt
 
 One script for the Dockerfile's ``requirements`` stage and for
-tests/distributed/test_runtime_image.py, which builds a virtualenv from exactly this list: the
+tests/distributed/test_deploy_commands.py, which builds a virtualenv from exactly this list: the
 image and the test cannot drift apart. Stdlib only (tomllib): it runs on the bare base image.
 Versions are not pinned here: the Dockerfile and the test install the list with constraints.txt.
 """
@@ -17,7 +19,7 @@ import tomllib
 from pathlib import Path
 
 #: The extras the runtime image installs besides ``[project].dependencies``.
-RUNTIME_EXTRAS = ("postgres",)
+RUNTIME_EXTRAS = ("postgres", "s3")
 
 
 def runtime_requirements(pyproject: Path) -> list[str]:

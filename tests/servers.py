@@ -85,6 +85,8 @@ class MlflowServer:
 
     ``command``/``env``: another command line and environment (a deployment's own ``mlflow
     server ...``, on this server's port), started, health-checked and stopped the same way.
+    It runs in ``root``: a local artifact folder it would make (``mlartifacts/``, ``mlruns/``,
+    relative to its working directory) lands there, where a test can look for it.
     """
 
     root: Path
@@ -128,6 +130,7 @@ class MlflowServer:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                cwd=self.root,
                 env=self.env or {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"},
             )
         deadline = time.monotonic() + START_DEADLINE_S

