@@ -12,7 +12,8 @@ service, against a real PostgreSQL whose role must give its password.
   parameter, no MLflow param or tag, no log line, no report or file and no database row.
 
 The object-store variant (deploy/compose.object-store.yml, deploy/kubernetes/object-store/)
-runs in the same virtualenv against a real SeaweedFS: its ``bucket``, ``mlflow``
+runs in the same virtualenv against a real SeaweedFS that checks the keys of deploy/.env (the
+compose ``seaweedfs`` service's arguments and keys): its ``bucket``, ``mlflow``
 (``--artifacts-destination s3://...``) and ``init`` commands, then a run that logs a plot and
 the pyfunc model as the project does: the artifacts are objects in the bucket and nothing of
 them is on local disk (without boto3 in the image's list, the server answers 500 to every
