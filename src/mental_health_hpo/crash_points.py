@@ -33,6 +33,8 @@ LOG_ENV = "MH_HPO_CRASH_LOG"
 POINTS: dict[str, str] = {
     "after_tell": "hpo runner: the trial was told to Optuna, not yet finalized",
     "running_manifest_write": "a running trial's manifest temp file is written, not committed",
+    "checkpoint_stage": "a save has its checkpoint id, none of its files is written yet",
+    "manifest_built": "a running trial's next manifest is built from the one read, not written",
     "publish_swap": "the best checkpoint is staged and the old one moved away, not swapped in",
     "before_trial_run": "hpo objective: before the trial's MLflow run is created or reopened",
     "buffered_before_run": "tracking: metrics of a run that does not exist yet were buffered",

@@ -120,7 +120,7 @@ class Payload:
         return (Path.write_text, (self.marker, "pwned"))
 
 
-def test_planted_pickle_payload_is_never_executed(two_full, tmp_path) -> None:
+def test_planted_pickle_payload_is_never_executed(make_manager, two_full, tmp_path) -> None:
     marker = tmp_path / "executed"
     buffer = io.BytesIO()
     torch.save({"optimizer": Payload(marker)}, buffer)
@@ -134,15 +134,17 @@ def test_planted_pickle_payload_is_never_executed(two_full, tmp_path) -> None:
             record["files"]["training_state.pt"].update(sha256=sha256_bytes(evil), size=len(evil))
     manifest_file.write_text(json.dumps(doc))
     (two_full.directory / PREVIOUS / "evil.pkl").write_bytes(pickle.dumps(Payload(marker)))
-
-    loaded = two_full.load_latest()
-    assert loaded is not None and loaded.record.id == PREVIOUS
-    assert not marker.exists()
     orphans = [o for o in find_orphans(tmp_path) if o.path.name == "evil.pkl"]
     assert len(orphans) == 1 and orphans[0].reason == "file not in the manifest"
     remove_orphans(orphans)
     assert not marker.exists()
     assert not (two_full.directory / PREVIOUS / "evil.pkl").exists()
+    two_full.close()  # the next process to resume the trial meets the planted state (the open
+    # manager would refuse to commit over a manifest changed under it: its storage's fence)
+
+    loaded = make_manager(policy=RetentionPolicy(keep_last_n=2)).load_latest()
+    assert loaded is not None and loaded.record.id == PREVIOUS
+    assert not marker.exists()
     # control: the payload is live; a plain unpickle would have run it
     control = tmp_path / "control"
     pickle.loads(pickle.dumps(Payload(control)))

@@ -66,3 +66,22 @@ def test_released_leases_free_the_resource_and_expired_ones_are_listed(tmp_path:
     store.acquire(trial_resource(3), me)
     time.sleep(0.3)
     assert store.expired("trial:") == ["trial:3"]
+
+
+def test_confirm_renews_a_held_lease_and_tells_a_stalled_worker_at_once(tmp_path: Path) -> None:
+    """The check before a checkpoint commit: no waiting for the heartbeat's next beat."""
+    store = _store(tmp_path, period_s=0.3)
+    held = store.acquire(trial_resource(2), Worker())
+    assert held is not None
+    beat = Heartbeat(store)  # its thread never started: only confirm() renews
+    with beat.holding(held):
+        for _ in range(3):
+            time.sleep(0.2)
+            assert beat.confirm(held)  # each call pushes the expiry on
+        assert store.acquire(trial_resource(2), Worker()) is None  # still live
+        time.sleep(0.4)  # a stall past the lease
+        successor = store.acquire(trial_resource(2), Worker())
+        assert successor is not None
+        assert not beat.confirm(held)
+        assert beat.lost(held)
+    assert store.renew(successor)  # the successor's lease is untouched

@@ -20,10 +20,11 @@ from mental_health_hpo.checkpointing import (
     CheckpointManager,
     CheckpointOptions,
     RetentionPolicy,
+    TrialTakenOverError,
     read_manifest,
 )
 from mental_health_hpo.checkpointing._bucket_sweep import uncommitted_objects
-from mental_health_hpo.checkpointing._object_storage import ObjectStorage, UploadFailedError
+from mental_health_hpo.checkpointing._object_storage import ObjectStorage
 from mental_health_hpo.checkpointing._storage import walk
 from tests.checkpointing.conftest import TinyNet, save_epochs
 
@@ -150,9 +151,9 @@ def test_a_worker_that_lost_its_trial_cannot_overwrite_its_successors_checkpoint
 ) -> None:
     """A stalled worker's lease was taken over: its successor resumed from the bucket and saved
     epoch 2. The stalled one wakes up and saves epoch 2 too (same checkpoint id): the core first
-    deletes "its uncommitted leftover" of that id, which is the successor's committed checkpoint;
-    the fence (the manifest's ETag changed in the bucket) stops that delete and everything after
-    it, the save raises, and the successor's checkpoints all load verified."""
+    deleted "its uncommitted leftover" of that id, which is the successor's committed checkpoint,
+    until the bucket's fence stopped it; now the save is refused before it writes or deletes
+    anything (the id exists), and the successor's checkpoints all load verified."""
     url = f"{s3_url}/study_t/trial_0000/checkpoints"
     torch.manual_seed(0)
     model, successor_model = TinyNet(), TinyNet()
@@ -172,12 +173,10 @@ def test_a_worker_that_lost_its_trial_cannot_overwrite_its_successors_checkpoint
     successor.close()
     successor_storage.close()
 
-    with pytest.raises(UploadFailedError, match="another worker owns"):
+    with pytest.raises(TrialTakenOverError, match="exists"):  # refused before writing
         save_epochs(stalled, model, optimizer, [0.9], start=2)
-        stalled_storage.flush()
     stalled.close()
-    with pytest.raises(UploadFailedError):  # raised again: the queue stopped
-        stalled_storage.close()
+    stalled_storage.close()  # nothing of the refused save was queued
 
     assert _verify_every_checkpoint(url, tmp_path / "check") == 2
     check = ObjectStorage(url, tmp_path / "check2")

@@ -15,7 +15,7 @@ command). Paths, atomic writes, hashing and the study lock are project-wide and 
 - A study: :class:`StudyRetention` when a trial ends; :func:`ranked_checkpoints` and
   :func:`find_best_checkpoints` pick its best (:class:`CheckpointRef`); :func:`study_peak_bytes`
   sizes it before it starts.
-- The errors callers handle: :class:`CheckpointError` and the two they tell apart.
+- The errors callers handle: :class:`CheckpointError` and the three they tell apart.
 
 Never imports kedro or mlflow; the Kedro dataset lives in ``mental_health_hpo.datasets``.
 """
@@ -29,6 +29,7 @@ from mental_health_hpo.checkpointing._errors import (
     CheckpointError,
     IncompatibleCheckpointError,
     InsufficientDiskSpaceError,
+    TrialTakenOverError,
 )
 from mental_health_hpo.checkpointing._manager import CheckpointManager
 from mental_health_hpo.checkpointing._manifest import MetricRecord, read_manifest
@@ -63,6 +64,7 @@ __all__ = [
     "RetentionPolicy",
     "RunCheckpoints",
     "StudyRetention",
+    "TrialTakenOverError",
     "architecture_signature",
     "find_best_checkpoints",
     "load_checkpoint_ref",

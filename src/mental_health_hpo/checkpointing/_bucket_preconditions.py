@@ -17,13 +17,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from mental_health_hpo.checkpointing._errors import TrialTakenOverError
+
 #: What a worker knows of a key: an ETag, ABSENT (it saw no object), OURS (it wrote the key
 #: without learning its ETag: a multipart upload), or nothing (never seen).
 ABSENT = ""
 OURS = "ours"
 
 
-class OwnershipLostError(OSError):
+class OwnershipLostError(TrialTakenOverError, OSError):
     """The fence key (the manifest) changed in the bucket since this worker last wrote or read
     it: another worker commits here now, so this one deletes and copies nothing more."""
 

@@ -21,13 +21,18 @@ def open_checkpoints(
     *,
     on_commit: Callable[[MetricRecord], None] | None = None,
     snapshot_pool: SnapshotPool | None = None,
+    still_owner: Callable[[], bool] | None = None,
 ) -> Checkpointer:
-    """A :class:`Checkpointer` for one trial's checkpoints folder."""
+    """A :class:`Checkpointer` for one trial's checkpoints folder (``still_owner``: the
+    worker's lease check before each commit, see :class:`CheckpointManager`)."""
     if options.mode == "disabled":
         return DisabledCheckpoints(options, on_commit)
     if options.mode == "dry_run":
         return DryRunCheckpoints(directory, options, on_commit)
-    return CheckpointManager(directory, options, on_commit=on_commit, snapshot_pool=snapshot_pool)
+    return CheckpointManager(
+        directory, options, on_commit=on_commit, snapshot_pool=snapshot_pool,
+        still_owner=still_owner,
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -45,6 +50,8 @@ class RunCheckpoints:
     directory: Path | None
     settings: CheckpointSettings = field(default_factory=CheckpointSettings)
     snapshot_pool: SnapshotPool | None = None
+    #: The worker's lease check (a study's trial): no commit once another worker took it over.
+    still_owner: Callable[[], bool] | None = None
 
     def __post_init__(self) -> None:
         if self.directory is None and self.settings.mode != "disabled":
@@ -71,8 +78,9 @@ class RunCheckpoints:
         )
         directory = self.directory if self.directory is not None else Path()
         return open_checkpoints(
-            directory, options, on_commit=on_commit, snapshot_pool=self.snapshot_pool
-        )
+            directory, options, on_commit=on_commit, snapshot_pool=self.snapshot_pool,
+            still_owner=self.still_owner,
+        )  # fmt: skip
 
 
 #: Train without checkpoints (evaluation's fallback, scripts, benchmarks of the loop alone).

@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
-from mental_health_hpo.checkpointing._errors import CheckpointError
+from mental_health_hpo.checkpointing._errors import CheckpointError, TrialTakenOverError
 from mental_health_hpo.checkpointing._manifest import (
     CheckpointRecord,
     Manifest,
@@ -111,15 +111,22 @@ def failing_save(
     needed: int,
     scan: Path | None,
     discard: Callable[[], None] | None = None,
+    claimed: Callable[[], bool] = lambda: False,
 ) -> Iterator[None]:
     """On any error: drop what this save left uncommitted (``discard`` its staged objects); a
-    full disk says how to make room (``scan``: the local folder whose checkpoints it lists)."""
+    full disk says how to make room (``scan``: the local folder whose checkpoints it lists).
+
+    A save refused because the trial was taken over removes its ``<ckpt>/`` folder only when
+    it ``claimed`` it (committed a file there first): otherwise the folder is the other worker's,
+    perhaps durable and about to be named by its manifest.
+    """
     try:
         yield
     except BaseException as exc:
         if discard is not None:
             discard()
-        discard_uncommitted(storage, ckpt)
+        if not isinstance(exc, TrialTakenOverError) or claimed():
+            discard_uncommitted(storage, ckpt)
         if isinstance(exc, OSError) and exc.errno == errno.ENOSPC and scan is not None:
             root = storage.local_path("") or scan
             raise insufficient_space_error(root, needed, [scan]) from exc

@@ -27,7 +27,7 @@ from mental_health_hpo.checkpointing import _pressure as pressure
 from mental_health_hpo.checkpointing import _protocol as protocol
 from mental_health_hpo.checkpointing import _serialize as serialize
 from mental_health_hpo.checkpointing import _writers as writers
-from mental_health_hpo.checkpointing._errors import CheckpointError
+from mental_health_hpo.checkpointing._errors import CheckpointError, TrialTakenOverError
 from mental_health_hpo.checkpointing._manifest import (
     FLAG_BEST,
     KIND_FULL,
@@ -140,6 +140,11 @@ class CheckpointManager(CommittedCheckpoints, ContextManaged):
     ``location`` is the trial's checkpoints folder, or a :class:`~.storage.Storage` holding it
     (an object store: then there is no local disk to watch and no temp files to sweep; the
     study, when there is one, is known only for a local folder).
+
+    ``still_owner`` (the worker's lease check, when a study runs the trial) is asked before a
+    save writes its files, before it makes them durable and before each manifest commit: a
+    worker that stalled past its lease learns it there and stops, before it writes anything
+    another worker could meet. The storage's fence catches a stall right after a check.
     """
 
     def __init__(
@@ -150,7 +155,9 @@ class CheckpointManager(CommittedCheckpoints, ContextManaged):
         on_commit: Callable[[MetricRecord], None] | None = None,
         snapshot_pool: SnapshotPool | None = None,
         disk: DiskGuard | None = None,
+        still_owner: Callable[[], bool] | None = None,
     ) -> None:
+        self.still_owner = still_owner
         self.storage: Storage = (
             LocalStorage(location) if isinstance(location, str | Path) else location
         )
@@ -268,14 +275,27 @@ class CheckpointManager(CommittedCheckpoints, ContextManaged):
         self, ckpt: str, needed: int, staged: serialize.StagedCheckpoint | None = None
     ) -> contextlib.AbstractContextManager[None]:
         scan = None if self.storage.local_path("") is None else self._scan_root()
-        discard = None if staged is None else staged.discard
-        return commit.failing_save(self.storage, ckpt, needed, scan, discard)
+        if staged is None:
+            return commit.failing_save(self.storage, ckpt, needed, scan)
+        claimed = staged
+        return commit.failing_save(
+            self.storage, ckpt, needed, scan, staged.discard, lambda: claimed.claimed
+        )
+
+    def _check_owner(self, what: str) -> None:
+        """Raise :class:`TrialTakenOverError` when the worker no longer holds this trial."""
+        if self.still_owner is not None and not self.still_owner():
+            raise TrialTakenOverError(
+                f"{self.directory}: this worker's lease on the trial was taken over while it "
+                f"stalled; not committing {what}"
+            )
 
     def _scan_root(self) -> Path:
         return self.study.path if self.study else self.directory
 
     def _commit_journal(self, entry: MetricRecord) -> None:
         with self._commit_lock:
+            self._check_owner(f"the metrics of epoch {entry.epoch}")
             manifest = self._manifest()
             journaled = entry if manifest.journal(entry) else None
             commit.commit_records(self.storage, manifest, manifest.checkpoints)
@@ -283,6 +303,7 @@ class CheckpointManager(CommittedCheckpoints, ContextManaged):
 
     def _commit_checkpoint(self, record: CheckpointRecord) -> None:
         with self._commit_lock:
+            self._check_owner(record.id)
             manifest = self._manifest()
             entry = MetricRecord(record.epoch, record.step, record.metrics, record.created_at,
                                  record.id)  # fmt: skip
@@ -340,6 +361,7 @@ class _CheckpointSave:
 
     def write(self) -> None:
         manager = self.manager
+        manager._check_owner(self.ckpt)  # before anything of it exists
         self.ckpt = manager._unique_id(self.ckpt)
         with manager._failing_save(self.ckpt, self.needed):
             self.staged = serialize.stage_checkpoint_files(
@@ -351,6 +373,7 @@ class _CheckpointSave:
         manager, staged = self.manager, self.staged
         assert staged is not None, "commit() before write()"
         with manager._failing_save(self.ckpt, self.needed, staged):
+            manager._check_owner(self.ckpt)
             staged.make_durable()
             manager._commit_checkpoint(
                 CheckpointRecord(

@@ -227,6 +227,8 @@ def write_manifest(location: Storage | str | Path, manifest: Manifest) -> None:
     disk block, a hand edit) can be rebuilt from the one before it.
     """
     storage = as_storage(location)
+    if not manifest.finished:
+        crash_point("manifest_built")
     manifest.updated_at = utc_now()
     payload = json.dumps(manifest.to_json(), indent=1, sort_keys=False).encode()
     with contextlib.suppress(FileNotFoundError):

@@ -35,9 +35,10 @@ from typing import IO, Any, cast
 
 import torch
 
-from mental_health_hpo.checkpointing._errors import UnsafeCheckpointError
+from mental_health_hpo.checkpointing._errors import TrialTakenOverError, UnsafeCheckpointError
 from mental_health_hpo.checkpointing._manifest import FileEntry
 from mental_health_hpo.checkpointing._storage import StagedObject, Storage
+from mental_health_hpo.crash_points import crash_point
 from mental_health_hpo.workspace.layout import STATE_FILE, WEIGHTS_FILE
 
 #: Writes at least this large are hashed beside the write, in slices of ``_SLICE`` bytes.
@@ -231,7 +232,13 @@ class PendingFile:
 
         The digest was taken on the way in (:meth:`HashingStream.finish` ran in the write step)."""
         digest = self.stream.hexdigest()
-        size = self.staged.commit()
+        try:
+            size = self.staged.commit()  # a checkpoint's file is created, never replaced
+        except FileExistsError as exc:
+            raise TrialTakenOverError(
+                f"{self.key} exists: another worker committed this checkpoint id (the trial was "
+                "taken over while this worker stalled); not replacing it"
+            ) from exc
         if size != self.stream.size:
             raise OSError(
                 f"{self.key}: storage holds {size} bytes, {self.stream.size} were written"
@@ -268,6 +275,12 @@ class StagedCheckpoint:
     ckpt: str
     pending: list[PendingFile]
     files: dict[str, FileEntry] = field(default_factory=dict)
+
+    @property
+    def claimed(self) -> bool:
+        """True once a file of this save is committed: the files are created in one order and
+        none is ever replaced, so the first one's creator owns the whole ``<ckpt>/`` prefix."""
+        return bool(self.files)
 
     def make_durable(self) -> None:
         for item in self.pending:
@@ -313,8 +326,14 @@ def stage_checkpoint_files(
 ) -> StagedCheckpoint:
     """Write and hash one checkpoint's files (weights, and the training state when given) as
     staged objects under ``<ckpt>/``; :meth:`StagedCheckpoint.make_durable` commits them."""
-    if storage.exists(ckpt):  # an uncommitted leftover of the same id
-        storage.delete_prefix(ckpt)
+    crash_point("checkpoint_stage")
+    if storage.exists(ckpt):
+        # Never deleted here: the start-up sweep removed this trial's leftovers, so whatever
+        # exists now is another worker's (committed, or being committed) under the same id.
+        raise TrialTakenOverError(
+            f"checkpoint {storage.describe(ckpt)} exists: another worker wrote this checkpoint "
+            "id (the trial was taken over while this worker stalled); not touching it"
+        )
     meta = {"checkpoint_id": ckpt, "epoch": str(epoch), "step": str(step)}
     pending = [_stage(storage, f"{ckpt}/{WEIGHTS_FILE}", write_safetensors, weights, meta)]
     try:

@@ -13,6 +13,11 @@ The contract is what both a filesystem and an object store can keep:
   bytes survive a crash. ``if_absent=True`` turns the write into a conditional create that fails
   with :class:`FileExistsError` when the key exists (POSIX: ``link(2)``, S3: ``If-None-Match: *``),
   so two writers racing for one key cannot both win.
+* **Another writer's commits are never clobbered.** A key under a prefix that this storage did
+  not write is only created (:class:`FileExistsError` when it exists; S3: ``If-None-Match``), and
+  the manifest is replaced or copied only while it is the version this storage first saw or last
+  wrote (S3: ``If-Match``; POSIX: :mod:`._fence`), else :class:`TrialTakenOverError`: a worker
+  whose trial was taken over while it stalled cannot touch its successor's checkpoints.
 * **Writing is two phases** (:meth:`Storage.stage`): ``write`` streams the bytes (the caller hashes
   them on their way through, so nothing is read back), ``commit`` makes them durable and visible.
   The deferred writer runs the first phase in the training thread and the second on its own
@@ -52,8 +57,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
+from mental_health_hpo.checkpointing._fence import (
+    ABSENT,
+    Fence,
+    folder_locked,
+    publish,
+    signature,
+)
 from mental_health_hpo.workspace.atomic import fsync_dir, make_dir_durable
-from mental_health_hpo.workspace.layout import TEMP_PREFIX
+from mental_health_hpo.workspace.layout import MANIFEST_NAME, TEMP_PREFIX
 
 
 @dataclass(frozen=True)
@@ -174,11 +186,20 @@ def _temp_beside(target: Path) -> Path:
 
 class LocalFile:
     """A :class:`StagedObject` on a filesystem: a temp file beside its target (same filesystem,
-    so the rename is atomic), fsynced, renamed into place, the folder fsynced."""
+    so the rename is atomic), fsynced, renamed into place, the folder fsynced.
 
-    def __init__(self, key: str, target: Path) -> None:
+    A key under a prefix (a checkpoint's file) that its storage did not write itself
+    (``written``: the keys it did) is linked into place, never renamed over one that exists; the
+    fence key (``fence``) is replaced only while it is the version the storage knows.
+    """
+
+    def __init__(
+        self, key: str, target: Path, fence: Fence | None = None, written: set[str] | None = None
+    ) -> None:
         self.key = key
         self.target = target
+        self._fence = fence
+        self._written_keys = written
         self.tmp = _temp_beside(target)
         make_dir_durable(target.parent)
         self._fd: int | None = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
@@ -204,15 +225,23 @@ class LocalFile:
             raise ValueError(f"{self.tmp} is closed")
         try:
             os.fsync(self._fd)
+            version = signature(os.fstat(self._fd))
         finally:
             fd, self._fd = self._fd, None
             os.close(fd)
-        if if_absent:
-            os.link(self.tmp, self.target)  # EEXIST when the key exists: the race is lost
-            self.tmp.unlink()
-        else:
-            self.tmp.replace(self.target)
+        fence = self._fence
+        with folder_locked(self.target.parent) if fence is not None else contextlib.nullcontext():
+            if fence is not None:
+                fence.check(self.target, f"a commit of {self.key}")
+                if_absent = if_absent or fence.known == ABSENT
+            own = self._written_keys
+            no_clobber = if_absent or ("/" in self.key and own is not None and self.key not in own)
+            publish(self.tmp, self.target, no_clobber, fenced=fence is not None)
         fsync_dir(self.target.parent)
+        if fence is not None:
+            fence.known = version
+        if self._written_keys is not None:
+            self._written_keys.add(self.key)
         return self._written
 
     def discard(self) -> None:
@@ -225,10 +254,14 @@ class LocalFile:
 
 
 class LocalStorage:
-    """The POSIX :class:`Storage`: keys are paths under ``root``."""
+    """The POSIX :class:`Storage`: keys are paths under ``root``; ``fence_key`` (the manifest)
+    is replaced only while it is the version this storage knows (see the module docstring)."""
 
-    def __init__(self, root: str | Path) -> None:
+    def __init__(self, root: str | Path, fence_key: str = MANIFEST_NAME) -> None:
         self.root = Path(root)
+        self._fence = Fence(fence_key)
+        #: Keys under a prefix this storage committed: only those may it replace.
+        self._own: set[str] = set()
 
     def _path(self, key: str) -> Path:
         if key.startswith("/") or ".." in key.split("/"):
@@ -236,16 +269,21 @@ class LocalStorage:
         return self.root / key if key else self.root
 
     def stage(self, key: str) -> LocalFile:
-        return LocalFile(key, self._path(key))
+        fence = self._fence if key == self._fence.key else None
+        return LocalFile(key, self._path(key), fence, self._own)
 
     def put(self, key: str, data: bytes | memoryview, *, if_absent: bool = False) -> None:
         put_staged(self, key, data, if_absent=if_absent)
 
     def read(self, key: str) -> bytes:
-        return self._path(key).read_bytes()
+        if key != self._fence.key:
+            return self._path(key).read_bytes()
+        with self._fence.open(self._path(key)) as stream:
+            return stream.read()
 
     def open(self, key: str) -> BinaryIO:
-        return self._path(key).open("rb")
+        path = self._path(key)
+        return self._fence.open(path) if key == self._fence.key else path.open("rb")
 
     def exists(self, key: str) -> bool:
         path = self._path(key)
@@ -269,9 +307,13 @@ class LocalStorage:
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
         fsync_dir(path.parent)
+        self._own.discard(key)
+        if key == self._fence.key:
+            self._fence.known = ABSENT  # removed by this storage itself
 
     def delete_prefix(self, prefix: str) -> None:
         path = self._path(prefix)
+        self._own -= {k for k in self._own if k.startswith(f"{prefix}/")}
         if path.is_symlink() or path.is_file():
             self.delete(prefix)
             return
@@ -289,6 +331,8 @@ class LocalStorage:
 
     def copy(self, source: str, target: str) -> None:
         src, dst = self._path(source), self._path(target)
+        if source == self._fence.key:
+            self._fence.check(src, f"a copy of {source} to {target}")
         with contextlib.suppress(FileNotFoundError):
             if src.samefile(dst):
                 return  # linked already (renaming a link over its twin would do nothing)
@@ -306,10 +350,14 @@ class LocalStorage:
 
     def move(self, source: str, target: str) -> None:
         src, dst = self._path(source), self._path(target)
+        if source == self._fence.key:
+            self._fence.check(src, f"a move of {source} to {target}")
         make_dir_durable(dst.parent)
         src.replace(dst)
         fsync_dir(src.parent)
         fsync_dir(dst.parent)
+        if source == self._fence.key:
+            self._fence.known = ABSENT  # set aside by this storage itself
 
     def local_path(self, key: str) -> Path:
         return self._path(key)

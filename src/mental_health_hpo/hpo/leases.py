@@ -326,6 +326,22 @@ class Heartbeat:
         with self._guard:
             return lease.resource in self._lost
 
+    def confirm(self, lease: Lease) -> bool:
+        """Renew ``lease`` now; False when it was taken over. The check before a commit: a
+        worker that stalled past its lease (SIGSTOP, a long GC or network stall) must learn it
+        before it writes, not at its heartbeat thread's next beat. A database that cannot answer
+        leaves the verdict to the heartbeat (True); the storage's own fence still holds."""
+        if self.lost(lease):
+            return False
+        try:
+            renewed = self.store.renew(lease)
+        except Exception as error:
+            logger.warning("Could not confirm lease %s: %s", lease.resource, error)
+            return True
+        if not renewed:
+            self._mark_lost(lease)
+        return renewed
+
     def _loop(self) -> None:
         interval = self.store.period_s / 3
         while not self._stop.wait(interval):
@@ -341,10 +357,12 @@ class Heartbeat:
                 logger.warning("Could not renew lease %s: %s", lease.resource, error)
                 continue
             if not renewed:
-                logger.error(
-                    "Lease %s was taken over by another worker; this worker stops it",
-                    lease.resource,
-                )
-                with self._guard:
-                    self._lost.add(lease.resource)
-                    self._held.pop(lease.resource, None)
+                self._mark_lost(lease)
+
+    def _mark_lost(self, lease: Lease) -> None:
+        logger.error(
+            "Lease %s was taken over by another worker; this worker stops it", lease.resource
+        )
+        with self._guard:
+            self._lost.add(lease.resource)
+            self._held.pop(lease.resource, None)

@@ -143,7 +143,9 @@ class TrainingObjective:
             trainer_config,
             self.train_df,
             self.validation_df,
-            checkpoints=RunCheckpoints(folder.checkpoints, self.checkpointing),
+            checkpoints=RunCheckpoints(
+                folder.checkpoints, self.checkpointing, still_owner=context.holds_lease
+            ),
             on_epoch=on_epoch,
             on_metrics=on_metrics,
             replay_journal=context.resumed,

@@ -230,6 +230,7 @@ class StudyRunner:
                 self.clock() + timeout if timeout else None,
                 set(claim.reported),
                 lease_lost=lambda: beat.lost(lease),
+                holds_lease=lambda: beat.confirm(lease),
                 torch_threads=self._torch_threads(),
                 study_name=self.config.name,
                 check_every_steps=self.config.trial_timeout_check_every_steps,

@@ -49,6 +49,9 @@ class TrialContext:
     deadline: float | None
     reported: set[int] = field(default_factory=set)
     lease_lost: Callable[[], bool] = lambda: False
+    #: Renews the lease now: False once another worker took the trial over (checked before
+    #: each checkpoint commit, see ``RunCheckpoints.still_owner``).
+    holds_lease: Callable[[], bool] = lambda: True
     torch_threads: int | None = None
     study_name: str = ""
     timed_out: bool = False

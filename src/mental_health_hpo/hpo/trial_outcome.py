@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from optuna.trial import TrialState
 
-from mental_health_hpo.checkpointing import InsufficientDiskSpaceError
+from mental_health_hpo.checkpointing import InsufficientDiskSpaceError, TrialTakenOverError
 from mental_health_hpo.hpo.trial_context import LeaseLost, Objective, TrialContext, TrialStopped
 from mental_health_hpo.ops import HubAuthGate, is_auth_error, mask_secrets
 
@@ -62,6 +62,12 @@ def call_objective(
     except Exception as error:
         if storage_exhausted(error):
             raise
+        if _caused_by(error, TrialTakenOverError):
+            # A save refused: another worker commits to this trial now. Its outcome is theirs.
+            logger.warning("Trial %d: %s: %s", context.trial.number, type(error).__name__, error)
+            raise LeaseLost(
+                f"trial {context.trial.number} was taken over by another worker"
+            ) from error
         if auth_gate is not None and is_auth_error(error):
             raise  # not a failure: the trial stays RUNNING and resumes once the gate opens
         message = mask_secrets(f"{type(error).__name__}: {error}")
@@ -71,9 +77,14 @@ def call_objective(
 
 def storage_exhausted(error: BaseException) -> bool:
     """A full disk, raised directly or as the cause of a checkpoint error."""
+    return _caused_by(error, InsufficientDiskSpaceError)
+
+
+def _caused_by(error: BaseException, kind: type[BaseException]) -> bool:
+    """``error`` is a ``kind``, or was raised from one (a background save's error, re-raised)."""
     seen: BaseException | None = error
     while seen is not None:
-        if isinstance(seen, InsufficientDiskSpaceError):
+        if isinstance(seen, kind):
             return True
         seen = seen.__cause__ or seen.__context__
     return False
