@@ -1,6 +1,8 @@
 """Two copies of the project that share only PostgreSQL, one `mlflow server` and a bucket (a real
 S3 server), each with its own local cache: what two machines without a shared filesystem share.
-One is SIGKILLed mid-trial, once that trial has committed an epoch to the bucket.
+One is SIGKILLed mid-trial, once that trial has committed an epoch to the bucket: it is held
+(``MH_HPO_PAUSE_AT``) as its second save starts, so it cannot finish the trial first however
+loaded the machine is (polling its work log and killing it raced the trial's end under load).
 
 Expected: the other takes the trial over from the bucket (its own cache never held it) and
 resumes it from the committed checkpoint in the same MLflow run; exactly n trials; 0 duplicated
@@ -52,7 +54,9 @@ def _clone(root: Path, tracking_url: str) -> Path:
     return project
 
 
-def _kedro(project: Path, params: dict[str, Any]) -> subprocess.Popen[bytes]:
+def _kedro(
+    project: Path, params: dict[str, Any], env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
     kedro = Path(sys.executable).parent / "kedro"
     log = (project / "kedro.log").open("ab")
     return subprocess.Popen(
@@ -61,7 +65,7 @@ def _kedro(project: Path, params: dict[str, Any]) -> subprocess.Popen[bytes]:
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
-        env={**os.environ, "TQDM_DISABLE": "1", "PYTHONPATH": str(SRC)},
+        env={**os.environ, "TQDM_DISABLE": "1", "PYTHONPATH": str(SRC), **(env or {})},
     )
 
 
@@ -116,27 +120,28 @@ def test_two_clones_share_a_bucket_and_one_takes_over_the_others_trial(
     client = MlflowClient(tracking_url)
     if client.get_experiment_by_name("mental_health_hpo") is None:  # one server per session
         client.create_experiment("mental_health_hpo")
-    workers = [_kedro(clone, params) for clone in clones]
+    # The victim (clone 0) is held where its second save starts: its first trial has committed
+    # epoch 0 and is saving epoch 1, so it cannot end that trial before the kill.
+    paused = tmp_path / "victim.paused"
+    held = {"MH_HPO_PAUSE_AT": "checkpoint_stage@2", "MH_HPO_PAUSE_FILE": str(paused)}
+    workers = [_kedro(clones[0], params, held), _kedro(clones[1], params)]
+    victim = workers[0]
     try:
-        # Kill a worker once a trial of its has an epoch committed in the bucket and is
-        # training the next one.
         deadline = time.monotonic() + 300
-        victim = killed_trial = None
-        while victim is None:
-            assert time.monotonic() < deadline, "no trial committed an epoch in time"
+        while not paused.exists():
+            assert time.monotonic() < deadline, "the victim never reached its second save"
             assert all(w.poll() is None for w in workers), "a worker ended before the kill"
-            for worker, clone in zip(workers, clones, strict=True):
-                for number, events in _work(clone, study).items():
-                    trained = [e for e in events if e["event"] == "epoch"]
-                    if not trained or len(trained) >= EPOCHS or trained[-1]["pid"] != worker.pid:
-                        continue
-                    key = f"{study}/trial_{number:04d}/checkpoints/manifest.json"
-                    manifest = _bucket_json(s3_url, key)
-                    if manifest and manifest.get("checkpoints"):  # resumable from the bucket
-                        victim, killed_trial = worker, number
-                        break
-                if victim is not None:
-                    break
+            time.sleep(0.2)
+        mine = [
+            number
+            for number, events in _work(clones[0], study).items()
+            if [e for e in events if e["event"] == "epoch" and e["pid"] == victim.pid]
+        ]
+        assert len(mine) == 1, mine
+        killed_trial = mine[0]
+        key = f"{study}/trial_{killed_trial:04d}/checkpoints/manifest.json"
+        while not (_bucket_json(s3_url, key) or {}).get("checkpoints"):  # resumable from there
+            assert time.monotonic() < deadline, "epoch 0 never reached the bucket"
             time.sleep(0.2)
         assert killed_trial is not None
         trial_key = f"{study}/trial_{killed_trial:04d}/trial.json"
