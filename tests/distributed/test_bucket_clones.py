@@ -6,7 +6,10 @@ loaded the machine is (polling its work log and killing it raced the trial's end
 
 Expected: the other takes the trial over from the bucket (its own cache never held it) and
 resumes it from the committed checkpoint in the same MLflow run; exactly n trials; 0 duplicated
-(run, key, step) metric points; no MLflow run left RUNNING; no folder named after the URL.
+(run, key, step) metric points; no MLflow run left RUNNING; no folder named after the URL. Then
+the study as a bucket holds it: manifests, trial records, the study result, retention's deletes
+and the published best weights are in the bucket, and ``kedro run --pipeline evaluate`` reads
+them from there and writes its report there (one whole study on a bucket serves both checks).
 """
 
 from __future__ import annotations
@@ -76,6 +79,12 @@ def _work(clone: Path, study: str) -> dict[int, list[dict[str, Any]]]:
         number = int(log.parts[-3].removeprefix("trial_"))
         events[number] = [json.loads(x) for x in log.read_text().splitlines() if x.strip()]
     return events
+
+
+def _bucket_keys(url: str) -> list[str]:
+    fs = fsspec.filesystem("s3", use_listings_cache=False, skip_instance_cache=True)
+    root = url.removeprefix("s3://")
+    return sorted(k[len(root) + 1 :] for k in fs.find(root) if not k.endswith("/"))
 
 
 def _bucket_json(url: str, key: str) -> Any:
@@ -191,3 +200,44 @@ def test_two_clones_share_a_bucket_and_one_takes_over_the_others_trial(
     assert steps > 0, "no metric reached MLflow: the check below would prove nothing"
     assert duplicated == []
     assert running == []
+
+    # The study as the bucket holds it: every trial's manifest and record, the study result,
+    # retention's deletes (no resume state left once every trial finished), the published best.
+    keys = _bucket_keys(s3_url)
+    for number in range(N_TRIALS):
+        trial = f"{study}/trial_{number:04d}"
+        assert f"{trial}/checkpoints/manifest.json" in keys, keys
+        record = _bucket_json(s3_url, f"{trial}/trial.json")
+        assert record["state"] == "completed" and record["mlflow_run_id"], record
+    result = _bucket_json(s3_url, f"{study}/study_result.json")
+    assert result["best"]["checkpoint"]["trial_dir"].startswith(f"{s3_url}/{study}/trial_")
+    assert not [k for k in keys if k.endswith("training_state.pt")], keys
+    published = _bucket_json(s3_url, "best_checkpoint/published.json")
+    assert published["checkpoint_ids"] == result["best"]["checkpoint"]["checkpoint_ids"]
+    for checkpoint_id in published["checkpoint_ids"]:
+        assert f"best_checkpoint/checkpoints/{checkpoint_id}/model.safetensors" in keys
+
+    # evaluate, on the survivor's clone, reads all of it from the bucket and reports there.
+    evaluate = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "kedro"),
+            "run",
+            "--pipeline",
+            "evaluate",
+            "--params",
+            ",".join(_flat({"evaluate": params["evaluate"]})),
+        ],
+        cwd=survivor_clone,
+        capture_output=True,
+        text=True,
+        timeout=500,
+        env={**os.environ, "TQDM_DISABLE": "1", "PYTHONPATH": str(SRC)},
+    )
+    assert evaluate.returncode == 0, evaluate.stdout[-2000:] + evaluate.stderr[-4000:]
+    report = _bucket_json(s3_url, f"{study}/evaluation_report.json")
+    assert report["best_trial_id"] == published["trial_id"]
+    assert report["evaluated_checkpoints"][0]["checkpoint_id"] in published["checkpoint_ids"]
+    assert (survivor_clone / "data/08_reporting/evaluation_report.json").exists()
+    assert not list(survivor_clone.rglob("s3:*")), "a folder named after the URL"
+    assert not (survivor_clone / "experiments").exists()
+    assert not list(survivor_clone.rglob("*.safetensors")), "weights left on local disk"
