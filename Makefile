@@ -75,12 +75,14 @@ optuna-dashboard: setup
 ## or runs fewer than MIN_TESTS, so a broken collection can never pass as green
 ## Two pytest-xdist workers, a test file each at a time (module fixtures built once): most tests
 ## wait on real processes and servers, so two overlap on 2 cores (8 min against 10 serially);
-## the tests also prove they pass beside each other. TEST_WORKERS=0 runs serially.
+## the tests also prove they pass beside each other. TEST_WORKERS=0 runs serially. The files
+## go out in the order tests/conftest.py sorts them (end-to-end files first), not xdist's.
 MIN_TESTS ?= 300
 JUNIT ?= .pytest_cache/junit.xml
 TEST_WORKERS ?= 2
 test: setup
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --junitxml=$(JUNIT)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder \
+		--junitxml=$(JUNIT)
 	$(BIN)/python scripts/check_test_count.py $(JUNIT) --min $(MIN_TESTS)
 
 ## test-under-load: the multi-worker tests (tests/distributed) ROUNDS times in a row while a CPU

@@ -1,5 +1,8 @@
 """Three workers in three copies of the project, sharing only PostgreSQL, one `mlflow server`
-and one experiments folder (what three machines share). One is SIGKILLed mid-epoch.
+and one experiments folder (what three machines share). One is SIGKILLed mid-trial, once that
+trial has committed an epoch: it is held (``MH_HPO_PAUSE_AT``) as its second save starts, so it
+cannot finish the trial first however loaded the machine is (polling its work log and killing
+it raced the trial's end under load, as it did in test_bucket_clones).
 
 Expected: exactly n finished trials; no trial trained by two processes at once; the killed
 trial resumed from its checkpoint, in its own MLflow run, by a survivor; 0 duplicated
@@ -56,7 +59,9 @@ def _clone(root: Path, tracking_url: str) -> Path:
     return project
 
 
-def _kedro(project: Path, pipelines: str, params: dict) -> subprocess.Popen[bytes]:
+def _kedro(
+    project: Path, pipelines: str, params: dict, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
     kedro = Path(sys.executable).parent / "kedro"
     log = (project / "kedro.log").open("ab")
     return subprocess.Popen(
@@ -65,7 +70,7 @@ def _kedro(project: Path, pipelines: str, params: dict) -> subprocess.Popen[byte
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
-        env={**os.environ, "TQDM_DISABLE": "1", "PYTHONPATH": str(SRC)},
+        env={**os.environ, "TQDM_DISABLE": "1", "PYTHONPATH": str(SRC), **(env or {})},
     )
 
 
@@ -85,7 +90,7 @@ def _committed(shared: Path, number: int) -> int:
         return 0
 
 
-def test_three_clones_one_killed_mid_epoch(
+def test_three_clones_one_killed_mid_trial(
     postgres_url: str, mlflow_server: MlflowServer, tmp_path: Path, tiny_model_dir: Path
 ) -> None:
     tracking_url, mlflow_db = mlflow_server.url, mlflow_server.root / "server.db"
@@ -117,22 +122,29 @@ def test_three_clones_one_killed_mid_epoch(
     client = MlflowClient(tracking_url)
     if client.get_experiment_by_name("mental_health_hpo") is None:  # one server per session
         client.create_experiment("mental_health_hpo")
-    workers = [_kedro(clone, "hpo", params) for clone in clones[:3]]
+    # The victim (clone 0) is held where its second save starts: its first trial has committed
+    # (or is committing) epoch 0 and is saving epoch 1, so it cannot end that trial before the kill.
+    paused = tmp_path / "victim.paused"
+    held = {"MH_HPO_PAUSE_AT": "checkpoint_stage@2", "MH_HPO_PAUSE_FILE": str(paused)}
+    workers = [_kedro(clone, "hpo", params, held if i == 0 else None) for i, clone in
+               enumerate(clones[:3])]  # fmt: skip
+    victim = workers[0]
     try:
-        # Kill a worker once a trial of its has committed an epoch and is training the next.
         deadline = time.monotonic() + 300
-        victim = killed_trial = None
-        while victim is None:
-            assert time.monotonic() < deadline, "no trial committed an epoch in time"
+        while not paused.exists():
+            assert time.monotonic() < deadline, "the victim never reached its second save"
             assert all(w.poll() is None for w in workers), "a worker ended before the kill"
-            for number, events in _work(shared).items():
-                pids = {w.pid: w for w in workers}
-                trained = [e for e in events if e["event"] == "epoch"]
-                ours = bool(trained) and trained[-1]["pid"] in pids and len(trained) < EPOCHS
-                if ours and _committed(shared, number) >= 1:  # a checkpoint to resume from
-                    victim, killed_trial = pids[trained[-1]["pid"]], number
-                    break
-            time.sleep(0.05)
+            time.sleep(0.1)
+        mine = [
+            number
+            for number, events in _work(shared).items()
+            if [e for e in events if e["event"] == "epoch" and e["pid"] == victim.pid]
+        ]
+        assert len(mine) == 1, mine
+        killed_trial = mine[0]
+        while _committed(shared, killed_trial) < 1:  # a checkpoint to resume from
+            assert time.monotonic() < deadline, "epoch 0 was never committed"
+            time.sleep(0.1)
         run_before = json.loads(
             (shared / f"study_dist/trial_{killed_trial:04d}/trial.json").read_text()
         )
