@@ -33,7 +33,6 @@ from mental_health_hpo.checkpointing._errors import (
     CheckpointError,
     IncompatibleCheckpointError,
     InsufficientDiskSpaceError,
-    TrialTakenOverError,
 )
 from mental_health_hpo.checkpointing._manager import CheckpointManager
 from mental_health_hpo.checkpointing._manifest import MetricRecord, read_manifest
@@ -41,14 +40,12 @@ from mental_health_hpo.checkpointing._options import CheckpointOptions, Checkpoi
 from mental_health_hpo.checkpointing._pressure import study_peak_bytes
 from mental_health_hpo.checkpointing._protocol import Checkpointer
 from mental_health_hpo.checkpointing._retention import RetentionPolicy, load_policy
-from mental_health_hpo.checkpointing._storage import Storage
 from mental_health_hpo.checkpointing._study import (
     CheckpointRef,
     find_best_checkpoints,
     ranked_checkpoints,
 )
 from mental_health_hpo.checkpointing._study_retention import StudyRetention
-from mental_health_hpo.checkpointing._study_storage import checkpoint_store, storage_at
 from mental_health_hpo.checkpointing._verify import (
     LoadedCheckpoint,
     architecture_signature,
@@ -69,17 +66,13 @@ __all__ = [
     "MetricRecord",
     "RetentionPolicy",
     "RunCheckpoints",
-    "Storage",
     "StudyRetention",
-    "TrialTakenOverError",
     "architecture_signature",
-    "checkpoint_store",
     "find_best_checkpoints",
     "load_checkpoint_ref",
     "load_policy",
     "open_checkpoints",
     "ranked_checkpoints",
     "read_manifest",
-    "storage_at",
     "study_peak_bytes",
 ]

@@ -12,8 +12,8 @@ from mental_health_hpo.checkpointing._manifest import MetricRecord
 from mental_health_hpo.checkpointing._null import DisabledCheckpoints, DryRunCheckpoints
 from mental_health_hpo.checkpointing._options import CheckpointOptions, CheckpointSettings
 from mental_health_hpo.checkpointing._protocol import Checkpointer
-from mental_health_hpo.checkpointing._storage import Storage
 from mental_health_hpo.checkpointing._writers import SnapshotPool
+from mental_health_hpo.workspace.storage import Storage
 
 
 def open_checkpoints(

@@ -41,7 +41,6 @@ from mental_health_hpo.checkpointing import (
     Checkpointer,
     CheckpointError,
     RunCheckpoints,
-    Storage,
 )
 from mental_health_hpo.model import DualAgentModel, ModelConfig
 from mental_health_hpo.training.batching import DynamicPaddingCollator, LengthGroupedSampler
@@ -68,6 +67,7 @@ from mental_health_hpo.training.run_checkpoints import (
 from mental_health_hpo.training.run_state import RunState
 from mental_health_hpo.training.seeds import SeedRecord, seed_everything
 from mental_health_hpo.training.split_guard import TRAINING_GUARD
+from mental_health_hpo.workspace import Storage
 
 logger = logging.getLogger(__name__)
 
