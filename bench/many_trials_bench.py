@@ -54,10 +54,10 @@ def child(arm: str, n_trials: int, sampler: str, workdir: Path, out: Path) -> No
     import yaml
 
     from mental_health_hpo.checkpointing import (
+        CheckpointManager,
         CheckpointOptions,
         StudyRetention,
         load_policy,
-        open_checkpoints,
     )
     from mental_health_hpo.hpo.coordination import coordination_for
     from mental_health_hpo.hpo.runner import StudyHooks, StudyRunner, TrialContext
@@ -94,7 +94,7 @@ def child(arm: str, n_trials: int, sampler: str, workdir: Path, out: Path) -> No
         starts.append(time.perf_counter())
         value = float(context.sampled["x"])
         options = CheckpointOptions(metric_name=METRIC, watch_disk=False)
-        with open_checkpoints(context.folder.checkpoints, options) as checkpoints:
+        with CheckpointManager(context.folder.checkpoints, options) as checkpoints:
             checkpoints.save(
                 epoch=0,
                 step=1,

@@ -54,7 +54,7 @@ def test_the_face_is_small_and_every_name_resolves() -> None:
         assert getattr(core, name) is not None, name
     # What a trial and a study need from the core is on the face.
     for name in ("CheckpointManager", "CheckpointOptions", "RetentionPolicy", "LoadedCheckpoint",
-                 "CheckpointError", "StudyRetention", "open_checkpoints"):  # fmt: skip
+                 "CheckpointError", "StudyRetention", "RunCheckpoints"):  # fmt: skip
         assert name in core.__all__
 
 

@@ -27,7 +27,6 @@ Never imports kedro or mlflow; the Kedro dataset lives in ``mental_health_hpo.da
 from mental_health_hpo.checkpointing._checkpointer import (
     NO_CHECKPOINTS,
     RunCheckpoints,
-    open_checkpoints,
 )
 from mental_health_hpo.checkpointing._errors import (
     CheckpointError,
@@ -71,7 +70,6 @@ __all__ = [
     "find_best_checkpoints",
     "load_checkpoint_ref",
     "load_policy",
-    "open_checkpoints",
     "ranked_checkpoints",
     "read_manifest",
     "study_peak_bytes",

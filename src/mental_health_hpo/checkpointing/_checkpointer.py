@@ -1,4 +1,4 @@
-"""Open a trial's checkpointing: the options' mode picks the implementation, here and only here."""
+"""Open a run's checkpointing: the settings' mode picks the implementation, here and only here."""
 
 from __future__ import annotations
 
@@ -14,26 +14,6 @@ from mental_health_hpo.checkpointing._options import CheckpointOptions, Checkpoi
 from mental_health_hpo.checkpointing._protocol import Checkpointer
 from mental_health_hpo.checkpointing._writers import SnapshotPool
 from mental_health_hpo.workspace.storage import Storage
-
-
-def open_checkpoints(
-    directory: str | Path | Storage,
-    options: CheckpointOptions,
-    *,
-    on_commit: Callable[[MetricRecord], None] | None = None,
-    snapshot_pool: SnapshotPool | None = None,
-    still_owner: Callable[[], bool] | None = None,
-) -> Checkpointer:
-    """A :class:`Checkpointer` for one trial's checkpoints folder (``still_owner``: the
-    worker's lease check before each commit, see :class:`CheckpointManager`)."""
-    if options.mode == "disabled":
-        return DisabledCheckpoints(options, on_commit)
-    if options.mode == "dry_run":
-        return DryRunCheckpoints(directory, options, on_commit)
-    return CheckpointManager(
-        directory, options, on_commit=on_commit, snapshot_pool=snapshot_pool,
-        still_owner=still_owner,
-    )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -66,10 +46,13 @@ class RunCheckpoints:
         self,
         *,
         metric_name: str,
-        architecture: Mapping[str, Any],
-        config_hash: str,
-        on_commit: Callable[[MetricRecord], None],
+        architecture: Mapping[str, Any] | None = None,
+        config_hash: str = "",
+        on_commit: Callable[[MetricRecord], None] | None = None,
     ) -> Checkpointer:
+        """The :class:`Checkpointer` of this run: the settings' mode picks the implementation,
+        here and only here (the :class:`CheckpointManager`, or one that writes nothing).
+        ``architecture`` None: loads do not check it; ``config_hash`` "": resumes do not."""
         options = CheckpointOptions(
             metric_name=metric_name,
             policy=self.settings.policy,
@@ -78,8 +61,12 @@ class RunCheckpoints:
             architecture=architecture,
             config_hash=config_hash,
         )
+        if options.mode == "disabled":
+            return DisabledCheckpoints(options, on_commit)
         directory = self.directory if self.directory is not None else Path()
-        return open_checkpoints(
+        if options.mode == "dry_run":
+            return DryRunCheckpoints(directory, options, on_commit)
+        return CheckpointManager(
             directory, options, on_commit=on_commit, snapshot_pool=self.snapshot_pool,
             still_owner=self.still_owner,
         )  # fmt: skip
