@@ -25,7 +25,6 @@ Never imports kedro or mlflow; the Kedro dataset lives in ``mental_health_hpo.da
 """
 
 from mental_health_hpo.checkpointing._checkpointer import (
-    NO_CHECKPOINTS,
     RunCheckpoints,
 )
 from mental_health_hpo.checkpointing._errors import (
@@ -52,7 +51,6 @@ from mental_health_hpo.checkpointing._verify import (
 )
 
 __all__ = [
-    "NO_CHECKPOINTS",
     "CheckpointError",
     "CheckpointManager",
     "CheckpointOptions",

@@ -24,7 +24,7 @@ class RunCheckpoints:
     only the run knows: the metric, the architecture signature (which needs the built model,
     and building it belongs to the trainer, after seeding) and the config hash. Why not hand the
     trainer an open ``Checkpointer``: it would have to be opened before the model exists, so
-    without the architecture guard on loads. :data:`NO_CHECKPOINTS` is the default: metrics
+    without the architecture guard on loads. :meth:`disabled` is the trainer's default: metrics
     still flow through the same journal, nothing is written, nothing resumes.
     """
 
@@ -39,8 +39,14 @@ class RunCheckpoints:
         if self.directory is None and self.settings.mode != "disabled":
             raise ValueError(
                 f"checkpoint mode {self.settings.mode!r} needs a directory; "
-                "use NO_CHECKPOINTS to train without checkpoints"
+                "use RunCheckpoints.disabled() to train without checkpoints"
             )
+
+    @classmethod
+    def disabled(cls) -> RunCheckpoints:
+        """Train without checkpoints (evaluation's fallback, scripts, benchmarks of the loop
+        alone): no folder, nothing written, metrics journaled in memory."""
+        return cls(None, CheckpointSettings(mode="disabled"))
 
     def open(
         self,
@@ -70,7 +76,3 @@ class RunCheckpoints:
             directory, options, on_commit=on_commit, snapshot_pool=self.snapshot_pool,
             still_owner=self.still_owner,
         )  # fmt: skip
-
-
-#: Train without checkpoints (evaluation's fallback, scripts, benchmarks of the loop alone).
-NO_CHECKPOINTS = RunCheckpoints(None, CheckpointSettings(mode="disabled"))
