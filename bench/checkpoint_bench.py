@@ -35,8 +35,8 @@ import torch
 from mental_health_hpo.checkpointing import (
     CheckpointManager,
     CheckpointOptions,
+    RetentionPolicy,
     StudyRetention,
-    load_policy,
     read_manifest,
 )
 from mental_health_hpo.workspace.locks import FileStudyLock
@@ -161,7 +161,7 @@ def study_disk(scratch: Path, trials: int, epochs: int) -> tuple[list[float], li
     from rss_probe import state  # type: ignore[import-not-found]
 
     weights, training_state = state(270)  # a MiniLM + AdamW state, about 270 MB
-    policy = load_policy("default")
+    policy = RetentionPolicy.load("default")
     study = scratch / "study_disk"
     retained, keep_all = [], []
     total = 0

@@ -56,8 +56,8 @@ def child(arm: str, n_trials: int, sampler: str, workdir: Path, out: Path) -> No
     from mental_health_hpo.checkpointing import (
         CheckpointManager,
         CheckpointOptions,
+        RetentionPolicy,
         StudyRetention,
-        load_policy,
     )
     from mental_health_hpo.hpo.coordination import coordination_for
     from mental_health_hpo.hpo.runner import StudyHooks, StudyRunner, TrialContext
@@ -81,7 +81,9 @@ def child(arm: str, n_trials: int, sampler: str, workdir: Path, out: Path) -> No
     study = open_study(config, space, workdir, METRIC)
     study_dir = config.study_dir(workdir)
     coordination = coordination_for(config, workdir)
-    retention = StudyRetention(study_dir, load_policy("default"), METRIC, coordination.lock)
+    retention = StudyRetention(
+        study_dir, RetentionPolicy.load("default"), METRIC, coordination.lock
+    )
     index = StudyLayout(study_dir).retention_index
     starts: list[float] = []
     ends: list[float] = []

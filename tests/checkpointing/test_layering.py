@@ -23,9 +23,9 @@ PACKAGE = Path(core.__file__).parent
 FORBIDDEN = {"kedro", "kedro_datasets", "mlflow", "kedro_mlflow"}
 #: Public by job, beside the face: publication of the best checkpoint, the cleanup command.
 PUBLIC_MODULES = {"__init__", "publish", "cleanup"}
-# 59 before the fold; what a trial, a reader and a study need (see __init__), and where a study
-# lives (Storage, storage_at, checkpoint_store: a folder or a bucket, issue 22).
-MAX_FACE = 26
+# 59 before the fold; what a trial, a reader and a study need (see __init__). Where a study
+# lives (Storage, storage_at, checkpoint_store: a folder or a bucket) is workspace's face.
+MAX_FACE = 18
 MAX_LINES = 400
 
 
