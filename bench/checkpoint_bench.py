@@ -33,10 +33,10 @@ from pathlib import Path
 import torch
 
 from mental_health_hpo.checkpointing import (
+    CheckpointManager,
     CheckpointOptions,
+    RetentionPolicy,
     StudyRetention,
-    load_policy,
-    open_checkpoints,
     read_manifest,
 )
 from mental_health_hpo.workspace.locks import FileStudyLock
@@ -98,7 +98,7 @@ def save_seconds(
 ) -> tuple[float, float, int]:
     """(seconds until ``save`` returned, until everything was committed, bytes committed)."""
     options = CheckpointOptions(metric_name="f1", writer=writer, watch_disk=False)  # type: ignore[arg-type]
-    manager = open_checkpoints(directory, options)
+    manager = CheckpointManager(directory, options)
     started = time.perf_counter()
     manager.save(
         epoch=0, step=1, metrics={"f1": 0.5}, weights=weights, training_state=training_state
@@ -161,14 +161,14 @@ def study_disk(scratch: Path, trials: int, epochs: int) -> tuple[list[float], li
     from rss_probe import state  # type: ignore[import-not-found]
 
     weights, training_state = state(270)  # a MiniLM + AdamW state, about 270 MB
-    policy = load_policy("default")
+    policy = RetentionPolicy.load("default")
     study = scratch / "study_disk"
     retained, keep_all = [], []
     total = 0
     for trial in range(trials):
         folder = study / f"trial_{trial:04d}"
         options = CheckpointOptions(metric_name="f1", policy=policy, writer="sync")
-        with open_checkpoints(folder / "checkpoints", options) as manager:
+        with CheckpointManager(folder / "checkpoints", options) as manager:
             for epoch in range(epochs):
                 value = 0.5 + 0.1 * ((trial * 7 + epoch * 3) % 5)
                 manager.save(

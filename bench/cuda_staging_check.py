@@ -31,7 +31,7 @@ from pathlib import Path
 
 import torch
 
-from mental_health_hpo.checkpointing import CheckpointOptions, RetentionPolicy, open_checkpoints
+from mental_health_hpo.checkpointing import CheckpointManager, CheckpointOptions, RetentionPolicy
 from mental_health_hpo.checkpointing._writers import SnapshotPool
 
 
@@ -75,7 +75,7 @@ def main() -> int:
     for round_ in range(args.rounds):
         for index, writer in enumerate(("async", "sync")):
             folder = root / f"study_check/trial_{2 * round_ + index:04d}/checkpoints"
-            manager = open_checkpoints(folder, options(writer), snapshot_pool=pool)
+            manager = CheckpointManager(folder, options(writer), snapshot_pool=pool)
             expected = {name: t.detach().cpu().clone() for name, t in weights.items()}
             if device == "cuda":
                 torch.cuda.synchronize()

@@ -54,10 +54,10 @@ def child(arm: str, n_trials: int, sampler: str, workdir: Path, out: Path) -> No
     import yaml
 
     from mental_health_hpo.checkpointing import (
+        CheckpointManager,
         CheckpointOptions,
+        RetentionPolicy,
         StudyRetention,
-        load_policy,
-        open_checkpoints,
     )
     from mental_health_hpo.hpo.coordination import coordination_for
     from mental_health_hpo.hpo.runner import StudyHooks, StudyRunner, TrialContext
@@ -81,7 +81,9 @@ def child(arm: str, n_trials: int, sampler: str, workdir: Path, out: Path) -> No
     study = open_study(config, space, workdir, METRIC)
     study_dir = config.study_dir(workdir)
     coordination = coordination_for(config, workdir)
-    retention = StudyRetention(study_dir, load_policy("default"), METRIC, coordination.lock)
+    retention = StudyRetention(
+        study_dir, RetentionPolicy.load("default"), METRIC, coordination.lock
+    )
     index = StudyLayout(study_dir).retention_index
     starts: list[float] = []
     ends: list[float] = []
@@ -94,7 +96,7 @@ def child(arm: str, n_trials: int, sampler: str, workdir: Path, out: Path) -> No
         starts.append(time.perf_counter())
         value = float(context.sampled["x"])
         options = CheckpointOptions(metric_name=METRIC, watch_disk=False)
-        with open_checkpoints(context.folder.checkpoints, options) as checkpoints:
+        with CheckpointManager(context.folder.checkpoints, options) as checkpoints:
             checkpoints.save(
                 epoch=0,
                 step=1,

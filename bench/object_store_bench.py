@@ -42,7 +42,7 @@ from mental_health_hpo.checkpointing import (
     RetentionPolicy,
     read_manifest,
 )
-from mental_health_hpo.checkpointing._object_storage import ObjectStorage
+from mental_health_hpo.workspace.storage import ObjectStorage
 
 CHUNK = 16 * 2**20
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from mental_health_hpo.checkpointing import CheckpointOptions, open_checkpoints
+from mental_health_hpo.checkpointing import CheckpointManager, CheckpointOptions
 from mental_health_hpo.checkpointing._writers import SnapshotPool
 
 
@@ -82,13 +82,13 @@ def main() -> None:
     )
     writer = mode if mode in ("sync", "deferred", "async") else "sync"
     options = CheckpointOptions(metric_name="f1", writer=writer, watch_disk=False)
-    manager = open_checkpoints(directory, options, snapshot_pool=SnapshotPool())
+    manager = CheckpointManager(directory, options, snapshot_pool=SnapshotPool())
     if mode == "load":
         manager.save(
             epoch=0, step=1, metrics={"f1": 0.5}, weights=weights, training_state=training_state
         )
         manager.close()
-        manager = open_checkpoints(directory, options)
+        manager = CheckpointManager(directory, options)
     base, _ = rss()
     base_anon = _status()["RssAnon"]
     reset_peak()

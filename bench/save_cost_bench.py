@@ -94,14 +94,18 @@ def project_trial(
     epochs: int,
     gap: float,
 ) -> Times:
-    from mental_health_hpo.checkpointing import CheckpointOptions, load_policy, open_checkpoints
+    from mental_health_hpo.checkpointing import (
+        CheckpointManager,
+        CheckpointOptions,
+        RetentionPolicy,
+    )
 
     options = CheckpointOptions(
-        metric_name="val_f1_macro", policy=load_policy("default"), writer=writer
+        metric_name="val_f1_macro", policy=RetentionPolicy.load("default"), writer=writer
     )
     state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}
     times: Times = []
-    checkpoints = open_checkpoints(folder, options)
+    checkpoints = CheckpointManager(folder, options)
     for epoch in range(epochs):
         clock = Clock()
         last = epoch == epochs - 1

@@ -143,9 +143,9 @@ def study_arm(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
     from mental_health_hpo.checkpointing import (
         CheckpointSettings,
+        RetentionPolicy,
         RunCheckpoints,
         StudyRetention,
-        load_policy,
     )
     from mental_health_hpo.model import PACKAGED_MINILM, ModelConfig, build_model
     from mental_health_hpo.training import FeatureCache, TrainerConfig, train
@@ -155,7 +155,7 @@ def study_arm(args: argparse.Namespace) -> None:
     config = ModelConfig(encoder=PACKAGED_MINILM, max_length=args.max_length, stride=32)
     cache = FeatureCache()
     study = Path(args.workdir) / "study_bench"
-    policy = load_policy("default")
+    policy = RetentionPolicy.load("default")
     for trial in range(args.trials):
         lr = 3e-5 * (1 + trial)
         folder = study / f"trial_{trial:04d}"

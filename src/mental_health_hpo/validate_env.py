@@ -190,13 +190,15 @@ def _existing_parent(path: Path) -> Path:
 
 def check_disk(parameters: dict[str, Any], project: Path) -> Check:
     """Free space where experiments go against the retention policy's peak for a study."""
-    from mental_health_hpo.checkpointing import load_policy, study_peak_bytes
+    from mental_health_hpo.checkpointing import RetentionPolicy
     from mental_health_hpo.model.config import PACKAGED_MINILM
     from mental_health_hpo.model.encoder_size import encoder_size
 
     hpo = parameters.get("hpo", {})
     checkpointing = hpo.get("checkpointing", {}) or {}
-    policy = load_policy(checkpointing.get("policy", "default"), checkpointing.get("overrides"))
+    policy = RetentionPolicy.load(
+        checkpointing.get("policy", "default"), checkpointing.get("overrides")
+    )
     model = hpo.get("base", {}).get("model", {}) or {}
     study = hpo.get("study", {})
     experiments = parse_location(
@@ -215,7 +217,7 @@ def check_disk(parameters: dict[str, Any], project: Path) -> Check:
         detail = f"{free / 1e9:.1f} GB free at {target}; encoder size {size.source}"
         return Check("disk", False, detail, required=False)
     n_params = size.n_params
-    needed = study_peak_bytes(n_params, policy)
+    needed = policy.study_peak_bytes(n_params)
     detail = (
         f"{free / 1e9:.1f} GB free at {target}; policy {checkpointing.get('policy', 'default')} "
         f"needs ~{needed / 1e9:.2f} GB ({n_params / 1e6:.1f}M params of {size.encoder}, from "

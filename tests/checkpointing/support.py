@@ -8,10 +8,12 @@ from typing import Any
 
 from mental_health_hpo.checkpointing import (
     Checkpointer,
+    CheckpointManager,
     CheckpointOptions,
+    CheckpointSettings,
     RetentionPolicy,
+    RunCheckpoints,
     StudyRetention,
-    open_checkpoints,
 )
 from mental_health_hpo.checkpointing._study import finish_trial
 from mental_health_hpo.checkpointing._writers import SnapshotPool
@@ -35,19 +37,31 @@ def open_manager(
     writer: str | None = None,
 ) -> Any:
     """A checkpointer with the production writer (``auto``) unless ``writer`` or ``async_save``
-    names another; background writers get their own pool unless one is given."""
+    names another; background writers get their own pool unless one is given.
+
+    A disabled or dry run is opened as the trainer opens one (:class:`RunCheckpoints`); a real
+    one is the :class:`CheckpointManager` itself, so a test can turn its disk guard off."""
     mode = "disabled" if not enabled else "dry_run" if dry_run else "write"
+    policy = policy or RetentionPolicy()
+    kind: Any = writer or ("async" if async_save else "auto")
+    pool = snapshot_pool if snapshot_pool is not None else SnapshotPool()
+    if mode != "write":
+        run = RunCheckpoints(Path(directory), CheckpointSettings(policy, mode, kind), pool)
+        return run.open(
+            metric_name=metric_name,
+            architecture=architecture,
+            config_hash=config_hash,
+            on_commit=on_commit,
+        )
     options = CheckpointOptions(
         metric_name=metric_name,
-        policy=policy or RetentionPolicy(),
-        mode=mode,
-        writer=writer or ("async" if async_save else "auto"),  # type: ignore[arg-type]
+        policy=policy,
+        writer=kind,
         architecture=architecture,
         config_hash=config_hash,
         watch_disk=check_disk,
     )
-    pool = snapshot_pool if snapshot_pool is not None else SnapshotPool()
-    return open_checkpoints(directory, options, on_commit=on_commit, snapshot_pool=pool)
+    return CheckpointManager(directory, options, on_commit=on_commit, snapshot_pool=pool)
 
 
 def finish(manager: Checkpointer, keep_best_trials: int | None = None) -> None:

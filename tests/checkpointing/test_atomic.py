@@ -60,7 +60,7 @@ def test_a_manifest_write_killed_after_keeping_the_previous_leaves_no_temp(
     links of one file; the next write must not leave its staged link behind (a rename of a
     link over another link of the same file does nothing)."""
     from mental_health_hpo.checkpointing._manifest import Manifest, write_manifest
-    from mental_health_hpo.checkpointing._storage import LocalStorage
+    from mental_health_hpo.workspace.storage import LocalStorage
 
     write_manifest(tmp_path, Manifest(metric_name="f1"))
     # what the killed write had done before it died: the previous manifest kept

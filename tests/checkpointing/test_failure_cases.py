@@ -123,7 +123,7 @@ def test_saves_hash_on_the_way_in_and_the_deferred_writer_commits_beside_trainin
     writer before ``save`` returns, in the caller."""
     import threading
 
-    from mental_health_hpo.checkpointing._storage import LocalFile, LocalStorage
+    from mental_health_hpo.workspace.storage import LocalFile, LocalStorage
 
     committed_on: list[str] = []
     read_back: list[str] = []

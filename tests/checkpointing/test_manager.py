@@ -363,7 +363,7 @@ def test_failure_before_commit_discards_files_and_keeps_old_state(
 def test_failure_after_commit_keeps_the_committed_checkpoint(
     make_manager, tiny, monkeypatch
 ) -> None:
-    from mental_health_hpo.checkpointing._storage import LocalStorage
+    from mental_health_hpo.workspace.storage import LocalStorage
 
     model, opt = tiny
     manager = make_manager()

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mental_health_hpo.checkpointing import RetentionPolicy, load_policy
+from mental_health_hpo.checkpointing import RetentionPolicy
 from mental_health_hpo.checkpointing._errors import PolicyError
 from mental_health_hpo.checkpointing._retention import NAMED_POLICIES, parse_size
 
@@ -19,7 +19,7 @@ def test_defaults_match_the_issue() -> None:
     assert (policy.keep_last_n, policy.keep_best_k, policy.keep_best_k_max) == (1, 1, 2)
     assert policy.max_total_size == 10 * 10**9
     assert policy.min_interval_epochs == 1 and policy.disk_space_threshold_percent == 10
-    assert load_policy("default") == policy
+    assert RetentionPolicy.load("default") == policy
 
 
 @pytest.mark.parametrize(
@@ -45,9 +45,9 @@ def test_unknown_key_is_named(tmp_path: Path) -> None:
     path = tmp_path / "p.yml"
     path.write_text("keep_last_n: 2\nkeep_lats_n: 3\n")
     with pytest.raises(PolicyError, match="keep_lats_n"):
-        load_policy(path)
+        RetentionPolicy.load(path)
     with pytest.raises(PolicyError, match="neither one of default"):
-        load_policy("nonexistent")
+        RetentionPolicy.load("nonexistent")
 
 
 def test_sizes_parse() -> None:
@@ -60,19 +60,19 @@ def test_a_named_policy_is_its_packaged_file(name: str, tmp_path: Path) -> None:
     """The packaged YAML is the one source of a named policy; a copy given as a path (a user's
     own policy file) loads to the same policy."""
     packaged = yaml.safe_load((PACKAGED / f"{name}.yml").read_text())
-    assert load_policy(name) == RetentionPolicy(**packaged)
+    assert RetentionPolicy.load(name) == RetentionPolicy(**packaged)
     copy = tmp_path / f"{name}.yml"
     copy.write_text((PACKAGED / f"{name}.yml").read_text())
-    assert load_policy(copy) == load_policy(name)
+    assert RetentionPolicy.load(copy) == RetentionPolicy.load(name)
 
 
 def test_named_policies_are_ordered_by_how_much_they_keep() -> None:
-    aggressive, minimal = load_policy("aggressive"), load_policy("minimal")
-    default, permissive = load_policy("default"), load_policy("permissive")
+    aggressive, minimal = RetentionPolicy.load("aggressive"), RetentionPolicy.load("minimal")
+    default, permissive = RetentionPolicy.load("default"), RetentionPolicy.load("permissive")
     assert aggressive.max_total_size < minimal.max_total_size < default.max_total_size
     assert default.max_total_size < permissive.max_total_size
     assert permissive.keep_last_n > default.keep_last_n
-    assert load_policy("default", {"keep_last_n": 4}).keep_last_n == 4
+    assert RetentionPolicy.load("default", {"keep_last_n": 4}).keep_last_n == 4
 
 
 def test_emergency_policy_allows_zero_last() -> None:

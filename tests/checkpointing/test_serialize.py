@@ -16,7 +16,7 @@ from safetensors import safe_open
 
 from mental_health_hpo.checkpointing import _serialize as serialize
 from mental_health_hpo.checkpointing._serialize import HashingStream, write_safetensors
-from mental_health_hpo.checkpointing._storage import LocalStorage
+from mental_health_hpo.workspace.storage import LocalStorage
 
 
 def stored_digest(path: Path) -> str:

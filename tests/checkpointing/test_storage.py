@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from mental_health_hpo.checkpointing import _storage as storage_module
-from mental_health_hpo.checkpointing._storage import Entry, LocalStorage, walk
+from mental_health_hpo.workspace.storage import Entry, LocalStorage, walk
+from mental_health_hpo.workspace.storage import _seam as storage_module
 
 
 def test_put_replaces_and_leaves_only_the_object(tmp_path: Path) -> None:

@@ -21,10 +21,10 @@ from mental_health_hpo.checkpointing import (
     CheckpointManager,
     CheckpointOptions,
     RetentionPolicy,
-    TrialTakenOverError,
     read_manifest,
 )
-from mental_health_hpo.checkpointing._storage import LocalStorage
+from mental_health_hpo.workspace import TrialTakenOverError
+from mental_health_hpo.workspace.storage import LocalStorage
 
 MANIFEST = "manifest.json"
 ROUNDS = 40

@@ -20,10 +20,10 @@ from pathlib import Path
 import torch
 
 from mental_health_hpo.checkpointing import (
+    CheckpointManager,
     CheckpointOptions,
     RetentionPolicy,
     StudyRetention,
-    open_checkpoints,
 )
 from mental_health_hpo.hpo.coordination import coordination_for
 from mental_health_hpo.hpo.runner import StudyHooks, StudyRunner, TrialContext
@@ -49,7 +49,7 @@ def main() -> None:
         policy = RetentionPolicy(keep_last_n=EPOCHS)
         options = CheckpointOptions(metric_name=METRIC, policy=policy, watch_disk=False)
         folder = context.folder.checkpoints
-        with open_checkpoints(folder, options, still_owner=context.holds_lease) as checkpoints:
+        with CheckpointManager(folder, options, still_owner=context.holds_lease) as checkpoints:
             latest = checkpoints.load_latest()
             model = torch.nn.Linear(4, 2)
             if latest is not None:

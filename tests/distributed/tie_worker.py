@@ -20,11 +20,11 @@ from pathlib import Path
 import torch
 
 from mental_health_hpo.checkpointing import (
+    CheckpointManager,
     CheckpointOptions,
     RetentionPolicy,
     StudyRetention,
     load_checkpoint_ref,
-    open_checkpoints,
 )
 from mental_health_hpo.datasets import CheckpointDataset, CheckpointReference
 from mental_health_hpo.evaluation.selection import select
@@ -52,7 +52,7 @@ def main() -> None:
 
     def objective(context: TrialContext) -> float:
         options = CheckpointOptions(metric_name=METRIC, watch_disk=False)
-        with open_checkpoints(context.folder.checkpoints, options) as checkpoints:
+        with CheckpointManager(context.folder.checkpoints, options) as checkpoints:
             latest = checkpoints.load_latest()
             model = torch.nn.Linear(4, 2)
             if latest is not None:

@@ -13,7 +13,7 @@ import sys
 import torch
 
 from mental_health_hpo.checkpointing import CheckpointManager, CheckpointOptions, RetentionPolicy
-from mental_health_hpo.checkpointing._object_storage import ObjectStorage
+from mental_health_hpo.workspace.storage import ObjectStorage
 from tests.checkpointing.conftest import TinyNet, save_epochs
 
 

@@ -13,7 +13,7 @@ import json
 import os
 import sys
 
-from mental_health_hpo.checkpointing._object_storage import ObjectStorage
+from mental_health_hpo.workspace.storage import ObjectStorage
 
 FILES = ("model.safetensors", "training_state.pt")
 

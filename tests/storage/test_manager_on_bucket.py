@@ -20,12 +20,11 @@ from mental_health_hpo.checkpointing import (
     CheckpointManager,
     CheckpointOptions,
     RetentionPolicy,
-    TrialTakenOverError,
     read_manifest,
 )
 from mental_health_hpo.checkpointing._bucket_sweep import uncommitted_objects
-from mental_health_hpo.checkpointing._object_storage import ObjectStorage
-from mental_health_hpo.checkpointing._storage import walk
+from mental_health_hpo.workspace import TrialTakenOverError
+from mental_health_hpo.workspace.storage import ObjectStorage, walk
 from tests.checkpointing.conftest import TinyNet, save_epochs
 
 WRITER = Path(__file__).with_name("manager_writer.py")

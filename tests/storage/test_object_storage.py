@@ -12,12 +12,14 @@ from pathlib import Path
 import pytest
 import s3fs
 
-from mental_health_hpo.checkpointing._object_storage import (
+from mental_health_hpo.workspace.storage import (
+    Entry,
+    LocalStorage,
     ObjectStorage,
     UploadFailedError,
     open_storage,
+    walk,
 )
-from mental_health_hpo.checkpointing._storage import Entry, LocalStorage, walk
 
 
 @pytest.fixture

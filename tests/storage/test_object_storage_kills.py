@@ -22,8 +22,7 @@ from typing import Any
 import pytest
 
 from mental_health_hpo.checkpointing._bucket_sweep import abort_incomplete_uploads
-from mental_health_hpo.checkpointing._object_storage import ObjectStorage
-from mental_health_hpo.checkpointing._storage import walk
+from mental_health_hpo.workspace.storage import ObjectStorage, walk
 
 WRITER = Path(__file__).with_name("object_writer.py")
 

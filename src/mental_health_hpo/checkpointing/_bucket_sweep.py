@@ -11,9 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from mental_health_hpo.checkpointing._manifest import read_manifest
-from mental_health_hpo.checkpointing._object_storage import Keys, ObjectStorage
 from mental_health_hpo.checkpointing._recovery import _uncommitted, sweep_uncommitted
-from mental_health_hpo.checkpointing._storage import Storage
+from mental_health_hpo.workspace.storage import Keys, ObjectStorage, Storage
 
 
 def uncommitted_objects(storage: Storage) -> Keys:

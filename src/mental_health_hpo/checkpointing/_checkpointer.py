@@ -1,4 +1,4 @@
-"""Open a trial's checkpointing: the options' mode picks the implementation, here and only here."""
+"""Open a run's checkpointing: the settings' mode picks the implementation, here and only here."""
 
 from __future__ import annotations
 
@@ -12,28 +12,8 @@ from mental_health_hpo.checkpointing._manifest import MetricRecord
 from mental_health_hpo.checkpointing._null import DisabledCheckpoints, DryRunCheckpoints
 from mental_health_hpo.checkpointing._options import CheckpointOptions, CheckpointSettings
 from mental_health_hpo.checkpointing._protocol import Checkpointer
-from mental_health_hpo.checkpointing._storage import Storage
 from mental_health_hpo.checkpointing._writers import SnapshotPool
-
-
-def open_checkpoints(
-    directory: str | Path | Storage,
-    options: CheckpointOptions,
-    *,
-    on_commit: Callable[[MetricRecord], None] | None = None,
-    snapshot_pool: SnapshotPool | None = None,
-    still_owner: Callable[[], bool] | None = None,
-) -> Checkpointer:
-    """A :class:`Checkpointer` for one trial's checkpoints folder (``still_owner``: the
-    worker's lease check before each commit, see :class:`CheckpointManager`)."""
-    if options.mode == "disabled":
-        return DisabledCheckpoints(options, on_commit)
-    if options.mode == "dry_run":
-        return DryRunCheckpoints(directory, options, on_commit)
-    return CheckpointManager(
-        directory, options, on_commit=on_commit, snapshot_pool=snapshot_pool,
-        still_owner=still_owner,
-    )  # fmt: skip
+from mental_health_hpo.workspace.storage import Storage
 
 
 @dataclass(frozen=True)
@@ -44,7 +24,7 @@ class RunCheckpoints:
     only the run knows: the metric, the architecture signature (which needs the built model,
     and building it belongs to the trainer, after seeding) and the config hash. Why not hand the
     trainer an open ``Checkpointer``: it would have to be opened before the model exists, so
-    without the architecture guard on loads. :data:`NO_CHECKPOINTS` is the default: metrics
+    without the architecture guard on loads. :meth:`disabled` is the trainer's default: metrics
     still flow through the same journal, nothing is written, nothing resumes.
     """
 
@@ -59,17 +39,26 @@ class RunCheckpoints:
         if self.directory is None and self.settings.mode != "disabled":
             raise ValueError(
                 f"checkpoint mode {self.settings.mode!r} needs a directory; "
-                "use NO_CHECKPOINTS to train without checkpoints"
+                "use RunCheckpoints.disabled() to train without checkpoints"
             )
+
+    @classmethod
+    def disabled(cls) -> RunCheckpoints:
+        """Train without checkpoints (evaluation's fallback, scripts, benchmarks of the loop
+        alone): no folder, nothing written, metrics journaled in memory."""
+        return cls(None, CheckpointSettings(mode="disabled"))
 
     def open(
         self,
         *,
         metric_name: str,
-        architecture: Mapping[str, Any],
-        config_hash: str,
-        on_commit: Callable[[MetricRecord], None],
+        architecture: Mapping[str, Any] | None = None,
+        config_hash: str = "",
+        on_commit: Callable[[MetricRecord], None] | None = None,
     ) -> Checkpointer:
+        """The :class:`Checkpointer` of this run: the settings' mode picks the implementation,
+        here and only here (the :class:`CheckpointManager`, or one that writes nothing).
+        ``architecture`` None: loads do not check it; ``config_hash`` "": resumes do not."""
         options = CheckpointOptions(
             metric_name=metric_name,
             policy=self.settings.policy,
@@ -78,12 +67,12 @@ class RunCheckpoints:
             architecture=architecture,
             config_hash=config_hash,
         )
+        if options.mode == "disabled":
+            return DisabledCheckpoints(options, on_commit)
         directory = self.directory if self.directory is not None else Path()
-        return open_checkpoints(
+        if options.mode == "dry_run":
+            return DryRunCheckpoints(directory, options, on_commit)
+        return CheckpointManager(
             directory, options, on_commit=on_commit, snapshot_pool=self.snapshot_pool,
             still_owner=self.still_owner,
         )  # fmt: skip
-
-
-#: Train without checkpoints (evaluation's fallback, scripts, benchmarks of the loop alone).
-NO_CHECKPOINTS = RunCheckpoints(None, CheckpointSettings(mode="disabled"))

@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
-from mental_health_hpo.checkpointing._errors import CheckpointError, TrialTakenOverError
+from mental_health_hpo.checkpointing._errors import CheckpointError
 from mental_health_hpo.checkpointing._manifest import (
     CheckpointRecord,
     Manifest,
@@ -28,8 +28,8 @@ from mental_health_hpo.checkpointing._retention import (
     plan_emergency,
     plan_retention,
 )
-from mental_health_hpo.checkpointing._storage import Storage, as_storage
 from mental_health_hpo.workspace.layout import RECORD_NAME
+from mental_health_hpo.workspace.storage import Storage, TrialTakenOverError, as_storage
 
 logger = logging.getLogger(__name__)
 

@@ -30,13 +30,6 @@ class PolicyError(ValueError):
     """A retention policy field is invalid; the message names the field."""
 
 
-class TrialTakenOverError(CheckpointError):
-    """Another worker committed to this trial's checkpoints (its lease expired while this one
-    stalled, and the trial was taken over), or the checkpoint id this save would write exists
-    already: the save is refused, nothing of the other worker's is touched, and this worker
-    must leave the trial to its new owner."""
-
-
 class AsyncSaveError(CheckpointError):
     """A background save failed; raised at the next save, flush or close."""
 

@@ -27,7 +27,7 @@ from mental_health_hpo.checkpointing import _pressure as pressure
 from mental_health_hpo.checkpointing import _protocol as protocol
 from mental_health_hpo.checkpointing import _serialize as serialize
 from mental_health_hpo.checkpointing import _writers as writers
-from mental_health_hpo.checkpointing._errors import CheckpointError, TrialTakenOverError
+from mental_health_hpo.checkpointing._errors import CheckpointError
 from mental_health_hpo.checkpointing._manifest import (
     FLAG_BEST,
     KIND_FULL,
@@ -53,10 +53,10 @@ from mental_health_hpo.checkpointing._recovery import (
     sweep_uncommitted,
 )
 from mental_health_hpo.checkpointing._retention import RetentionPolicy
-from mental_health_hpo.checkpointing._storage import LocalStorage, Storage
 from mental_health_hpo.checkpointing._verify import LoadedCheckpoint, load_newest_full, load_record
 from mental_health_hpo.checkpointing._writers import CheckpointWriter, SnapshotPool, make_writer
 from mental_health_hpo.workspace.layout import MANIFEST_NAME, checkpoint_id, study_of
+from mental_health_hpo.workspace.storage import LocalStorage, Storage, TrialTakenOverError
 
 logger = logging.getLogger(__name__)
 

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 from mental_health_hpo.checkpointing._errors import CheckpointError
-from mental_health_hpo.checkpointing._storage import Storage, as_storage
 from mental_health_hpo.crash_points import crash_point
 from mental_health_hpo.workspace.layout import (
     MANIFEST_NAME,
@@ -24,6 +23,7 @@ from mental_health_hpo.workspace.layout import (
 )
 from mental_health_hpo.workspace.layout import WEIGHTS_FILE as WEIGHTS_FILE
 from mental_health_hpo.workspace.layout import checkpoint_id as checkpoint_id
+from mental_health_hpo.workspace.storage import Storage, as_storage
 
 logger = logging.getLogger(__name__)
 

@@ -34,9 +34,9 @@ from mental_health_hpo.checkpointing._protocol import (
     validate_metric_name,
 )
 from mental_health_hpo.checkpointing._retention import apply_plan, plan_retention
-from mental_health_hpo.checkpointing._storage import Storage
 from mental_health_hpo.checkpointing._verify import LoadedCheckpoint, load_newest_full
 from mental_health_hpo.workspace.layout import STATE_FILE, WEIGHTS_FILE, checkpoint_id
+from mental_health_hpo.workspace.storage import Storage
 
 logger = logging.getLogger(__name__)
 

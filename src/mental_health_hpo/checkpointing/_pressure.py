@@ -16,11 +16,13 @@ import torch
 
 from mental_health_hpo.checkpointing._errors import InsufficientDiskSpaceError
 from mental_health_hpo.checkpointing._manifest import utc_now
+from mental_health_hpo.checkpointing._retention import OVERHEAD_BYTES as OVERHEAD_BYTES
 from mental_health_hpo.checkpointing._retention import RetentionPolicy
+from mental_health_hpo.checkpointing._retention import (
+    estimate_retained_bytes as estimate_retained_bytes,
+)
 from mental_health_hpo.workspace.atomic import atomic_write_bytes, remove_durably
 from mental_health_hpo.workspace.layout import StudyLayout
-
-OVERHEAD_BYTES = 1024 * 1024  # manifest, safetensors header, pickle framing
 
 
 @dataclass(frozen=True)
@@ -76,26 +78,6 @@ def estimate_checkpoint_bytes(
             params = [p for g in optimizer.param_groups for p in g["params"] if p.requires_grad]
             optim = moments * sum(p.numel() * p.element_size() for p in params)
     return weights + optim + OVERHEAD_BYTES
-
-
-def estimate_retained_bytes(full_bytes: int, weights_bytes: int, policy: RetentionPolicy) -> int:
-    """Peak bytes one trial needs: retained full + best copies + the new one before pruning."""
-    full_kept = max(policy.keep_last_n, 1) + 1
-    return full_kept * full_bytes + policy.keep_best_k_max * weights_bytes
-
-
-def study_peak_bytes(n_params: int, policy: RetentionPolicy) -> int:
-    """Peak disk of a study of a float32 model of ``n_params`` under ``policy``.
-
-    For the environment check before a study starts: the kept best trials plus the one running
-    now, each with its retained full checkpoints (weights and AdamW's two moments) and best
-    weights; capped by the policy's ``max_total_size``.
-    """
-    weights = {"model": torch.empty(n_params, dtype=torch.float32, device="meta")}
-    weights_bytes = n_params * 4
-    full = estimate_checkpoint_bytes(weights) + 2 * weights_bytes
-    per_trial = estimate_retained_bytes(full, weights_bytes, policy)
-    return min(per_trial * (policy.keep_best_trials + 1), max(policy.max_total_size, per_trial))
 
 
 def largest_artifacts(roots: Iterable[str | Path], limit: int = 5) -> list[tuple[str, int]]:

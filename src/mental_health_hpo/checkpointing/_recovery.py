@@ -24,7 +24,6 @@ from mental_health_hpo.checkpointing._manifest import (
     write_manifest,
 )
 from mental_health_hpo.checkpointing._retention import RetentionPolicy, apply_plan, plan_retention
-from mental_health_hpo.checkpointing._storage import LocalStorage, Storage, as_storage
 from mental_health_hpo.workspace.layout import (
     CHECKPOINTS_DIRNAME,
     MANIFEST_NAME,
@@ -35,6 +34,7 @@ from mental_health_hpo.workspace.layout import (
     TRIAL_PREFIX,
     is_temp_name,
 )
+from mental_health_hpo.workspace.storage import LocalStorage, Storage, as_storage
 
 logger = logging.getLogger(__name__)
 

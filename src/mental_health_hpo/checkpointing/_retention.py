@@ -180,6 +180,7 @@ def apply_plan(records: Sequence[CheckpointRecord], plan: RetentionPlan) -> list
 
 
 # Retention policy: how many checkpoints a trial and a study keep, and the disk limits.
+OVERHEAD_BYTES = 1024 * 1024  # manifest, safetensors header, pickle framing
 NAMED_POLICIES = ("default", "aggressive", "minimal", "permissive")
 _UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12}
 _UNITS |= {"KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
@@ -265,6 +266,44 @@ class RetentionPolicy:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    @classmethod
+    def load(
+        cls, name_or_path: str | Path = "default", overrides: dict[str, Any] | None = None
+    ) -> RetentionPolicy:
+        """A named policy (default, aggressive, minimal, permissive) or a YAML file, plus
+        overrides."""
+        if isinstance(name_or_path, str) and name_or_path in NAMED_POLICIES:
+            data = _read_named(name_or_path)
+        else:
+            path = Path(name_or_path)
+            if not path.is_file():
+                raise PolicyError(
+                    f"retention policy {str(name_or_path)!r} is neither one of "
+                    f"{', '.join(NAMED_POLICIES)} nor a YAML file"
+                )
+            data = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(data, dict):
+            raise PolicyError(f"retention policy {name_or_path!s} must be a mapping")
+        return policy_from_dict({**data, **(overrides or {})})
+
+    def study_peak_bytes(self, n_params: int) -> int:
+        """Peak disk of a study of a float32 model of ``n_params`` under this policy.
+
+        For the environment check before a study starts: the kept best trials plus the one
+        running now, each with its retained full checkpoints (weights and AdamW's two moments)
+        and best weights; capped by ``max_total_size``.
+        """
+        weights_bytes = n_params * 4
+        full = weights_bytes + OVERHEAD_BYTES + 2 * weights_bytes
+        per_trial = estimate_retained_bytes(full, weights_bytes, self)
+        return min(per_trial * (self.keep_best_trials + 1), max(self.max_total_size, per_trial))
+
+
+def estimate_retained_bytes(full_bytes: int, weights_bytes: int, policy: RetentionPolicy) -> int:
+    """Peak bytes one trial needs: retained full + best copies + the new one before pruning."""
+    full_kept = max(policy.keep_last_n, 1) + 1
+    return full_kept * full_bytes + policy.keep_best_k_max * weights_bytes
+
 
 def policy_from_dict(data: dict[str, Any]) -> RetentionPolicy:
     """A policy from a mapping; unknown keys are an error naming the key."""
@@ -282,22 +321,3 @@ def _read_named(name: str) -> dict[str, Any]:
         .read_text()
     )
     return yaml.safe_load(text) or {}
-
-
-def load_policy(
-    name_or_path: str | Path = "default", overrides: dict[str, Any] | None = None
-) -> RetentionPolicy:
-    """A named policy (default, aggressive, minimal, permissive) or a YAML file, plus overrides."""
-    if isinstance(name_or_path, str) and name_or_path in NAMED_POLICIES:
-        data = _read_named(name_or_path)
-    else:
-        path = Path(name_or_path)
-        if not path.is_file():
-            raise PolicyError(
-                f"retention policy {str(name_or_path)!r} is neither one of "
-                f"{', '.join(NAMED_POLICIES)} nor a YAML file"
-            )
-        data = yaml.safe_load(path.read_text()) or {}
-    if not isinstance(data, dict):
-        raise PolicyError(f"retention policy {name_or_path!s} must be a mapping")
-    return policy_from_dict({**data, **(overrides or {})})

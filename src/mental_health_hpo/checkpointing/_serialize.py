@@ -35,11 +35,11 @@ from typing import IO, Any, cast
 
 import torch
 
-from mental_health_hpo.checkpointing._errors import TrialTakenOverError, UnsafeCheckpointError
+from mental_health_hpo.checkpointing._errors import UnsafeCheckpointError
 from mental_health_hpo.checkpointing._manifest import FileEntry
-from mental_health_hpo.checkpointing._storage import StagedObject, Storage
 from mental_health_hpo.crash_points import crash_point
 from mental_health_hpo.workspace.layout import STATE_FILE, WEIGHTS_FILE
+from mental_health_hpo.workspace.storage import StagedObject, Storage, TrialTakenOverError
 
 #: Writes at least this large are hashed beside the write, in slices of ``_SLICE`` bytes.
 _OVERLAP_MIN = 1 << 20

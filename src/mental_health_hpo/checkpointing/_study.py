@@ -21,14 +21,14 @@ from mental_health_hpo.checkpointing._manifest import (
     read_manifest,
 )
 from mental_health_hpo.checkpointing._retention import best_records
-from mental_health_hpo.checkpointing._study_storage import (
+from mental_health_hpo.ops.locations import Location, ObjectStoreUrl, as_location
+from mental_health_hpo.workspace.layout import CHECKPOINTS_DIRNAME, STATE_FILE
+from mental_health_hpo.workspace.layout import checkpoints_dir_of as checkpoints_dir_of
+from mental_health_hpo.workspace.storage import (
     committed_checkpoint_dirs,
     has_manifest,
     storage_at,
 )
-from mental_health_hpo.ops.locations import Location, ObjectStoreUrl, as_location
-from mental_health_hpo.workspace.layout import CHECKPOINTS_DIRNAME, STATE_FILE
-from mental_health_hpo.workspace.layout import checkpoints_dir_of as checkpoints_dir_of
 
 logger = logging.getLogger(__name__)
 

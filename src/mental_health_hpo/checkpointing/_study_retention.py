@@ -32,11 +32,11 @@ from mental_health_hpo.checkpointing._study import (
     finish_trial,
     log_report,
 )
-from mental_health_hpo.checkpointing._study_storage import is_local, storage_at
 from mental_health_hpo.ops.locations import Location, as_location
 from mental_health_hpo.workspace.atomic import atomic_write_bytes
 from mental_health_hpo.workspace.layout import CHECKPOINTS_DIRNAME, StudyLayout, TrialLayout
 from mental_health_hpo.workspace.locks import StudyLock
+from mental_health_hpo.workspace.storage import is_local, storage_at
 
 logger = logging.getLogger(__name__)
 

@@ -35,9 +35,8 @@ from mental_health_hpo.checkpointing._errors import (
     IncompatibleCheckpointError,
 )
 from mental_health_hpo.checkpointing._manifest import CheckpointRecord
-from mental_health_hpo.checkpointing._storage import Storage, as_storage
-from mental_health_hpo.checkpointing._study_storage import storage_at
 from mental_health_hpo.workspace.layout import STATE_FILE, WEIGHTS_FILE
+from mental_health_hpo.workspace.storage import Storage, as_storage, storage_at
 
 logger = logging.getLogger(__name__)
 

@@ -25,6 +25,7 @@ import torch
 
 from mental_health_hpo.checkpointing._errors import AsyncSaveError, CheckpointError
 from mental_health_hpo.checkpointing._options import WriterKind
+from mental_health_hpo.workspace.storage import TrialTakenOverError
 
 
 class SaveJob(Protocol):
@@ -99,7 +100,9 @@ class WriterThread:
         with self._cond:
             error, self._error = self._error, None
         if error is not None:
-            if isinstance(error, CheckpointError):
+            # A refused commit (the trial was taken over) is told apart by its type, as it is
+            # when the save ran in the training thread.
+            if isinstance(error, CheckpointError | TrialTakenOverError):
                 raise error
             raise AsyncSaveError(f"background checkpoint save failed: {error}") from error
 

@@ -21,8 +21,6 @@ from typing import Any
 from mental_health_hpo.checkpointing import CheckpointRef, find_best_checkpoints
 from mental_health_hpo.checkpointing._errors import CheckpointError
 from mental_health_hpo.checkpointing._manifest import read_manifest, write_manifest
-from mental_health_hpo.checkpointing._storage import Storage
-from mental_health_hpo.checkpointing._study_storage import BucketFolder, storage_at
 from mental_health_hpo.crash_points import crash_point
 from mental_health_hpo.ops.locations import Location
 from mental_health_hpo.workspace.atomic import atomic_write_bytes, fsync_dir
@@ -35,6 +33,7 @@ from mental_health_hpo.workspace.layout import (
     StudyLayout,
     TrialLayout,
 )
+from mental_health_hpo.workspace.storage import BucketFolder, Storage, storage_at
 
 logger = logging.getLogger(__name__)
 

@@ -19,12 +19,7 @@ from typing import Any, ClassVar
 
 from kedro.io.core import AbstractDataset, DatasetError
 
-from mental_health_hpo.checkpointing import (
-    CheckpointError,
-    CheckpointRef,
-    ranked_checkpoints,
-    storage_at,
-)
+from mental_health_hpo.checkpointing import CheckpointError, CheckpointRef, ranked_checkpoints
 from mental_health_hpo.checkpointing.publish import (
     RECORD_NAME,
     PublishedRecord,
@@ -37,6 +32,7 @@ from mental_health_hpo.checkpointing.publish import (
     recover_published,
 )
 from mental_health_hpo.ops.locations import Location, ObjectStoreUrl, as_location, parse_location
+from mental_health_hpo.workspace import TrialTakenOverError, storage_at
 from mental_health_hpo.workspace.layout import StudyLayout, TrialLayout
 
 logger = logging.getLogger(__name__)
@@ -243,7 +239,7 @@ class CheckpointDataset(AbstractDataset[CheckpointReference, BestCheckpoint]):
                         target,
                     )
                 publish_to_storage(checkpoints_dir, data.checkpoint_ids, target, extra)
-        except CheckpointError as exc:
+        except (CheckpointError, TrialTakenOverError) as exc:
             raise DatasetError(f"cannot publish the best checkpoint: {exc}") from exc
 
     def _exists(self) -> bool:

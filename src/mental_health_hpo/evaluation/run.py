@@ -25,7 +25,6 @@ from mental_health_hpo.checkpointing import (
     CheckpointRef,
     architecture_signature,
     load_checkpoint_ref,
-    storage_at,
 )
 from mental_health_hpo.data.splits import require_rows
 from mental_health_hpo.metrics import flatten_metrics, validation_metrics
@@ -38,6 +37,7 @@ from mental_health_hpo.metrics.thresholds import (
 from mental_health_hpo.model import DualAgentModel, ModelConfig, build_model
 from mental_health_hpo.ops.locations import Location
 from mental_health_hpo.training.inference import predict
+from mental_health_hpo.workspace import storage_at
 from mental_health_hpo.workspace.layout import WEIGHTS_FILE
 
 

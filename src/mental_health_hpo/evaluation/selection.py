@@ -24,12 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mental_health_hpo.checkpointing import (
-    CheckpointRef,
-    find_best_checkpoints,
-    storage_at,
-)
+from mental_health_hpo.checkpointing import CheckpointRef, find_best_checkpoints
 from mental_health_hpo.ops.locations import Location, local_folder
+from mental_health_hpo.workspace import storage_at
 from mental_health_hpo.workspace.layout import (
     TRIAL_RECORD_NAME,
     StudyLayout,

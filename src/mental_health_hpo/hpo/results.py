@@ -20,17 +20,13 @@ from typing import Any
 import optuna
 import pandas as pd
 
-from mental_health_hpo.checkpointing import (
-    Storage,
-    StudyRetention,
-    find_best_checkpoints,
-    storage_at,
-)
+from mental_health_hpo.checkpointing import StudyRetention, find_best_checkpoints
 from mental_health_hpo.hpo.coordination import Coordination
 from mental_health_hpo.hpo.study import StudyConfig, storage_for_display
 from mental_health_hpo.hpo.tally import FINISHED, Tally, best_of
 from mental_health_hpo.ops import mask_obj, mask_secrets
 from mental_health_hpo.ops.locations import Location, as_location
+from mental_health_hpo.workspace import Storage, storage_at
 from mental_health_hpo.workspace.layout import STUDY_RESULT_NAME, TRIAL_RECORD_NAME, StudyLayout
 from mental_health_hpo.workspace.layout import trial_id as trial_folder_name
 

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from optuna.storages import RDBStorage
 from optuna.trial import FrozenTrial
 
-from mental_health_hpo.checkpointing import CheckpointSettings, StudyRetention, load_policy
+from mental_health_hpo.checkpointing import CheckpointSettings, RetentionPolicy, StudyRetention
 from mental_health_hpo.hpo.coordination import Coordination, coordination_for
 from mental_health_hpo.hpo.leases import LeaseStore
 from mental_health_hpo.hpo.objective import TrialPublisher
@@ -112,7 +112,7 @@ def checkpoint_settings(params: Mapping[str, Any]) -> CheckpointSettings:
                 f"hpo.checkpointing.{key} is not a setting (known: "
                 f"{', '.join(_CHECKPOINTING_KEYS)}); remove or rename it in {PARAMETERS_FILE}"
             )
-    policy = load_policy(params.get("policy", "default"), params.get("overrides"))
+    policy = RetentionPolicy.load(params.get("policy", "default"), params.get("overrides"))
     return CheckpointSettings(
         policy=policy, mode=params.get("mode", "write"), writer=params.get("writer", "auto")
     )

@@ -24,8 +24,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from mental_health_hpo.checkpointing import Storage, checkpoint_store, storage_at
 from mental_health_hpo.ops.locations import Location
+from mental_health_hpo.workspace import Storage, checkpoint_store, storage_at
 from mental_health_hpo.workspace.layout import (
     CHECKPOINTS_DIRNAME,
     LOGS_DIRNAME,

@@ -14,9 +14,10 @@ from dataclasses import dataclass
 
 from optuna.trial import TrialState
 
-from mental_health_hpo.checkpointing import InsufficientDiskSpaceError, TrialTakenOverError
+from mental_health_hpo.checkpointing import InsufficientDiskSpaceError
 from mental_health_hpo.hpo.trial_context import LeaseLost, Objective, TrialContext, TrialStopped
 from mental_health_hpo.ops import HubAuthGate, is_auth_error, mask_secrets
+from mental_health_hpo.workspace import TrialTakenOverError
 
 logger = logging.getLogger(__name__)
 

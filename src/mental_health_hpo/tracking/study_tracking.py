@@ -28,7 +28,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from optuna.trial import FrozenTrial, TrialState
 
-from mental_health_hpo.checkpointing import read_manifest, storage_at
+from mental_health_hpo.checkpointing import read_manifest
 from mental_health_hpo.hpo.coordination import Coordination
 from mental_health_hpo.hpo.objective import with_epoch_series
 from mental_health_hpo.hpo.tally import Progress
@@ -38,6 +38,7 @@ from mental_health_hpo.tracking.experiment_kind import (
     get_or_create_training_experiment,
     mark_training_experiment,
 )
+from mental_health_hpo.workspace import storage_at
 from mental_health_hpo.workspace.layout import StudyLayout
 
 logger = logging.getLogger(__name__)

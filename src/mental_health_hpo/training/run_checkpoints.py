@@ -18,11 +18,11 @@ from mental_health_hpo.checkpointing import (
     IncompatibleCheckpointError,
     LoadedCheckpoint,
     MetricRecord,
-    Storage,
     architecture_signature,
 )
 from mental_health_hpo.model import DualAgentModel, ModelConfig
 from mental_health_hpo.training.config import TrainerConfig
+from mental_health_hpo.workspace import Storage
 from mental_health_hpo.workspace.layout import TrialLayout
 
 #: What ``on_metrics`` receives: committed records, in step order.

@@ -37,11 +37,9 @@ from pathlib import Path
 import pandas as pd
 
 from mental_health_hpo.checkpointing import (
-    NO_CHECKPOINTS,
     Checkpointer,
     CheckpointError,
     RunCheckpoints,
-    Storage,
 )
 from mental_health_hpo.model import DualAgentModel, ModelConfig
 from mental_health_hpo.training.batching import DynamicPaddingCollator, LengthGroupedSampler
@@ -68,8 +66,12 @@ from mental_health_hpo.training.run_checkpoints import (
 from mental_health_hpo.training.run_state import RunState
 from mental_health_hpo.training.seeds import SeedRecord, seed_everything
 from mental_health_hpo.training.split_guard import TRAINING_GUARD
+from mental_health_hpo.workspace import Storage
 
 logger = logging.getLogger(__name__)
+
+#: ``train``'s default: no checkpoints (a frozen value, so one instance serves every call).
+_WITHOUT_CHECKPOINTS = RunCheckpoints.disabled()
 
 
 @dataclass(frozen=True)
@@ -116,7 +118,7 @@ def train(
     train_df: pd.DataFrame,
     validation_df: pd.DataFrame,
     *,
-    checkpoints: RunCheckpoints = NO_CHECKPOINTS,
+    checkpoints: RunCheckpoints = _WITHOUT_CHECKPOINTS,
     on_epoch: Callable[[EpochResult], bool | None] | None = None,
     on_metrics: MetricsCallback | None = None,
     replay_journal: bool = False,

@@ -8,10 +8,10 @@ from pathlib import Path
 import torch
 
 from mental_health_hpo.checkpointing import (
+    CheckpointManager,
     CheckpointOptions,
     RetentionPolicy,
     StudyRetention,
-    open_checkpoints,
     read_manifest,
 )
 from mental_health_hpo.datasets import CheckpointDataset, CheckpointReference
@@ -30,7 +30,7 @@ def _objective(context: TrialContext) -> float:
     values = [0.2 * context.sampled["x"], 0.4 * context.sampled["x"] + 0.1]
     options = CheckpointOptions(metric_name=METRIC, watch_disk=False)
     model = torch.nn.Linear(4, 2)
-    with open_checkpoints(context.folder.checkpoints, options) as checkpoints:
+    with CheckpointManager(context.folder.checkpoints, options) as checkpoints:
         for epoch, value in enumerate(values):
             checkpoints.save(
                 epoch=epoch,

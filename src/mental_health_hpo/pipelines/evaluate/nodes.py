@@ -17,7 +17,6 @@ import mlflow
 import pandas as pd
 from matplotlib.figure import Figure
 
-from mental_health_hpo.checkpointing import storage_at
 from mental_health_hpo.datasets import BestCheckpoint
 from mental_health_hpo.evaluation import (
     REPORT_NAME,
@@ -43,6 +42,7 @@ from mental_health_hpo.evaluation.run import (
     evaluate_with_fallback,
 )
 from mental_health_hpo.metrics.thresholds import EVIDENCE_THRESHOLDS, validate_grid
+from mental_health_hpo.workspace import storage_at
 
 logger = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from mental_health_hpo.checkpointing._errors import TrialTakenOverError
+from mental_health_hpo.workspace.storage._errors import TrialTakenOverError
 
 #: What a worker knows of a key: an ETag, ABSENT (it saw no object), OURS (it wrote the key
 #: without learning its ETag: a multipart upload), or nothing (never seen).

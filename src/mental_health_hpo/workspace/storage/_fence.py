@@ -1,4 +1,4 @@
-"""The POSIX stand-in for a bucket's ETag preconditions on the manifest (see :mod:`._storage`).
+"""The POSIX stand-in for a bucket's ETag preconditions on the manifest (see :mod:`._seam`).
 
 S3 replaces the manifest only ``If-Match`` the ETag a worker last saw, and creates it only
 ``If-None-Match: *``; a filesystem has no conditional rename. So a :class:`Fence` remembers the
@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from mental_health_hpo.checkpointing._errors import TrialTakenOverError
+from mental_health_hpo.workspace.storage._errors import TrialTakenOverError
 
 #: What a :class:`LocalStorage` knows of its fence key: (device, inode, size, mtime) of the
 #: version it first saw or last wrote; :data:`ABSENT` when it saw none. A rename keeps all four

@@ -40,17 +40,17 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
-from mental_health_hpo.checkpointing._bucket_preconditions import WriteConditions as Conditions
-from mental_health_hpo.checkpointing._bucket_preconditions import is_precondition_failure
-from mental_health_hpo.checkpointing._storage import (
+from mental_health_hpo.crash_points import crash_point
+from mental_health_hpo.workspace.layout import MANIFEST_NAME
+from mental_health_hpo.workspace.storage._bucket_preconditions import WriteConditions as Conditions
+from mental_health_hpo.workspace.storage._bucket_preconditions import is_precondition_failure
+from mental_health_hpo.workspace.storage._seam import (
     Entry,
     LocalFile,
     LocalStorage,
     Storage,
     put_staged,
 )
-from mental_health_hpo.crash_points import crash_point
-from mental_health_hpo.workspace.layout import MANIFEST_NAME
 
 Keys = list[str]  # inside the class, ``list`` is :meth:`ObjectStorage.list`
 #: Objects up to this size are uploaded in one request, which carries the conditions.

@@ -57,15 +57,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
-from mental_health_hpo.checkpointing._fence import (
+from mental_health_hpo.workspace.atomic import fsync_dir, make_dir_durable
+from mental_health_hpo.workspace.layout import MANIFEST_NAME, TEMP_PREFIX
+from mental_health_hpo.workspace.storage._fence import (
     ABSENT,
     Fence,
     folder_locked,
     publish,
     signature,
 )
-from mental_health_hpo.workspace.atomic import fsync_dir, make_dir_durable
-from mental_health_hpo.workspace.layout import MANIFEST_NAME, TEMP_PREFIX
 
 
 @dataclass(frozen=True)

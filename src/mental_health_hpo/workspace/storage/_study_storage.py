@@ -25,9 +25,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
-from mental_health_hpo.checkpointing._bucket_preconditions import is_precondition_failure
-from mental_health_hpo.checkpointing._object_storage import ObjectStorage, _filesystem
-from mental_health_hpo.checkpointing._storage import Entry, LocalStorage, Storage, put_staged
 from mental_health_hpo.ops.locations import Location, ObjectStoreUrl
 from mental_health_hpo.workspace.layout import (
     CHECKPOINTS_DIRNAME,
@@ -35,6 +32,9 @@ from mental_health_hpo.workspace.layout import (
     TRIAL_PREFIX,
     TrialLayout,
 )
+from mental_health_hpo.workspace.storage._bucket_preconditions import is_precondition_failure
+from mental_health_hpo.workspace.storage._object_storage import ObjectStorage, _filesystem
+from mental_health_hpo.workspace.storage._seam import Entry, LocalStorage, Storage, put_staged
 
 
 class _BufferedObject:
