@@ -9,7 +9,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mental_health_hpo.checkpointing import RetentionPolicy, find_best_checkpoints, read_manifest
+from mental_health_hpo.checkpointing import CheckpointRef, RetentionPolicy, read_manifest
 from mental_health_hpo.checkpointing._manifest import write_manifest
 from mental_health_hpo.checkpointing._study import (
     apply_study_retention,
@@ -50,7 +50,7 @@ def test_only_top_trials_keep_weights_and_running_trials_are_untouched(tmp_path:
     assert any(r.is_full for r in running.checkpoints) and not running.finished
     # metrics history survives pruning
     assert len(read_manifest(study / "trial_0" / "checkpoints").history) == 3
-    best = find_best_checkpoints(study)
+    best = CheckpointRef.best(study)
     assert [(b.trial_dir.name, b.value) for b in best] == [("trial_1", 0.9)]
     assert best[0].path.is_dir()
 
@@ -69,8 +69,8 @@ def test_find_best_returns_co_best_across_trials(tmp_path: Path) -> None:
     study = tmp_path / "study_1"
     for name in ("trial_0", "trial_1"):
         run_trial(study, name, [0.3, 0.8], policy=RetentionPolicy(keep_best_trials=5))
-    assert sorted(b.trial_dir.name for b in find_best_checkpoints(study)) == ["trial_0", "trial_1"]
-    assert len(find_best_checkpoints(study / "trial_0")) == 1
+    assert sorted(b.trial_dir.name for b in CheckpointRef.best(study)) == ["trial_0", "trial_1"]
+    assert len(CheckpointRef.best(study / "trial_0")) == 1
 
 
 @settings(max_examples=8, deadline=None)
@@ -110,13 +110,13 @@ def test_one_rule_names_what_finishing_keeps(tmp_path: Path) -> None:
     for name, (_, epochs) in cases.items():
         directory = study / name / "checkpoints"
         before = [r.id for r in best_of_trial(read_manifest(directory), "f1")]
-        assert [r.record.id for r in find_best_checkpoints(study / name)] == before
+        assert [r.record.id for r in CheckpointRef.best(study / name)] == before
         assert [int(i[6:10]) for i in before] == epochs, name
         finish_trial(directory, "f1")
         after = read_manifest(directory)
         assert after.finished and [r.id for r in after.checkpoints] == before
         assert [r.id for r in best_of_trial(after, "f1")] == before  # idempotent
-    best = find_best_checkpoints(study)
+    best = CheckpointRef.best(study)
     assert [(r.trial_dir.name, r.record.epoch) for r in best] == [
         ("trial_0000", 0),
         ("trial_0000", 1),

@@ -15,8 +15,8 @@ storage's refusal of a worker whose trial was taken over) are project-wide and l
   :class:`RetentionPolicy` (:meth:`RetentionPolicy.load`) says what a trial keeps.
 - Reading: :func:`read_manifest` (its :class:`MetricRecord` journal), :func:`load_checkpoint_ref`
   into a :class:`LoadedCheckpoint`, refused unless :func:`architecture_signature` matches.
-- A study: :class:`StudyRetention` when a trial ends; :func:`ranked_checkpoints` and
-  :func:`find_best_checkpoints` pick its best (:class:`CheckpointRef`);
+- A study: :class:`StudyRetention` when a trial ends; :meth:`CheckpointRef.ranked` and
+  :meth:`CheckpointRef.best` find its checkpoints and its best;
   :meth:`RetentionPolicy.study_peak_bytes` sizes it before it starts.
 - The errors callers handle: :class:`CheckpointError` and the two they tell apart.
 
@@ -38,8 +38,6 @@ from mental_health_hpo.checkpointing._protocol import Checkpointer
 from mental_health_hpo.checkpointing._retention import RetentionPolicy
 from mental_health_hpo.checkpointing._study import (
     CheckpointRef,
-    find_best_checkpoints,
-    ranked_checkpoints,
 )
 from mental_health_hpo.checkpointing._study_retention import StudyRetention
 from mental_health_hpo.checkpointing._verify import (
@@ -63,8 +61,6 @@ __all__ = [
     "RunCheckpoints",
     "StudyRetention",
     "architecture_signature",
-    "find_best_checkpoints",
     "load_checkpoint_ref",
-    "ranked_checkpoints",
     "read_manifest",
 ]

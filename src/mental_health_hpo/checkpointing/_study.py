@@ -47,6 +47,18 @@ class CheckpointRef:
     def path(self) -> Location:
         return self.checkpoints_dir / self.record.id
 
+    @classmethod
+    def ranked(cls, path: str | Location, metric_name: str | None = None) -> list[CheckpointRef]:
+        """Every committed checkpoint under a study, trial or checkpoints folder, best first."""
+        return ranked_checkpoints(path, metric_name)
+
+    @classmethod
+    def best(cls, path: str | Location, metric_name: str | None = None) -> list[CheckpointRef]:
+        """The best checkpoint(s) under a study, trial or checkpoints folder: each trial's best
+        by the one rule (:func:`best_of_trial`), and of co-best trials every one, best trial
+        folder first. Read-only: load one with ``load_checkpoint_ref``."""
+        return find_best_checkpoints(path, metric_name)
+
 
 @dataclass
 class StudyRetentionReport:

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mental_health_hpo.checkpointing import CheckpointRef, find_best_checkpoints
+from mental_health_hpo.checkpointing import CheckpointRef
 from mental_health_hpo.checkpointing._errors import CheckpointError
 from mental_health_hpo.checkpointing._manifest import read_manifest, write_manifest
 from mental_health_hpo.crash_points import crash_point
@@ -299,9 +299,9 @@ def read_record(folder: Location) -> PublishedRecord | None:
 def best_of_folder(path: Location, metric_name: str | None) -> PublishedRecord | None:
     """The record of the best trial under a study or trial folder (``evaluate.study_name``).
 
-    :func:`find_best_checkpoints` (the one rule) decides; of co-best trials, the first folder.
+    :meth:`CheckpointRef.best` (the one rule) decides; of co-best trials, the first folder.
     """
-    refs = find_best_checkpoints(path, metric_name)
+    refs = CheckpointRef.best(path, metric_name)
     if not refs:
         return None
     best_trial = refs[0].trial_dir

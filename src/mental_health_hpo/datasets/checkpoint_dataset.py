@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 
 from kedro.io.core import AbstractDataset, DatasetError
 
-from mental_health_hpo.checkpointing import CheckpointError, CheckpointRef, ranked_checkpoints
+from mental_health_hpo.checkpointing import CheckpointError, CheckpointRef
 from mental_health_hpo.checkpointing.publish import (
     RECORD_NAME,
     PublishedRecord,
@@ -184,7 +184,7 @@ class CheckpointDataset(AbstractDataset[CheckpointReference, BestCheckpoint]):
                 f"no committed checkpoint with a metric value under {source}: run "
                 f"`kedro run --pipelines hpo` first (or check evaluate.study_name)"
             )
-        published = {r.record.id: r for r in ranked_checkpoints(holder, record.metric_name)}
+        published = {r.record.id: r for r in CheckpointRef.ranked(holder, record.metric_name)}
         missing = [i for i in record.checkpoint_ids if i not in published]
         if missing:
             raise DatasetError(
@@ -194,7 +194,7 @@ class CheckpointDataset(AbstractDataset[CheckpointReference, BestCheckpoint]):
         chosen = set(record.checkpoint_ids)
         fallbacks = [
             r
-            for r in ranked_checkpoints(as_location(record.trial_dir), record.metric_name)
+            for r in CheckpointRef.ranked(as_location(record.trial_dir), record.metric_name)
             if r.record.id not in chosen and r.value > float("-inf")
         ]
         return BestCheckpoint(
@@ -217,7 +217,7 @@ class CheckpointDataset(AbstractDataset[CheckpointReference, BestCheckpoint]):
                 storage_at(target).delete_prefix("")
             return
         checkpoints_dir = data.checkpoints_dir
-        refs = {r.record.id: r for r in ranked_checkpoints(checkpoints_dir, self._metric_name)}
+        refs = {r.record.id: r for r in CheckpointRef.ranked(checkpoints_dir, self._metric_name)}
         missing = [i for i in data.checkpoint_ids if i not in refs]
         if missing:
             raise DatasetError(

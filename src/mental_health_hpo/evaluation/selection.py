@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mental_health_hpo.checkpointing import CheckpointRef, find_best_checkpoints
+from mental_health_hpo.checkpointing import CheckpointRef
 from mental_health_hpo.ops.locations import Location, local_folder
 from mental_health_hpo.workspace import storage_at
 from mental_health_hpo.workspace.layout import (
@@ -160,7 +160,7 @@ def best_checkpoints(
     trial_dir: str | Location, metric_name: str | None = None
 ) -> list[CheckpointRef]:
     """Best and co-best checkpoints of one trial, first by epoch (then step)."""
-    refs = find_best_checkpoints(trial_dir, metric_name)
+    refs = CheckpointRef.best(trial_dir, metric_name)
     if not refs:
         raise SelectionError(f"no committed checkpoint with a metric value in {trial_dir}")
     return sorted(refs, key=lambda r: (r.record.epoch, r.record.step, r.record.id))
@@ -170,9 +170,8 @@ def checkpoint_by_id(
     trial_dir: str | Path, checkpoint_id: str, metric_name: str | None = None
 ) -> CheckpointRef:
     """One named checkpoint of a trial (the CLI's ``--checkpoint``)."""
-    from mental_health_hpo.checkpointing import ranked_checkpoints
 
-    for ref in ranked_checkpoints(trial_dir, metric_name):
+    for ref in CheckpointRef.ranked(trial_dir, metric_name):
         if ref.record.id == checkpoint_id or ref.path == Path(checkpoint_id):
             return ref
     raise SelectionError(f"no committed checkpoint '{checkpoint_id}' in {trial_dir}")

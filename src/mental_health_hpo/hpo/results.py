@@ -20,7 +20,7 @@ from typing import Any
 import optuna
 import pandas as pd
 
-from mental_health_hpo.checkpointing import StudyRetention, find_best_checkpoints
+from mental_health_hpo.checkpointing import CheckpointRef, StudyRetention
 from mental_health_hpo.hpo.coordination import Coordination
 from mental_health_hpo.hpo.study import StudyConfig, storage_for_display
 from mental_health_hpo.hpo.tally import FINISHED, Tally, best_of
@@ -86,7 +86,7 @@ def study_result(
             raise NoCompletedTrialError(_why_nothing_completed(trials, config))
         folder = layout.trial(best.number)
         trial_record = _trial_record(storage, folder.trial_id)
-        refs = find_best_checkpoints(folder.path, metric)
+        refs = CheckpointRef.best(folder.path, metric)
         record = mask_obj(
             {
                 "study_id": config.study_id,
@@ -137,7 +137,7 @@ def _names_the_best(record: dict[str, Any], metric: str) -> bool:
     trial_dir = checkpoint.get("trial_dir")
     if not trial_dir:
         return False
-    kept = [ref.record.id for ref in find_best_checkpoints(as_location(trial_dir), metric)]
+    kept = [ref.record.id for ref in CheckpointRef.best(as_location(trial_dir), metric)]
     if named == kept:
         return True
     logger.warning(
