@@ -21,8 +21,9 @@ import mental_health_hpo.checkpointing as core
 ROOT = Path(mental_health_hpo.__file__).parents[2]
 PACKAGE = Path(core.__file__).parent
 FORBIDDEN = {"kedro", "kedro_datasets", "mlflow", "kedro_mlflow"}
-#: Public by job, beside the face: publication of the best checkpoint, the cleanup command.
-PUBLIC_MODULES = {"__init__", "publish", "cleanup"}
+#: Public by job, beside the face: publication of the best checkpoint, the cleanup and rollback
+#: commands.
+PUBLIC_MODULES = {"__init__", "publish", "cleanup", "rollback"}
 # 59 before the fold; what a trial, a reader and a study need (see __init__). Where a study
 # lives (Storage, storage_at, checkpoint_store: a folder or a bucket) is workspace's face.
 MAX_FACE = 16

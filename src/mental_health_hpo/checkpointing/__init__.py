@@ -1,9 +1,10 @@
 """Framework-free checkpoint core: atomic, verified, retention-managed checkpoints.
 
 This is the package's face; every other module here is private (``_``-prefixed; an
-import-linter contract keeps code outside the package off them), except two that are public by
-job: ``publish`` (publication of the best checkpoint) and ``cleanup`` (the orphan-cleanup
-command). Paths, atomic writes, hashing, the study lock and the storage seam every byte goes
+import-linter contract keeps code outside the package off them), except three that are public
+by job: ``publish`` (publication of the best checkpoint), and the ``cleanup`` (orphans) and
+``rollback`` (a stopped trial back to an earlier checkpoint) commands.
+Paths, atomic writes, hashing, the study lock and the storage seam every byte goes
 through (``Storage``, ``storage_at``, ``checkpoint_store``, and ``TrialTakenOverError``, the
 storage's refusal of a worker whose trial was taken over) are project-wide and live in
 ``mental_health_hpo.workspace``.
