@@ -42,6 +42,7 @@ from typing import Any, BinaryIO, cast
 
 from mental_health_hpo.crash_points import crash_point
 from mental_health_hpo.workspace.layout import MANIFEST_NAME
+from mental_health_hpo.workspace.storage._bucket import bucket_filesystem, children_of, keys_under
 from mental_health_hpo.workspace.storage._bucket_preconditions import WriteConditions as Conditions
 from mental_health_hpo.workspace.storage._bucket_preconditions import is_precondition_failure
 from mental_health_hpo.workspace.storage._seam import (
@@ -53,24 +54,14 @@ from mental_health_hpo.workspace.storage._seam import (
 )
 
 Keys = list[str]  # inside the class, ``list`` is :meth:`ObjectStorage.list`
+
+
 #: Objects up to this size are uploaded in one request, which carries the conditions.
 ONE_SHOT_BYTES = 64 * 2**20
 
 
 class UploadFailedError(OSError):
     """An earlier upload to the bucket failed; nothing queued after it was uploaded."""
-
-
-def _filesystem(scheme: str) -> Any:
-    try:
-        import fsspec
-    except ImportError as error:  # pragma: no cover - fsspec comes with the s3 extra
-        raise ImportError("object storage needs fsspec: pip install '.[s3]'") from error
-    try:
-        # No listings cache: other workers change the bucket; each listing must be fresh.
-        return fsspec.filesystem(scheme, use_listings_cache=False, skip_instance_cache=True)
-    except ImportError as error:
-        raise ImportError(f"{scheme}:// storage needs s3fs: pip install '.[s3]'") from error
 
 
 class _CachedObject:
@@ -116,7 +107,7 @@ class ObjectStorage:
             # The conditional writes below are S3's (If-None-Match, If-Match, ETags).
             raise ValueError(f"{url!r} is no S3 URL (s3://bucket/prefix)")
         self.url = url.rstrip("/")
-        self.fs = filesystem if filesystem is not None else _filesystem(scheme)
+        self.fs = filesystem if filesystem is not None else bucket_filesystem(scheme)
         #: ``bucket/prefix``: where the keys live, as fsspec names it.
         self.root = rest.strip("/")
         self.cache_dir = Path(cache_dir)
@@ -299,32 +290,11 @@ class ObjectStorage:
         return int(info["size"])
 
     def list(self, prefix: str = "") -> list[Entry]:
-        """Children derived from the objects under ``prefix``: a store's folder markers and
-        emptied folders (SeaweedFS keeps both) are not children, as on S3 itself."""
         self.flush()
-        remote = self._remote(prefix)
-        children: dict[str, bool] = {}
-        for key in self._keys_under(prefix):
-            if key == remote:
-                continue  # the object itself: an object has no children
-            name, _, deeper = key[len(remote) + 1 :].partition("/")
-            children[name] = children.get(name, False) or bool(deeper)
-        return [Entry(name, is_prefix) for name, is_prefix in sorted(children.items())]
+        return children_of(self._remote(prefix), self._keys_under(prefix))
 
     def _keys_under(self, prefix: str) -> Keys:
-        """Every object key (bucket/...) that is ``prefix`` or under ``prefix/``."""
-        remote = self._remote(prefix)
-        try:
-            found = self.fs.find(remote, withdirs=False, detail=True)
-        except FileNotFoundError:
-            return []
-        return sorted(
-            name
-            for name, info in found.items()
-            if info.get("type") == "file"
-            and not name.endswith("/")
-            and (name == remote or name.startswith(remote + "/"))
-        )
+        return keys_under(self.fs, self._remote(prefix))
 
     def delete(self, key: str) -> None:
         with self._own_lock:

@@ -32,8 +32,9 @@ from mental_health_hpo.workspace.layout import (
     TRIAL_PREFIX,
     TrialLayout,
 )
+from mental_health_hpo.workspace.storage._bucket import bucket_filesystem, children_of, keys_under
 from mental_health_hpo.workspace.storage._bucket_preconditions import is_precondition_failure
-from mental_health_hpo.workspace.storage._object_storage import ObjectStorage, _filesystem
+from mental_health_hpo.workspace.storage._object_storage import ObjectStorage
 from mental_health_hpo.workspace.storage._seam import Entry, LocalStorage, Storage, put_staged
 
 
@@ -70,7 +71,7 @@ class BucketFolder:
 
     def __init__(self, url: ObjectStoreUrl, filesystem: Any = None) -> None:
         self.url = url
-        self.fs = filesystem if filesystem is not None else _filesystem(url.scheme)
+        self.fs = filesystem if filesystem is not None else bucket_filesystem(url.scheme)
         self.root = f"{url.bucket}/{url.prefix}".rstrip("/")
 
     def _remote(self, key: str) -> str:
@@ -110,29 +111,11 @@ class BucketFolder:
         return int(info["size"])
 
     def _keys_under(self, prefix: str) -> list[str]:
-        remote = self._remote(prefix)
-        try:
-            found = self.fs.find(remote, withdirs=False, detail=True)
-        except FileNotFoundError:
-            return []
-        return sorted(
-            name
-            for name, info in found.items()
-            if info.get("type") == "file"
-            and not name.endswith("/")
-            and (name == remote or name.startswith(remote + "/"))
-        )
+        return keys_under(self.fs, self._remote(prefix))
 
     def list(self, prefix: str = "") -> list[Entry]:
         """Children derived from the objects under ``prefix`` (folder markers are not)."""
-        remote = self._remote(prefix)
-        children: dict[str, bool] = {}
-        for key in self._keys_under(prefix):
-            if key == remote:
-                continue
-            name, _, deeper = key[len(remote) + 1 :].partition("/")
-            children[name] = children.get(name, False) or bool(deeper)
-        return [Entry(name, is_prefix) for name, is_prefix in sorted(children.items())]
+        return children_of(self._remote(prefix), self._keys_under(prefix))
 
     def delete(self, key: str) -> None:
         with contextlib.suppress(FileNotFoundError):
