@@ -138,6 +138,21 @@ def test_journal_storage_works(tmp_path: Path) -> None:
     assert len(open_study(setup.config, SPACE, tmp_path).trials) == 2
 
 
+def test_the_default_sqlite_storage_opens_when_the_experiments_are_elsewhere(
+    tmp_path: Path,
+) -> None:
+    """``sqlite:///experiments/optuna.db`` (the default) with ``experiments_dir`` on a shared
+    folder: nothing else creates ``experiments/``, and the leases opened the file before the
+    study did ("unable to open database file" at the first ``kedro run``)."""
+    shared = tmp_path / "shared" / "experiments"
+    setup = study_setup(
+        tmp_path, n_trials=1, storage="sqlite:///experiments/optuna.db", experiments_dir=str(shared)
+    )
+    study = open_study(setup.config, SPACE, tmp_path)
+    assert setup.runner(study, lambda c: c.sampled["x"]).run().ran == [0]
+    assert (tmp_path / "experiments" / "optuna.db").is_file()
+
+
 @pytest.mark.parametrize("field,value", [("name", "a b"), ("sampler", "cmaes"), ("n_trials", 0)])
 def test_bad_study_config_names_the_field(field: str, value: object) -> None:
     with pytest.raises(ValueError, match=f"hpo.study.{field}"):

@@ -22,6 +22,7 @@ from mental_health_hpo.hpo.locks import AdvisoryStudyLock
 from mental_health_hpo.hpo.study import (
     StudyConfig,
     journal_path,
+    make_storage_folder,
     resolve_storage_url,
     storage_for_display,
 )
@@ -67,9 +68,9 @@ def coordination_for(config: StudyConfig, project_root: Path) -> Coordination:
             f"(hpo.study.storage=postgresql+psycopg://user@host:5432/db, password in "
             f"conf/local/credentials.yml), or a folder for experiments_dir"
         )
+    make_storage_folder(url)  # before the leases or the study open a file there
     if url.startswith("journal:///"):
         journal = journal_path(url)
-        journal.parent.mkdir(parents=True, exist_ok=True)  # before the study opens it
         engine = lease_engine(f"sqlite:///{journal}.leases.db")
         return Coordination(
             LeaseStore(engine, config.name, config.lease_s),

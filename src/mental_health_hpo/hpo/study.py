@@ -140,15 +140,26 @@ def journal_path(url: str) -> Path:
     return Path("/" + url.removeprefix("journal:").lstrip("/"))
 
 
+def make_storage_folder(url: str) -> None:
+    """Create the folder of a resolved sqlite or journal file, before anything opens it.
+
+    Why: the default ``sqlite:///experiments/optuna.db`` lives in a folder that nothing else
+    creates once ``hpo.study.experiments_dir`` points elsewhere (a deployment's shared folder, a
+    bucket), and SQLite cannot open a file in a missing folder ("unable to open database file").
+    """
+    if url.startswith("journal:///"):
+        journal_path(url).parent.mkdir(parents=True, exist_ok=True)
+    elif url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+
+
 def make_storage(url: str, project_root: Path) -> BaseStorage:
     """An Optuna storage for ``url``; relative file paths are resolved against the project."""
     url = resolve_storage_url(url, project_root)
+    make_storage_folder(url)
     if url.startswith("journal:///"):
-        path = journal_path(url)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return JournalStorage(JournalFileBackend(str(path)))
+        return JournalStorage(JournalFileBackend(str(journal_path(url))))
     if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         # Several workers on one host write the same file: wait for each other's commits.
         return RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})
     return RDBStorage(url)
