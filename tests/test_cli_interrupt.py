@@ -57,13 +57,23 @@ def test_summary_names_finished_trials_and_the_resume_checkpoint(tmp_path: Path)
 
 def test_summary_when_no_study_was_written(tmp_path: Path) -> None:
     text = interrupted_summary(tmp_path / "experiments", time.time(), "kedro run")
-    assert "No study was written by this run." in text
+    assert f"No study was written to {tmp_path / 'experiments'} by this run." in text
+
+
+def test_summary_of_a_study_in_a_bucket_says_where_it_is() -> None:
+    text = interrupted_summary("s3://hpo/experiments", time.time(), "kedro run")
+    assert "The study is in s3://hpo/experiments" in text
+    assert "No study was written" not in text and not Path("s3:").exists()
 
 
 @pytest.mark.slow
 def test_ctrl_c_on_kedro_run_hpo(kedro_project: Path, tiny_model_dir: Path) -> None:
+    """The study lives where the run's parameters put it (a deployment's shared folder), not
+    in the project's ``experiments/``: the message reads that folder."""
+    shared = kedro_project / "shared" / "experiments"
     params = ",".join(
         [
+            f"hpo.study.experiments_dir={shared}",
             "data_ingest.source.synthetic.n_posts=40",
             "hpo.study.n_trials=2",
             "hpo.study.pruner=none",
@@ -83,7 +93,7 @@ def test_ctrl_c_on_kedro_run_hpo(kedro_project: Path, tiny_model_dir: Path) -> N
         start_new_session=True,
         env=env,
     )
-    manifest = kedro_project / "experiments/study_ctrlc/trial_0000/checkpoints/manifest.json"
+    manifest = shared / "study_ctrlc/trial_0000/checkpoints/manifest.json"
     try:
         deadline = time.monotonic() + 240
         while not manifest.exists():
@@ -100,5 +110,6 @@ def test_ctrl_c_on_kedro_run_hpo(kedro_project: Path, tiny_model_dir: Path) -> N
     assert process.returncode == 130, stderr[-3000:]
     assert "Aborted!" not in stderr
     assert "Interrupted. Everything committed before the interrupt is kept." in stderr
-    assert "trial_0000: running, resumes from checkpoint" in stderr
+    assert f"{shared / 'study_ctrlc'}: 0 of 1 started trials finished" in stderr
+    assert f"trial_0000: running, resumes from checkpoint {shared / 'study_ctrlc'}" in stderr
     assert "To continue, run the same command again:" in stderr and "--pipelines hpo" in stderr

@@ -19,7 +19,7 @@ from typing import Any
 import click
 from kedro.framework.cli.project import run as kedro_run
 
-from mental_health_hpo.interrupt import interrupted_summary
+from mental_health_hpo.interrupt import configured_experiments_dir, interrupted_summary
 
 #: The exit status of a process ended by SIGINT, as shells report it.
 INTERRUPTED_EXIT = 130
@@ -42,7 +42,8 @@ def _run(**kwargs: Any) -> Any:
     except KeyboardInterrupt:
         _close_mlflow_run()
         command = " ".join(shlex.quote(arg) for arg in sys.argv)
-        click.echo("\n" + interrupted_summary(Path("experiments"), started, command), err=True)
+        experiments = configured_experiments_dir(Path("experiments"))
+        click.echo("\n" + interrupted_summary(experiments, started, command), err=True)
         sys.exit(INTERRUPTED_EXIT)
 
 

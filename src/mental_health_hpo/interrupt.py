@@ -3,6 +3,11 @@
 Everything a run commits survives an interrupt (checkpoints are atomic, trial records are written
 per state change), so the message reads what is on disk: for each study touched by the run, how
 many trials finished, and for each unfinished one the checkpoint its next run resumes from.
+
+It reads the experiments folder the run was configured with (``hpo.study.experiments_dir``: a
+deployment's shared folder, say), which the project's hooks hand to
+:func:`remember_experiments_dir` once the Kedro context exists; reading the default
+``experiments/`` instead told a deployment's user that no study was written.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mental_health_hpo.checkpointing import CheckpointError, read_manifest
+from mental_health_hpo.ops.locations import ObjectStoreUrl, UnsupportedLocationError, parse_location
 from mental_health_hpo.workspace.layout import (
     CHECKPOINTS_DIRNAME,
     TRIAL_RECORD_NAME,
@@ -21,6 +27,20 @@ from mental_health_hpo.workspace.layout import (
 )
 
 FINISHED_STATES = ("completed", "pruned", "failed")
+
+#: The experiments folder (or bucket URL) this process's run was configured with; empty until
+#: the hooks see the context (a run stopped before that falls back to the default).
+_configured_experiments_dir: list[str | Path] = []
+
+
+def remember_experiments_dir(value: str | Path | None) -> None:
+    """Record the run's ``hpo.study.experiments_dir`` for the message of an interrupt."""
+    _configured_experiments_dir[:] = [value] if value else []
+
+
+def configured_experiments_dir(default: str | Path) -> str | Path:
+    """The run's experiments folder or bucket URL, or ``default`` when none was recorded."""
+    return _configured_experiments_dir[0] if _configured_experiments_dir else default
 
 
 @dataclass(frozen=True)
@@ -62,16 +82,23 @@ def _touched_since(study_dir: Path, since: float) -> bool:
 
 def interrupted_summary(experiments_dir: str | Path, since: float, command: str) -> str:
     """The lines to print after an interrupt of ``command``, started at time ``since``."""
-    root = Path(experiments_dir)
-    studies = [p for p in study_dirs(root) if _touched_since(p, since)]
     lines = ["Interrupted. Everything committed before the interrupt is kept."]
+    try:
+        location = parse_location(experiments_dir, "hpo.study.experiments_dir")
+    except UnsupportedLocationError:
+        location = Path(experiments_dir)
+    if isinstance(location, ObjectStoreUrl):  # no local folder to read: say where it is
+        lines.append(f"The study is in {experiments_dir}: what reached the bucket is kept there.")
+        lines.append(f"To continue, run the same command again: {command}")
+        return "\n".join(lines)
+    studies = [p for p in study_dirs(location) if _touched_since(p, since)]
     for study in studies:
         trials = [_trial(trial.folder) for trial in StudyLayout(study).trials()]
         finished = sum(t.state in FINISHED_STATES for t in trials)
         lines.append(f"{study}: {finished} of {len(trials)} started trials finished")
         lines += [f"  {t.line()}" for t in trials if t.state not in FINISHED_STATES]
     if not studies:
-        lines.append("No study was written by this run.")
+        lines.append(f"No study was written to {location} by this run.")
     lines.append(f"To continue, run the same command again: {command}")
     if studies:
         lines.append("(the same study name continues the same study; no metric is logged twice)")
