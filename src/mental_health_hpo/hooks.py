@@ -54,7 +54,6 @@ class ProjectHooks:
 
         install_project_logging()
         install_mlflow_masking()
-        _remember_experiments_dir(context)
         # After kedro's logging set up rich's traceback hook, which this one wraps.
         install_short_user_errors(
             (
@@ -65,17 +64,6 @@ class ProjectHooks:
                 UnsupportedLocationError,
             )
         )
-
-
-def _remember_experiments_dir(context: Any) -> None:
-    """The run's experiments folder, for the message a Ctrl-C prints (``interrupt``)."""
-    from mental_health_hpo.interrupt import remember_experiments_dir
-
-    try:
-        study = (context.params.get("hpo") or {}).get("study") or {}
-    except Exception:  # the run reports bad parameters itself, in its own words
-        return
-    remember_experiments_dir(study.get("experiments_dir"))
 
 
 class CredentialsHooks:

@@ -5,9 +5,9 @@ per state change), so the message reads what is on disk: for each study touched 
 many trials finished, and for each unfinished one the checkpoint its next run resumes from.
 
 It reads the experiments folder the run was configured with (``hpo.study.experiments_dir``: a
-deployment's shared folder, say), which the project's hooks hand to
-:func:`remember_experiments_dir` once the Kedro context exists; reading the default
-``experiments/`` instead told a deployment's user that no study was written.
+deployment's shared folder, say), which the hpo node hands to :func:`remember_experiments_dir`
+before it writes anything; reading the default ``experiments/`` instead told a deployment's
+user that no study was written.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from mental_health_hpo.workspace.layout import (
 FINISHED_STATES = ("completed", "pruned", "failed")
 
 #: The experiments folder (or bucket URL) this process's run was configured with; empty until
-#: the hooks see the context (a run stopped before that falls back to the default).
+#: the hpo node starts (a run stopped before that wrote no study, and reads the default).
 _configured_experiments_dir: list[str | Path] = []
 
 

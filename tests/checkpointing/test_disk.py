@@ -21,9 +21,9 @@ from mental_health_hpo.checkpointing import _pressure as pressure_module
 from mental_health_hpo.checkpointing._pressure import (
     DiskUsage,
     estimate_checkpoint_bytes,
-    estimate_retained_bytes,
     preflight_check,
 )
+from mental_health_hpo.checkpointing._retention import estimate_retained_bytes
 from mental_health_hpo.workspace.locks import FileStudyLock
 from tests.checkpointing.conftest import TinyNet, save_epochs, train_step
 from tests.checkpointing.support import finish, open_manager

@@ -39,7 +39,6 @@ from mental_health_hpo.checkpointing._manifest import (
 )
 from mental_health_hpo.checkpointing._options import CheckpointOptions
 from mental_health_hpo.checkpointing._pressure import (
-    OVERHEAD_BYTES,
     DiskGuard,
     DiskWatch,
     UnwatchedDisk,
@@ -52,7 +51,7 @@ from mental_health_hpo.checkpointing._recovery import (
     sweep_temp_files,
     sweep_uncommitted,
 )
-from mental_health_hpo.checkpointing._retention import RetentionPolicy
+from mental_health_hpo.checkpointing._retention import OVERHEAD_BYTES, RetentionPolicy
 from mental_health_hpo.checkpointing._verify import LoadedCheckpoint, load_newest_full, load_record
 from mental_health_hpo.checkpointing._writers import CheckpointWriter, SnapshotPool, make_writer
 from mental_health_hpo.workspace.layout import MANIFEST_NAME, checkpoint_id, study_of

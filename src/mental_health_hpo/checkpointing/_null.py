@@ -27,13 +27,13 @@ from mental_health_hpo.checkpointing._manifest import (
     utc_now,
 )
 from mental_health_hpo.checkpointing._options import CheckpointOptions
-from mental_health_hpo.checkpointing._pressure import OVERHEAD_BYTES, human_bytes, tensor_bytes
+from mental_health_hpo.checkpointing._pressure import human_bytes, tensor_bytes
 from mental_health_hpo.checkpointing._protocol import (
     ContextManaged,
     SaveResult,
     validate_metric_name,
 )
-from mental_health_hpo.checkpointing._retention import apply_plan, plan_retention
+from mental_health_hpo.checkpointing._retention import OVERHEAD_BYTES, apply_plan, plan_retention
 from mental_health_hpo.checkpointing._verify import LoadedCheckpoint, load_newest_full
 from mental_health_hpo.workspace.layout import STATE_FILE, WEIGHTS_FILE, checkpoint_id
 from mental_health_hpo.workspace.storage import Storage

@@ -16,10 +16,10 @@ import torch
 
 from mental_health_hpo.checkpointing._errors import InsufficientDiskSpaceError
 from mental_health_hpo.checkpointing._manifest import utc_now
-from mental_health_hpo.checkpointing._retention import OVERHEAD_BYTES as OVERHEAD_BYTES
-from mental_health_hpo.checkpointing._retention import RetentionPolicy
 from mental_health_hpo.checkpointing._retention import (
-    estimate_retained_bytes as estimate_retained_bytes,
+    OVERHEAD_BYTES,
+    RetentionPolicy,
+    estimate_retained_bytes,
 )
 from mental_health_hpo.workspace.atomic import atomic_write_bytes, remove_durably
 from mental_health_hpo.workspace.layout import StudyLayout

@@ -14,6 +14,7 @@ import pandas as pd
 
 from mental_health_hpo.datasets import CheckpointReference
 from mental_health_hpo.hpo.worker import run_worker
+from mental_health_hpo.interrupt import remember_experiments_dir
 from mental_health_hpo.tracking.masking import install_mlflow_masking
 from mental_health_hpo.tracking.study_tracking import open_study_tracking
 
@@ -26,6 +27,7 @@ def run_hpo(
 ) -> tuple[dict[str, Any], pd.DataFrame, Any, Any, Any, CheckpointReference]:
     """Work on the study until it is complete; its result, trials, plots and best checkpoint."""
     install_mlflow_masking()
+    remember_experiments_dir(hpo.get("study", {}).get("experiments_dir"))  # for a Ctrl-C
     outputs = run_worker(
         model_input_train,
         model_input_validation,
